@@ -1,0 +1,215 @@
+"""Contrastive divergence (CD-k) and persistent CD (PCD), with Optax applying every update.
+
+The log-likelihood gradient of an RBM is ``-<dF/dtheta>_data + <dF/dtheta>_model``. CD-k
+(Hinton 2002) estimates the model term with samples ``k`` Gibbs sweeps away from the data; PCD
+(Tieleman 2008) with persistent chains that carry over from one update to the next. Both are the
+gradient of the surrogate loss
+
+    L(theta) = mean_i F(v_i) - mean_j F(stop_gradient(v~_j))
+
+so the training rule of any unit family follows from its free energy, and any
+``optax.GradientTransformation`` applies it: momentum, weight decay (``optax.add_decayed_weights``),
+schedules and clipping are ``optax.chain(...)``::
+
+    trainer = contrastive.cd(optax.sgd(0.05, momentum=0.9), k=1)
+    state = trainer.init(key, params)
+    state, info = jax.jit(trainer.update)(key, state, batch)
+    state, info = trainer.epoch(key, state, data, batch_size=100)   # one jit, one lax.scan
+
+An optional sparsity target (Lee, Ekanadham & Ng 2008; Hinton 2010, section 11) adds
+``cost * sum_j CE(target, q_j)`` with ``q_j`` the batch mean of ``E[h_j | v]``, whose gradient
+with respect to the hidden inputs is ``cost * (q_j - target)``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from jdbn import gibbs
+from jdbn import rbm as R
+
+Array = jax.Array
+
+
+@struct.dataclass
+class TrainState:
+  """Everything that training carries from one update to the next.
+
+  Attributes:
+    params: the RBM's params.
+    opt_state: the optimizer's state.
+    chains: the persistent chains (PCD), a :class:`jdbn.gibbs.ChainState` ``[n_chains, ...]``,
+      or ``None`` for CD.
+    step: number of updates applied so far.
+  """
+  params: R.RBM
+  opt_state: Any
+  chains: Optional[gibbs.ChainState]
+  step: Array
+
+
+class Info(NamedTuple):
+  """Diagnostics of one update (or, from :meth:`Trainer.epoch`, their means over the epoch).
+
+  Attributes:
+    loss: the CD surrogate, ``mean F(data) - mean F(negatives)``; it is not a likelihood, but a
+      large negative value says the chains have wandered far from the data.
+    recon_error: mean squared error between the batch and its one-step mean reconstruction
+      ``E[v | h]`` with ``h ~ p(h | data)``.
+    grad_norm: global norm of the gradient before the optimizer.
+  """
+  loss: Array
+  recon_error: Array
+  grad_norm: Array
+
+
+class Trainer(NamedTuple):
+  """A contrastive training algorithm as pure functions (compare ``optax.GradientTransformation``).
+
+  Attributes:
+    init: ``(key, params) -> TrainState``.
+    update: ``(key, state, batch) -> (state, Info)``, one update on ``batch [batch, n_visible]``;
+      not jitted, so that it composes; wrap it in ``jax.jit`` to run it alone.
+    epoch: ``(key, state, data, batch_size) -> (state, Info)``, one pass over ``data`` in a
+      key-determined order (the remainder that does not fill a batch is skipped), all updates in
+      one ``lax.scan`` inside one ``jit``; ``Info`` holds the means over the epoch.
+  """
+  init: Callable[..., TrainState]
+  update: Callable[..., tuple[TrainState, Info]]
+  epoch: Callable[..., tuple[TrainState, Info]]
+
+
+def _sparsity_penalty(params: R.RBM, data: Array, target: float) -> Array:
+  q = jnp.clip(jnp.mean(R.hidden_mean(params, data), axis=0), 1e-6, 1 - 1e-6)
+  return -jnp.sum(target * jnp.log(q) + (1 - target) * jnp.log1p(-q))
+
+
+def loss_and_grad(params: R.RBM,
+                  data: Array,
+                  negatives: Array,
+                  *,
+                  sparsity_target: Optional[float] = None,
+                  sparsity_cost: float = 0.0) -> tuple[Array, R.RBM]:
+  """The contrastive surrogate ``mean F(data) - mean F(negatives)`` and its gradient.
+
+  Args:
+    params: RBM params.
+    data: positive-phase visible states, ``[batch, n_visible]``.
+    negatives: negative-phase visible states, ``[n_neg, n_visible]`` (gradients are stopped).
+    sparsity_target: optional target mean activation of the hidden units.
+    sparsity_cost: weight of the sparsity penalty.
+
+  Returns:
+    ``(loss, grads)``, ``grads`` a params pytree.
+  """
+  negatives = jax.lax.stop_gradient(negatives)
+
+  def loss_fn(p):
+    loss = jnp.mean(R.free_energy(p, data)) - jnp.mean(R.free_energy(p, negatives))
+    if sparsity_target is not None:
+      return loss + sparsity_cost * _sparsity_penalty(p, data, sparsity_target), loss
+    return loss, loss
+
+  (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+  return loss, grads
+
+
+def _make(optimizer: optax.GradientTransformation, k: int, n_chains: Optional[int],
+          sparsity_target: Optional[float], sparsity_cost: float) -> Trainer:
+  if not isinstance(k, int) or k < 1:
+    raise ValueError(f"k (Gibbs sweeps per update) must be a positive int, got {k!r}")
+  if not isinstance(optimizer, optax.GradientTransformation):
+    raise TypeError(f"optimizer must be an optax.GradientTransformation, got {type(optimizer)}")
+  if sparsity_target is not None and not 0 < sparsity_target < 1:
+    raise ValueError(f"sparsity_target must lie in (0, 1), got {sparsity_target}")
+  persistent = n_chains is not None
+
+  def init(key: Array, params: R.RBM) -> TrainState:
+    chains = gibbs.init_random(key, params, n_chains) if persistent else None
+    return TrainState(params, optimizer.init(params), chains, jnp.zeros((), jnp.int32))
+
+  def update(key: Array, state: TrainState, batch: Array) -> tuple[TrainState, Info]:
+    params = state.params
+    batch = jnp.asarray(batch, params.W.dtype)
+    key_pos, key_neg = jax.random.split(key)
+    # The first sweep from the data gives the reconstruction; for CD it also starts the chain.
+    first = gibbs.sweep(key_pos, params, gibbs.init(params, batch))
+    recon = R.visible_mean(params, first.h)
+    if persistent:
+      chains, _ = gibbs.chain(key_neg, params, state.chains, k)
+    else:
+      chains, _ = gibbs.chain(key_neg, params, first, k - 1)
+    loss, grads = loss_and_grad(params, batch, chains.v, sparsity_target=sparsity_target,
+                                sparsity_cost=sparsity_cost)
+    updates, opt_state = optimizer.update(grads, state.opt_state, params)
+    params = optax.apply_updates(params, updates)
+    info = Info(loss, jnp.mean(jnp.square(batch - recon)), optax.global_norm(grads))
+    new = TrainState(params, opt_state, chains if persistent else None, state.step + 1)
+    return new, info
+
+  @functools.partial(jax.jit, static_argnames="batch_size")
+  def _epoch(key, state, data, batch_size):
+    key_perm, key_steps = jax.random.split(key)
+    n_batches = data.shape[0] // batch_size
+    order = jax.random.permutation(key_perm, data.shape[0])[:n_batches * batch_size]
+    batches = data[order].reshape((n_batches, batch_size) + data.shape[1:])
+
+    def body(s, xs):
+      k, b = xs
+      return update(k, s, b)
+
+    state, infos = jax.lax.scan(body, state,
+                                (jax.random.split(key_steps, n_batches), batches))
+    return state, jax.tree.map(jnp.mean, infos)
+
+  def epoch(key: Array, state: TrainState, data: Array,
+            batch_size: int) -> tuple[TrainState, Info]:
+    data = jnp.asarray(data)
+    if data.ndim != 2 or data.shape[1] != state.params.n_visible:
+      raise ValueError(f"data must have shape [n, {state.params.n_visible}], got "
+                       f"{tuple(data.shape)}")
+    if not isinstance(batch_size, int) or not 0 < batch_size <= data.shape[0]:
+      raise ValueError(f"batch_size must be an int in [1, {data.shape[0]}], got {batch_size!r}")
+    return _epoch(key, state, data.astype(state.params.W.dtype), batch_size)
+
+  return Trainer(init, update, epoch)
+
+
+def cd(optimizer: optax.GradientTransformation,
+       k: int = 1,
+       *,
+       sparsity_target: Optional[float] = None,
+       sparsity_cost: float = 0.0) -> Trainer:
+  """CD-k (Hinton 2002): negatives are ``k`` Gibbs sweeps away from the batch.
+
+  Args:
+    optimizer: any Optax transformation, e.g. ``optax.sgd(0.05, momentum=0.9)``.
+    k: Gibbs sweeps per update.
+    sparsity_target, sparsity_cost: optional sparsity penalty (see module docstring).
+  """
+  return _make(optimizer, k, None, sparsity_target, sparsity_cost)
+
+
+def pcd(optimizer: optax.GradientTransformation,
+        k: int = 1,
+        *,
+        n_chains: int = 100,
+        sparsity_target: Optional[float] = None,
+        sparsity_cost: float = 0.0) -> Trainer:
+  """Persistent CD (Tieleman 2008): ``n_chains`` chains advance ``k`` sweeps per update.
+
+  Args:
+    optimizer: any Optax transformation.
+    k: Gibbs sweeps per update.
+    n_chains: number of persistent chains ("fantasy particles"), started at random.
+    sparsity_target, sparsity_cost: optional sparsity penalty (see module docstring).
+  """
+  if not isinstance(n_chains, int) or n_chains < 1:
+    raise ValueError(f"n_chains must be a positive int, got {n_chains!r}")
+  return _make(optimizer, k, n_chains, sparsity_target, sparsity_cost)

@@ -1,0 +1,140 @@
+"""Block Gibbs sampling: one sweep as a kernel, and chains of sweeps in one ``lax.scan``.
+
+A sweep samples ``h ~ p(h | v)`` and then ``v ~ p(v | h)``; both conditionals factorise over
+units, so each is one matrix product and elementwise sampling (Hinton 2002). The kernel has the
+blackjax shape ``(key, params, state) -> state``; many chains are ``jax.vmap`` of it and nothing
+more::
+
+    keys = jax.random.split(key, 10_000)
+    states = jax.vmap(lambda v: gibbs.init(params, v))(v0)          # v0: [10_000, n_visible]
+    final, _ = jax.vmap(lambda k, s: gibbs.chain(k, params, s, 1000))(keys, states)
+
+(``chain`` also works directly on a batch of states ``[n_chains, n_visible]``, which runs the
+same computation as one matrix product per sweep.)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from jdbn import rbm as R
+
+Array = jax.Array
+
+
+class ChainState(NamedTuple):
+  """The state of one or many chains.
+
+  Attributes:
+    v: visible states, ``[..., n_visible]``.
+    h: the hidden states sampled in the last sweep (the ones ``v`` was drawn from),
+      ``[..., n_hidden]``; after :func:`init`, ``E[h | v]``.
+  """
+  v: Array
+  h: Array
+
+
+def init(params: R.RBM, v0: jax.typing.ArrayLike) -> ChainState:
+  """A chain state starting at visible states ``v0`` (``[..., n_visible]``)."""
+  v0 = jnp.asarray(v0, params.W.dtype)
+  return ChainState(v0, R.hidden_mean(params, v0))
+
+
+def init_random(key: Array, params: R.RBM, n_chains: Optional[int] = None) -> ChainState:
+  """Chains started from ``p(v | h = 0)`` (independent units at their biases).
+
+  Returns a state of shape ``[n_chains, n_visible]``, or ``[n_visible]`` if ``n_chains`` is None.
+  """
+  shape = () if n_chains is None else (n_chains,)
+  h0 = jnp.zeros(shape + (params.n_hidden,), params.W.dtype)
+  return init(params, R.sample_visible(key, params, h0))
+
+
+def sweep(key: Array, params: R.RBM, state: ChainState,
+          clamp: Optional[Array] = None) -> ChainState:
+  """One block-Gibbs sweep ``v -> h ~ p(h | v) -> v' ~ p(v | h)``.
+
+  Args:
+    key: PRNG key.
+    params: RBM params.
+    state: current :class:`ChainState`.
+    clamp: optional boolean mask broadcastable to ``[..., n_visible]``; clamped visible units keep
+      their current values (labels held fixed, the known pixels when inpainting). A clamped
+      Softmax group must be clamped whole.
+
+  Returns:
+    The new :class:`ChainState`.
+  """
+  key_h, key_v = jax.random.split(key)
+  h = R.sample_hidden(key_h, params, state.v)
+  v = R.sample_visible(key_v, params, h)
+  if clamp is not None:
+    v = jnp.where(clamp, state.v, v)
+  return ChainState(v, h)
+
+
+def chain(key: Array,
+          params: R.RBM,
+          state: ChainState,
+          n_steps: int,
+          *,
+          thin: Optional[int] = None,
+          clamp: Optional[Array] = None) -> tuple[ChainState, Optional[Array]]:
+  """``n_steps`` sweeps in one ``lax.scan``.
+
+  Args:
+    key: PRNG key.
+    params: RBM params.
+    state: initial :class:`ChainState`, any leading batch shape.
+    n_steps: number of sweeps (static, non-negative).
+    thin: if given, also return the visible state after every ``thin``-th sweep.
+    clamp: optional mask of clamped visible units, see :func:`sweep`.
+
+  Returns:
+    ``(final_state, trace)``; ``trace`` is ``[n_steps // thin, ..., n_visible]`` or ``None``.
+  """
+  if not isinstance(n_steps, int) or n_steps < 0:
+    raise ValueError(f"n_steps must be a non-negative int, got {n_steps!r}")
+  if thin is None:
+
+    def body(s, k):
+      return sweep(k, params, s, clamp), None
+
+    state, _ = jax.lax.scan(body, state, jax.random.split(key, n_steps))
+    return state, None
+  if not isinstance(thin, int) or thin <= 0:
+    raise ValueError(f"thin must be a positive int, got {thin!r}")
+  n_out, rest = divmod(n_steps, thin)
+
+  def inner(s, k):
+    s, _ = chain(k, params, s, thin, clamp=clamp)
+    return s, s.v
+
+  key_main, key_rest = jax.random.split(key)
+  state, trace = jax.lax.scan(inner, state, jax.random.split(key_main, n_out))
+  state, _ = chain(key_rest, params, state, rest, clamp=clamp)
+  return state, trace
+
+
+def sample(key: Array,
+           params: R.RBM,
+           n_chains: int,
+           n_steps: int,
+           *,
+           v0: Optional[Array] = None,
+           clamp: Optional[Array] = None,
+           thin: Optional[int] = None) -> tuple[Array, Optional[Array]]:
+  """Draws ``n_chains`` samples by running chains for ``n_steps`` sweeps.
+
+  Chains start at ``v0`` (``[n_chains, n_visible]``) if given, else at random
+  (:func:`init_random`). Returns ``(v, trace)``: the final visible states and, if ``thin`` is
+  given, the thinned trace. Use :func:`jdbn.rbm.visible_mean` of the final ``h`` for smoother
+  pictures.
+  """
+  key_init, key_run = jax.random.split(key)
+  state = init_random(key_init, params, n_chains) if v0 is None else init(params, v0)
+  state, trace = chain(key_run, params, state, n_steps, thin=thin, clamp=clamp)
+  return state.v, trace

@@ -1,0 +1,360 @@
+"""Unit families: the per-layer pieces of a Boltzmann machine's energy.
+
+A layer of units ``x`` with bias ``a`` (and, for Gaussian units, a log standard deviation
+``log_sigma``) contributes to the energy of a two-layer model
+
+    E(v, h) = E_v(v) + E_h(h) - s_v(v) @ W @ s_h(h)
+
+through its *self energy* ``E_x(x)`` and its *scaled state* ``s_x(x)`` (``x`` for every
+family here except Gaussian units with a learned sigma, where it is ``x / sigma``). Given the
+input ``phi`` that the other layer sends through ``W`` (``phi = s_h(h) @ W.T`` for visible units),
+every family provides, for the conditional ``p(x | phi) ∝ exp(-E_x(x) + s_x(x) . phi)``:
+
+* ``mean(phi, bias, log_sigma)``: ``E[x | phi]``;
+* ``sample(key, phi, bias, log_sigma)``: a draw from ``p(x | phi)``;
+* ``log_partition(phi, bias, log_sigma)``: ``log ∫ exp(-E_x(x) + s_x(x) . phi) dx`` summed over
+  the layer's units, the term that marginalising the layer out adds to a free energy.
+
+The families know nothing about RBMs: they are the vocabulary that ``jdbn.rbm`` speaks. All are
+frozen, hashable dataclasses, so they can sit in a params pytree as static metadata.
+
+References:
+  Hinton (2010), "A practical guide to training restricted Boltzmann machines", UTML TR 2010-003.
+  Welling, Rosen-Zvi & Hinton (2005), "Exponential family harmoniums with an application to
+  information retrieval".
+  Nair & Hinton (2010), "Rectified linear units improve restricted Boltzmann machines".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import log_ndtr
+
+Array = jax.Array
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def _sigma(log_sigma: Optional[Array]):
+  return 1.0 if log_sigma is None else jnp.exp(log_sigma)
+
+
+@dataclasses.dataclass(frozen=True)
+class Units:
+  """Base class of a unit family. Subclasses override the methods below."""
+
+  #: Whether the layer's states can be listed (for exact enumeration of small models).
+  enumerable = False
+  #: Whether the family uses a per-unit ``log_sigma`` parameter.
+  has_sigma = False
+
+  def energy(self, x: Array, bias: Array, log_sigma: Optional[Array] = None) -> Array:
+    """Self energy ``E_x(x)``, summed over the last axis: ``[..., n] -> [...]``."""
+    raise NotImplementedError
+
+  def scaled(self, x: Array, log_sigma: Optional[Array] = None) -> Array:
+    """The state as it enters the interaction term, ``s_x(x)``: ``[..., n] -> [..., n]``."""
+    del log_sigma
+    return x
+
+  def mean(self, phi: Array, bias: Array, log_sigma: Optional[Array] = None) -> Array:
+    """``E[x | phi]``: ``[..., n] -> [..., n]``."""
+    raise NotImplementedError
+
+  def sample(self, key: Array, phi: Array, bias: Array,
+             log_sigma: Optional[Array] = None) -> Array:
+    """A draw from ``p(x | phi)``: ``[..., n] -> [..., n]``."""
+    raise NotImplementedError
+
+  def log_partition(self, phi: Array, bias: Array, log_sigma: Optional[Array] = None) -> Array:
+    """``log ∫ exp(-E_x(x) + s_x(x) . phi) dx`` summed over units: ``[..., n] -> [...]``."""
+    raise NotImplementedError
+
+  def states(self, n: int) -> np.ndarray:
+    """All joint states of ``n`` units, ``[n_states, n]`` (enumerable families only)."""
+    raise TypeError(f"{type(self).__name__} units are continuous and cannot be enumerated")
+
+  def n_states(self, n: int) -> int:
+    """Number of joint states of ``n`` units (enumerable families only)."""
+    raise TypeError(f"{type(self).__name__} units are continuous and cannot be enumerated")
+
+  def validate(self, x, name: str = "x") -> None:
+    """Raises ``ValueError`` if concrete data ``x`` is outside the family's support."""
+    x = np.asarray(x)
+    if not np.all(np.isfinite(x)):
+      raise ValueError(f"{name} contains NaN or inf values")
+
+  def check_size(self, n: int, name: str = "n") -> None:
+    """Raises ``ValueError`` if a layer of ``n`` units is impossible for this family."""
+    if not isinstance(n, (int, np.integer)) or n <= 0:
+      raise ValueError(f"{name} must be a positive integer, got {n!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Bernoulli(Units):
+  """Binary units in {0, 1}: ``E_x = -a . x``, ``p(x_i = 1 | phi) = sigmoid(a_i + phi_i)``."""
+
+  enumerable = True
+
+  def energy(self, x, bias, log_sigma=None):
+    return -jnp.sum(x * bias, axis=-1)
+
+  def mean(self, phi, bias, log_sigma=None):
+    return jax.nn.sigmoid(bias + phi)
+
+  def sample(self, key, phi, bias, log_sigma=None):
+    p = self.mean(phi, bias)
+    return (jax.random.uniform(key, p.shape, p.dtype) < p).astype(p.dtype)
+
+  def log_partition(self, phi, bias, log_sigma=None):
+    # log(1 + e^z), summed; softplus is stable for large |z|.
+    return jnp.sum(jax.nn.softplus(bias + phi), axis=-1)
+
+  def states(self, n):
+    return np.array(list(itertools.product([0.0, 1.0], repeat=n)), dtype=np.float32).reshape(
+        -1, n)
+
+  def n_states(self, n):
+    return 2**n
+
+  def validate(self, x, name="x"):
+    super().validate(x, name)
+    x = np.asarray(x)
+    if x.size and (x.min() < 0 or x.max() > 1):
+      raise ValueError(
+          f"{name} must lie in [0, 1] for Bernoulli units (binary states or probabilities), "
+          f"got values in [{x.min():g}, {x.max():g}]")
+
+
+@dataclasses.dataclass(frozen=True)
+class Gaussian(Units):
+  """Real-valued units with a per-unit standard deviation sigma (Gaussian-Bernoulli RBM).
+
+  ``E_x = sum_i (x_i - a_i)^2 / (2 sigma_i^2)``, ``s_x(x) = x / sigma``, so that
+  ``p(x_i | phi) = N(a_i + sigma_i phi_i, sigma_i^2)`` (Hinton 2010, section 13.2). With
+  ``learn_sigma=False`` the model has no ``log_sigma`` parameter and sigma is 1, the usual choice
+  for data standardised to unit variance; with ``learn_sigma=True`` the params carry
+  ``log_sigma`` and contrastive training learns it through the free energy.
+  """
+
+  learn_sigma: bool = False
+
+  @property
+  def has_sigma(self):  # type: ignore[override]
+    return self.learn_sigma
+
+  def energy(self, x, bias, log_sigma=None):
+    sigma = _sigma(log_sigma)
+    return jnp.sum(0.5 * jnp.square((x - bias) / sigma), axis=-1)
+
+  def scaled(self, x, log_sigma=None):
+    return x / _sigma(log_sigma)
+
+  def mean(self, phi, bias, log_sigma=None):
+    return bias + _sigma(log_sigma) * phi
+
+  def sample(self, key, phi, bias, log_sigma=None):
+    mu = self.mean(phi, bias, log_sigma)
+    return mu + _sigma(log_sigma) * jax.random.normal(key, mu.shape, mu.dtype)
+
+  def log_partition(self, phi, bias, log_sigma=None):
+    # ∫ exp(-(x-a)^2/(2 s^2) + x phi / s) dx = sqrt(2 pi) s exp(a phi / s + phi^2 / 2).
+    sigma = _sigma(log_sigma)
+    log_s = 0.0 if log_sigma is None else log_sigma
+    return jnp.sum(bias * phi / sigma + 0.5 * jnp.square(phi) + log_s + _HALF_LOG_2PI, axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Softmax(Units):
+  """One-hot groups of ``group_size`` consecutive units (e.g. 10 label units).
+
+  Exactly one unit of each group is on. ``E_x = -a . x``; within a group,
+  ``p(x_k = 1 | phi) = softmax(a + phi)_k``. A layer of ``n`` units has ``n / group_size`` groups.
+  """
+
+  group_size: int = 10
+  enumerable = True
+
+  def _groups(self, z):
+    return z.reshape(z.shape[:-1] + (z.shape[-1] // self.group_size, self.group_size))
+
+  def energy(self, x, bias, log_sigma=None):
+    return -jnp.sum(x * bias, axis=-1)
+
+  def mean(self, phi, bias, log_sigma=None):
+    z = bias + phi
+    return jax.nn.softmax(self._groups(z), axis=-1).reshape(z.shape)
+
+  def sample(self, key, phi, bias, log_sigma=None):
+    z = self._groups(bias + phi)
+    idx = jax.random.categorical(key, z, axis=-1)
+    return jax.nn.one_hot(idx, self.group_size, dtype=z.dtype).reshape(phi.shape[:-1] +
+                                                                       (-1,))
+
+  def log_partition(self, phi, bias, log_sigma=None):
+    z = self._groups(bias + phi)
+    return jnp.sum(jax.nn.logsumexp(z, axis=-1), axis=-1)
+
+  def states(self, n):
+    self.check_size(n)
+    eye = np.eye(self.group_size, dtype=np.float32)
+    groups = n // self.group_size
+    return np.array([np.concatenate(c) for c in itertools.product(eye, repeat=groups)],
+                    dtype=np.float32).reshape(-1, n)
+
+  def n_states(self, n):
+    return self.group_size**(n // self.group_size)
+
+  def check_size(self, n, name="n"):
+    super().check_size(n, name)
+    if n % self.group_size:
+      raise ValueError(f"{name}={n} is not a multiple of the Softmax group size "
+                       f"{self.group_size}")
+
+  def validate(self, x, name="x"):
+    super().validate(x, name)
+    x = np.asarray(x)
+    if x.shape[-1] % self.group_size:
+      raise ValueError(f"{name} has {x.shape[-1]} units, not a multiple of the Softmax group "
+                       f"size {self.group_size}")
+    g = x.reshape(x.shape[:-1] + (-1, self.group_size))
+    if not (np.all((g == 0) | (g == 1)) and np.all(g.sum(-1) == 1)):
+      raise ValueError(f"{name} must be one-hot in each group of {self.group_size} Softmax units")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReLU(Units):
+  """Rectified units: a unit-variance Gaussian truncated to ``x >= 0``.
+
+  ``E_x = sum_i x_i^2 / 2 - a_i x_i`` on ``x >= 0``, so ``p(x_i | phi)`` is ``N(z_i, 1)``
+  truncated to ``[0, inf)`` with ``z = a + phi``, whose mean is ``z + pdf(z) / cdf(z)`` and whose
+  log-partition is ``z^2 / 2 + log Phi(z) + log sqrt(2 pi)``. Nair & Hinton (2010) sample NReLU
+  units as ``max(0, z + N(0, sigmoid(z)))``, an approximation to a sum of infinitely many tied
+  binary units; this family keeps an exact energy (so free energies, AIS and the CD gradient are
+  exact) and samples its conditional exactly.
+  """
+
+  def energy(self, x, bias, log_sigma=None):
+    return jnp.sum(0.5 * jnp.square(x) - bias * x, axis=-1)
+
+  def mean(self, phi, bias, log_sigma=None):
+    z = bias + phi
+    # pdf(z) / cdf(z) = exp(log pdf - log cdf), stable for very negative z.
+    log_pdf = -0.5 * jnp.square(z) - _HALF_LOG_2PI
+    return z + jnp.exp(log_pdf - log_ndtr(z))
+
+  def sample(self, key, phi, bias, log_sigma=None):
+    z = bias + phi
+    return z + jax.random.truncated_normal(key, -z, jnp.inf, z.shape, z.dtype)
+
+  def log_partition(self, phi, bias, log_sigma=None):
+    z = bias + phi
+    return jnp.sum(0.5 * jnp.square(z) + log_ndtr(z) + _HALF_LOG_2PI, axis=-1)
+
+  def validate(self, x, name="x"):
+    super().validate(x, name)
+    if np.asarray(x).size and np.asarray(x).min() < 0:
+      raise ValueError(f"{name} must be non-negative for ReLU units")
+
+
+@dataclasses.dataclass(frozen=True)
+class Joint(Units):
+  """A layer made of consecutive blocks of different families.
+
+  ``Joint(((Bernoulli(), 500), (Softmax(10), 10)))`` is the visible layer of the top RBM in
+  Hinton, Osindero & Teh (2006): 500 binary units joined by 10 label units.
+  """
+
+  parts: tuple = ()
+
+  def __post_init__(self):
+    for units, n in self.parts:
+      if not isinstance(units, Units) or isinstance(units, Joint):
+        raise TypeError(f"Joint parts must be (Units, size) pairs of plain families, got "
+                        f"{units!r}")
+      units.check_size(n, f"size of {type(units).__name__} block")
+
+  @property
+  def size(self) -> int:
+    return sum(n for _, n in self.parts)
+
+  @property
+  def enumerable(self):  # type: ignore[override]
+    return all(u.enumerable for u, _ in self.parts)
+
+  @property
+  def has_sigma(self):  # type: ignore[override]
+    return any(u.has_sigma for u, _ in self.parts)
+
+  def _split(self, z):
+    if z is None:
+      return [None] * len(self.parts)
+    z = jnp.asarray(z)
+    if z.ndim == 0:
+      return [z] * len(self.parts)
+    out, start = [], 0
+    for _, n in self.parts:
+      out.append(z[..., start:start + n])
+      start += n
+    return out
+
+  def _each(self, method, *arrays, log_sigma=None, concat=True):
+    pieces = [self._split(a) for a in arrays]
+    sig = self._split(log_sigma)
+    outs = [
+        getattr(u, method)(*[p[i] for p in pieces], **({
+            "log_sigma": sig[i] if u.has_sigma else None
+        })) for i, (u, _) in enumerate(self.parts)
+    ]
+    return jnp.concatenate(outs, axis=-1) if concat else sum(outs)
+
+  def energy(self, x, bias, log_sigma=None):
+    return self._each("energy", x, bias, log_sigma=log_sigma, concat=False)
+
+  def scaled(self, x, log_sigma=None):
+    return self._each("scaled", x, log_sigma=log_sigma)
+
+  def mean(self, phi, bias, log_sigma=None):
+    return self._each("mean", phi, bias, log_sigma=log_sigma)
+
+  def sample(self, key, phi, bias, log_sigma=None):
+    keys = jax.random.split(key, len(self.parts))
+    phis, biases, sigs = self._split(phi), self._split(bias), self._split(log_sigma)
+    return jnp.concatenate([
+        u.sample(keys[i], phis[i], biases[i], sigs[i] if u.has_sigma else None)
+        for i, (u, _) in enumerate(self.parts)
+    ], axis=-1)
+
+  def log_partition(self, phi, bias, log_sigma=None):
+    return self._each("log_partition", phi, bias, log_sigma=log_sigma, concat=False)
+
+  def states(self, n):
+    if n != self.size:
+      raise ValueError(f"Joint layer has {self.size} units, asked for states of {n}")
+    blocks = [u.states(k) for u, k in self.parts]
+    return np.array([np.concatenate(c) for c in itertools.product(*blocks)],
+                    dtype=np.float32).reshape(-1, n)
+
+  def n_states(self, n):
+    return math.prod(u.n_states(k) for u, k in self.parts)
+
+  def check_size(self, n, name="n"):
+    super().check_size(n, name)
+    if n != self.size:
+      raise ValueError(f"{name}={n} does not match the Joint layer's {self.size} units")
+
+  def validate(self, x, name="x"):
+    x = np.asarray(x)
+    if x.shape[-1] != self.size:
+      raise ValueError(f"{name} has {x.shape[-1]} units, the Joint layer has {self.size}")
+    start = 0
+    for u, n in self.parts:
+      u.validate(x[..., start:start + n], f"{name}[..., {start}:{start + n}]")
+      start += n
