@@ -24,12 +24,14 @@ with respect to the hidden inputs is ``cost * (q_j - target)``.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
+from jax.sharding import PartitionSpec as P
 
 from jdbn import gibbs
 from jdbn import rbm as R
@@ -78,11 +80,48 @@ class Trainer(NamedTuple):
       not jitted, so that it composes; wrap it in ``jax.jit`` to run it alone.
     epoch: ``(key, state, data, batch_size) -> (state, Info)``, one pass over ``data`` in a
       key-determined order (the remainder that does not fill a batch is skipped), all updates in
-      one ``lax.scan`` inside one ``jit``; ``Info`` holds the means over the epoch.
+      one ``lax.scan`` inside one ``jit``; ``Info`` holds the means over the epoch. If ``data``
+      lives on a mesh of devices (a ``jax.sharding.NamedSharding``, replicated or split along its
+      first axis), every batch is split over the devices: data parallelism, see
+      :mod:`jdbn.parallel`.
   """
   init: Callable[..., TrainState]
   update: Callable[..., tuple[TrainState, Info]]
   epoch: Callable[..., tuple[TrainState, Info]]
+
+
+def _batch_sharding(data: Array, batch_size: int) -> Optional[jax.sharding.NamedSharding]:
+  """How :meth:`Trainer.epoch` lays out ``[n_batches, batch_size, ...]`` when ``data`` lives on a
+  mesh of several devices (a ``NamedSharding``): each batch is split over the mesh axes that
+  split ``data``'s first axis or, if ``data`` is replicated, over every mesh axis. ``None`` (no
+  constraint) for data on one device."""
+  if isinstance(data, jax.core.Tracer):  # under an outer jit: known on Explicit meshes only
+    sharding = jax.typeof(data).sharding
+  else:
+    sharding = getattr(data, "sharding", None)
+  if not isinstance(sharding, jax.sharding.NamedSharding) or sharding.mesh.size <= 1:
+    return None
+  spec = tuple(sharding.spec) + (None,) * (data.ndim - len(sharding.spec))
+  if spec[0] is not None:
+    axes = spec[0] if isinstance(spec[0], tuple) else (spec[0],)
+  elif all(a is None for a in spec):
+    axes = tuple(sharding.mesh.axis_names)
+  else:
+    return None
+  n = math.prod(sharding.mesh.shape[a] for a in axes)
+  if batch_size % n:
+    raise ValueError(f"the data's mesh splits each batch over {n} devices, so batch_size must be "
+                     f"a multiple of {n}, got {batch_size}")
+  return jax.sharding.NamedSharding(sharding.mesh,
+                                    P(None, axes[0] if len(axes) == 1 else axes, *spec[1:]))
+
+
+def _constrain(x: Array, sharding: jax.sharding.NamedSharding) -> Array:
+  """Lays ``x`` out as ``sharding`` inside ``jit``: ``reshard`` on an all-``Explicit`` mesh
+  (where ``with_sharding_constraint`` only asserts), ``with_sharding_constraint`` otherwise."""
+  if all(t == jax.sharding.AxisType.Explicit for t in sharding.mesh.axis_types):
+    return jax.sharding.reshard(x, sharding)
+  return jax.lax.with_sharding_constraint(x, sharding)
 
 
 def _sparsity_penalty(params: R.RBM, data: Array, target: float) -> Array:
@@ -149,16 +188,20 @@ def _make(optimizer: optax.GradientTransformation, k: int, n_chains: Optional[in
                                 sparsity_cost=sparsity_cost)
     updates, opt_state = optimizer.update(grads, state.opt_state, params)
     params = optax.apply_updates(params, updates)
-    info = Info(loss, jnp.mean(jnp.square(batch - recon)), optax.global_norm(grads))
+    info = Info(loss, jnp.mean(jnp.square(batch - recon)), optax.tree.norm(grads))
     new = TrainState(params, opt_state, chains if persistent else None, state.step + 1)
     return new, info
 
-  @functools.partial(jax.jit, static_argnames="batch_size")
-  def _epoch(key, state, data, batch_size):
+  @functools.partial(jax.jit, static_argnames=("batch_size", "batch_sharding"))
+  def _epoch(key, state, data, batch_size, batch_sharding):
     key_perm, key_steps = jax.random.split(key)
     n_batches = data.shape[0] // batch_size
     order = jax.random.permutation(key_perm, data.shape[0])[:n_batches * batch_size]
+    if batch_sharding is not None:  # a global shuffle needs every row (no-op if replicated)
+      data = _constrain(data, jax.sharding.NamedSharding(batch_sharding.mesh, P()))
     batches = data[order].reshape((n_batches, batch_size) + data.shape[1:])
+    if batch_sharding is not None:  # each device keeps its part of every batch
+      batches = _constrain(batches, batch_sharding)
 
     def body(s, xs):
       k, b = xs
@@ -176,7 +219,8 @@ def _make(optimizer: optax.GradientTransformation, k: int, n_chains: Optional[in
                        f"{tuple(data.shape)}")
     if not isinstance(batch_size, int) or not 0 < batch_size <= data.shape[0]:
       raise ValueError(f"batch_size must be an int in [1, {data.shape[0]}], got {batch_size!r}")
-    return _epoch(key, state, data.astype(state.params.W.dtype), batch_size)
+    return _epoch(key, state, data.astype(state.params.W.dtype), batch_size,
+                  _batch_sharding(data, batch_size))
 
   return Trainer(init, update, epoch)
 
