@@ -29,19 +29,19 @@ import numpy as np
 from jax.typing import ArrayLike
 
 __all__ = [
-    "Dataset",
-    "NAMES",
     "MNIST_ENV_VAR",
+    "NAMES",
+    "Dataset",
+    "batch",
+    "binarize",
+    "binarize_stochastic",
+    "check_finite",
     "load",
     "load_digits",
     "load_mnist",
     "read_idx",
-    "split_validation",
-    "binarize",
-    "binarize_stochastic",
     "shuffle",
-    "batch",
-    "check_finite",
+    "split_validation",
 ]
 
 NAMES = ("digits", "mnist")
@@ -201,7 +201,7 @@ def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.n
     path = pathlib.Path(path)
     with open(path, "rb") as f:
         gzipped = f.read(2) == b"\x1f\x8b"
-    with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as f:
+    with gzip.open(path, "rb") if gzipped else open(path, "rb") as f:
         data = f.read()
     if len(data) < 4:
         raise ValueError(f"{path}: too short for an IDX header ({len(data)} bytes)")
@@ -241,7 +241,7 @@ def _load_mnist_idx(folder: pathlib.Path, split: str) -> Dataset:
             f"{', '.join(n + '[.gz]' for n in names)}"
         )
     paths = [_find_idx(folder, n) for n in names]
-    missing = [n + "[.gz]" for n, p in zip(names, paths) if p is None]
+    missing = [n + "[.gz]" for n, p in zip(names, paths, strict=True) if p is None]
     if missing:
         raise FileNotFoundError(f"MNIST folder {str(folder)!r} lacks {', '.join(missing)}")
     images = read_idx(paths[0], _IDX_IMAGES_MAGIC)
@@ -377,8 +377,11 @@ def shuffle(key: jax.Array, ds: Dataset) -> Dataset:
     if len(ds.y) != n:
         raise ValueError(f"x has {n} examples but y has {len(ds.y)}")
     perm = jax.random.permutation(key, n)
-    return Dataset(jnp.take(jnp.asarray(ds.x), perm, axis=0),
-                   jnp.take(jnp.asarray(ds.y), perm, axis=0), ds.image_shape)
+    return Dataset(
+        jnp.take(jnp.asarray(ds.x), perm, axis=0),
+        jnp.take(jnp.asarray(ds.y), perm, axis=0),
+        ds.image_shape,
+    )
 
 
 def batch(key: jax.Array | None, x: Any, batch_size: int) -> Any:
@@ -417,8 +420,10 @@ def batch(key: jax.Array | None, x: Any, batch_size: int) -> Any:
         idx = jnp.arange(n_batches * batch_size)
     else:
         idx = jax.random.permutation(key, n)[: n_batches * batch_size]
-    leaves = [jnp.take(leaf, idx, axis=0).reshape(n_batches, batch_size, *leaf.shape[1:])
-              for leaf in leaves]
+    leaves = [
+        jnp.take(leaf, idx, axis=0).reshape(n_batches, batch_size, *leaf.shape[1:])
+        for leaf in leaves
+    ]
     return jax.tree.unflatten(treedef, leaves)
 
 

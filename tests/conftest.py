@@ -6,8 +6,12 @@ import pathlib
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 @pytest.fixture(scope="session")
@@ -21,10 +25,15 @@ def mnist_dir() -> pathlib.Path:
     folder = pathlib.Path(env) if env else REPO_ROOT.parent / "shared" / "data" / "mnist"
     source = "JDBN_MNIST_DIR" if env else "the default location"
     if not folder.is_dir():
-        pytest.skip(f"real MNIST not found: {folder} ({source}) is not a folder; "
-                    "set JDBN_MNIST_DIR to a folder of the four IDX files")
-    missing = [n for n in _MNIST_FILES
-               if not (folder / n).is_file() and not (folder / (n + ".gz")).is_file()]
+        pytest.skip(
+            f"real MNIST not found: {folder} ({source}) is not a folder; "
+            "set JDBN_MNIST_DIR to a folder of the four IDX files"
+        )
+    missing = [
+        n
+        for n in _MNIST_FILES
+        if not (folder / n).is_file() and not (folder / (n + ".gz")).is_file()
+    ]
     if missing:
         pytest.skip(f"real MNIST incomplete in {folder} ({source}): missing {', '.join(missing)}")
     return folder

@@ -16,12 +16,12 @@ MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
 def write_idx(path, array, *, gz=False, magic=None):
-    """Writes ``array`` (uint8) as an IDX file; ``magic`` overrides the header's first four bytes."""
+    """Writes ``array`` as a uint8 IDX file; ``magic`` overrides the header's first 4 bytes."""
     array = np.asarray(array, dtype=np.uint8)
     header = magic if magic is not None else (0x08 << 8) | array.ndim
     content = header.to_bytes(4, "big")
     content += b"".join(int(s).to_bytes(4, "big") for s in array.shape) + array.tobytes()
-    with (gzip.open(path, "wb") if gz else open(path, "wb")) as f:
+    with gzip.open(path, "wb") if gz else open(path, "wb") as f:
         f.write(content)
     return path
 
@@ -30,7 +30,8 @@ def write_mnist_folder(folder, n_train=7, n_test=5, *, gz=True, seed=0):
     """A small MNIST-format folder; train files gzipped if ``gz``, test files plain."""
     rng = np.random.default_rng(seed)
     arrays = {}
-    for split, n, prefix, zipped in (("train", n_train, "train", gz), ("test", n_test, "t10k", False)):
+    specs = (("train", n_train, "train", gz), ("test", n_test, "t10k", False))
+    for split, n, prefix, zipped in specs:
         images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
         labels = rng.integers(0, 10, size=n, dtype=np.uint8)
         suffix = ".gz" if zipped else ""
