@@ -1,0 +1,298 @@
+"""The training loop: epochs of a contrastive :class:`~jdbn.contrastive.Trainer`, with monitoring,
+checkpoints and exact resumption.
+
+:func:`fit` runs ``trainer.epoch`` (one ``jit``, one ``lax.scan`` over the epoch's mini-batches)
+once per epoch and, between epochs, on the host: computes monitoring metrics, shows them on a
+progress bar, saves a checkpoint and stops if training diverged. Example::
+
+    trainer = jdbn.contrastive.pcd(optax.sgd(0.05, momentum=0.5), n_chains=100)
+    state, history = jdbn.train.fit(key, trainer, params, train_x, epochs=20, batch_size=100,
+                                    validation=valid_x, checkpoint_dir="runs/rbm")
+    history[-1]["free_energy_gap"]      # > 0 and growing: the model is overfitting
+
+The same call with the same ``checkpoint_dir`` after an interruption continues from the last
+completed epoch and ends with bit-identical params: epoch ``e`` always uses the key
+``fold_in(key_epochs, e)``, whatever happened before it. A DBN is trained by calling :func:`fit`
+once per layer, each with its own ``checkpoint_dir``.
+
+The metrics (Hinton 2010, "A practical guide to training RBMs", sections 5 and 6):
+
+* ``loss``, ``recon_error``, ``grad_norm``: means over the epoch's updates (:class:`Info`).
+* ``pseudo_likelihood``: mean log pseudo-likelihood per example (nats) of ``eval_size`` training
+  examples, Bernoulli visible units only; the cheap estimate ``n_visible * log p(v_i | v_-i)``
+  with one random unit ``i`` per example (as scikit-learn's ``BernoulliRBM.score_samples``), the
+  same units every epoch so that epochs compare like with like. Also ``pseudo_likelihood_valid``
+  on the validation examples. (:func:`jdbn.likelihood.pseudo_likelihood` with ``key=None`` gives
+  the exact sum, at ``n_visible`` times the cost.)
+* ``free_energy_train``, ``free_energy_valid``: mean free energy of ``eval_size`` training
+  examples and of as many validation examples; ``free_energy_gap = valid - train``. The gap
+  removes the unknown ``log Z``; a gap that grows means the model fits the training data better
+  than held-out data, i.e. overfits (section 6).
+* ``seconds``: wall-clock time of the epoch's updates.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+import time
+import warnings
+from typing import Any, Callable, Optional, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jdbn import checkpoint as C
+from jdbn import contrastive
+from jdbn import likelihood
+from jdbn import rbm as R
+from jdbn import units as U
+
+__all__ = ["CHECKPOINT_NAME", "METRICS_NAME", "TrainingDiverged", "fit", "evaluate_metrics"]
+
+CHECKPOINT_NAME = "checkpoint.npz"
+METRICS_NAME = "metrics.json"
+
+
+class TrainingDiverged(FloatingPointError):
+  """Training produced NaN or inf params or loss.
+
+  Attributes:
+    epoch: the (1-based) epoch that diverged.
+    state: the last good :class:`~jdbn.contrastive.TrainState` (before that epoch).
+    history: the metrics of the good epochs.
+    checkpoint: path of the last good checkpoint on disk, or ``None``.
+  """
+
+  def __init__(self, message: str, *, epoch: int, state: Any, history: list,
+               checkpoint: Optional[pathlib.Path]):
+    super().__init__(message)
+    self.epoch = epoch
+    self.state = state
+    self.history = history
+    self.checkpoint = checkpoint
+
+
+@jax.jit
+def _metrics(key, params: R.RBM, train_x, valid_x):
+  out = {"free_energy_train": jnp.mean(R.free_energy(params, train_x))}
+  if valid_x is not None:
+    out["free_energy_valid"] = jnp.mean(R.free_energy(params, valid_x))
+    out["free_energy_gap"] = out["free_energy_valid"] - out["free_energy_train"]
+  if isinstance(params.visible, U.Bernoulli):
+    k_train, k_valid = jax.random.split(key)
+    out["pseudo_likelihood"] = jnp.mean(likelihood.pseudo_likelihood(k_train, params, train_x))
+    if valid_x is not None:
+      out["pseudo_likelihood_valid"] = jnp.mean(
+          likelihood.pseudo_likelihood(k_valid, params, valid_x))
+  return out
+
+
+def evaluate_metrics(key: jax.Array, params: R.RBM, train_x: jax.Array,
+                     valid_x: Optional[jax.Array] = None) -> dict[str, float]:
+  """The monitoring metrics of :func:`fit` that depend only on the params.
+
+  Args:
+    key: PRNG key (picks the units of the stochastic pseudo-likelihood).
+    params: RBM params.
+    train_x: ``[n, n_visible]`` training examples to evaluate.
+    valid_x: optional ``[m, n_visible]`` validation examples (use ``m = n`` for a fair gap).
+
+  Returns:
+    Dict of Python floats: ``free_energy_train`` and, with ``valid_x``, ``free_energy_valid``
+    and ``free_energy_gap``; for Bernoulli visible units ``pseudo_likelihood`` (and
+    ``pseudo_likelihood_valid``).
+  """
+  out = _metrics(key, params, jnp.asarray(train_x, params.W.dtype),
+                 None if valid_x is None else jnp.asarray(valid_x, params.W.dtype))
+  return {k: float(v) for k, v in out.items()}
+
+
+def _check_int(value, name: str, low: int = 1) -> int:
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+    raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+  return int(value)
+
+
+def _check_data(params: R.RBM, x, name: str) -> jax.Array:
+  x = R.check_visible(params, x, name)
+  if x.ndim != 2:
+    raise ValueError(f"{name} must have shape [n_examples, {params.n_visible}], got "
+                     f"{tuple(x.shape)}")
+  if x.shape[0] == 0:
+    raise ValueError(f"{name} is empty")
+  return x
+
+
+def _non_finite(state, info) -> list[str]:
+  bad = []
+  if not np.isfinite(float(info.loss)):
+    bad.append(f"loss={float(info.loss)}")
+  for path, leaf in jax.tree_util.tree_flatten_with_path(state.params)[0]:
+    if not bool(jnp.all(jnp.isfinite(leaf))):
+      bad.append(f"params{jax.tree_util.keystr(path)}")
+  return bad
+
+
+def _key_bits(key) -> list[int]:
+  """The bits of a typed or raw PRNG key, as ints (to seed NumPy)."""
+  if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+    key = jax.random.key_data(key)
+  return np.asarray(key).ravel().tolist()
+
+
+def _same_key(a, b) -> bool:
+  def data(k):
+    k = jnp.asarray(k) if not isinstance(k, jax.Array) else k
+    if jax.dtypes.issubdtype(k.dtype, jax.dtypes.prng_key):
+      return np.asarray(jax.random.key_data(k)), str(jax.random.key_impl(k))
+    return np.asarray(k), None
+
+  (da, ia), (db, ib) = data(a), data(b)
+  return ia == ib and da.shape == db.shape and bool(np.all(da == db))
+
+
+def fit(key: jax.Array,
+        trainer: contrastive.Trainer,
+        params: R.RBM,
+        data: jax.typing.ArrayLike,
+        *,
+        epochs: int,
+        batch_size: int,
+        validation: Optional[jax.typing.ArrayLike] = None,
+        checkpoint_dir: Optional[Union[str, os.PathLike]] = None,
+        progress: Union[bool, str] = True,
+        eval_size: int = 1000,
+        callback: Optional[Callable[[int, contrastive.TrainState, dict], Any]] = None,
+        metadata: Optional[dict] = None) -> tuple[contrastive.TrainState, list[dict]]:
+  """Trains an RBM for ``epochs`` epochs, monitoring, checkpointing and resuming.
+
+  ``key`` is split into ``(key_init, key_eval, key_epochs)``: ``trainer.init(key_init,
+  params)`` gives the first state, epoch ``e`` (0-based) runs ``trainer.epoch(fold_in(key_epochs,
+  e), state, data, batch_size)``, and ``key_eval`` picks the fixed monitoring subsets.
+
+  Args:
+    key: PRNG key (typed or raw).
+    trainer: a :class:`~jdbn.contrastive.Trainer`, e.g. ``contrastive.cd(optax.sgd(0.1))``.
+    params: initial RBM params (ignored when resuming, except as the template the checkpoint
+      must match).
+    data: training data ``[n, n_visible]``, checked with :func:`jdbn.rbm.check_visible`.
+    epochs: total number of epochs (including any already in the checkpoint).
+    batch_size: examples per update, ``1 <= batch_size <= n``.
+    validation: optional held-out data ``[m, n_visible]`` for the free-energy gap.
+    checkpoint_dir: if given, after every epoch ``checkpoint.npz`` (train state, key, epoch,
+      history; atomically) and ``metrics.json`` are written there, and a run finding a
+      checkpoint there resumes from it.
+    progress: show a tqdm bar over epochs (on stderr); a string is used as its description.
+    eval_size: number of training (and validation) examples the metrics use.
+    callback: ``callback(epoch, state, metrics)`` after each epoch (``epoch`` 1-based, after the
+      checkpoint is written); a true return value stops training.
+    metadata: extra JSON-serialisable settings stored in every checkpoint under ``"user"``.
+
+  Returns:
+    ``(state, history)``: the final :class:`~jdbn.contrastive.TrainState` and one dict of
+    Python floats per epoch (``epoch``, ``loss``, ``recon_error``, ``grad_norm``,
+    ``pseudo_likelihood``, ``free_energy_train``, ``free_energy_valid``, ``free_energy_gap``,
+    ``seconds``; see the module docstring).
+
+  Raises:
+    ValueError / TypeError: bad data (NaN, inf, out of the visible units' range, wrong shape;
+      the message names ``data`` or ``validation``), bad sizes, or a checkpoint that does not
+      match ``params`` and ``trainer``.
+    TrainingDiverged: an epoch produced non-finite params or loss; the last good checkpoint is
+      left on disk untouched.
+  """
+  epochs = _check_int(epochs, "epochs")
+  eval_size = _check_int(eval_size, "eval_size")
+  data = _check_data(params, data, "data")
+  batch_size = _check_int(batch_size, "batch_size")
+  if batch_size > data.shape[0]:
+    raise ValueError(f"batch_size={batch_size} is larger than the {data.shape[0]} training "
+                     f"examples")
+  if validation is not None:
+    validation = _check_data(params, validation, "validation")
+
+  key_init, key_eval, key_epochs = jax.random.split(key, 3)
+  state = trainer.init(key_init, params)
+  history: list[dict] = []
+  start = 0
+  ckpt_path = metrics_path = None
+  if checkpoint_dir is not None:
+    ckpt_path = pathlib.Path(checkpoint_dir) / CHECKPOINT_NAME
+    metrics_path = pathlib.Path(checkpoint_dir) / METRICS_NAME
+    if ckpt_path.exists():
+      try:
+        tree, meta = C.restore(ckpt_path, like={"state": state, "key": key})
+      except ValueError as err:
+        raise ValueError(f"cannot resume from {ckpt_path}: {err}. Use a new checkpoint_dir or "
+                         f"the params and trainer that wrote it.") from err
+      state, start, history = tree["state"], int(meta["epoch"]), list(meta["history"])
+      if not _same_key(tree["key"], key):
+        warnings.warn(f"resuming from {ckpt_path}, which was written with a different key; "
+                      f"continuing with the checkpoint's key", stacklevel=2)
+        key_init, key_eval, key_epochs = jax.random.split(tree["key"], 3)
+        key = tree["key"]
+
+  # Fixed monitoring subsets: the same examples every epoch, so the curves compare like with
+  # like; validation is cut to the training subset's size so that the gap is fair.
+  # (The subsets are drawn by NumPy seeded from the key: nothing to compile.)
+  k_subsets, k_pl = jax.random.split(key_eval)
+  rng = np.random.default_rng(_key_bits(k_subsets))
+  n_eval = min(eval_size, data.shape[0])
+  train_sub = data[np.sort(rng.permutation(data.shape[0])[:n_eval])]
+  valid_sub = None
+  if validation is not None:
+    m = min(n_eval, validation.shape[0])
+    valid_sub = validation[np.sort(rng.permutation(validation.shape[0])[:m])]
+
+  bar = None
+  if progress and start < epochs:
+    from tqdm.auto import tqdm
+    bar = tqdm(total=epochs, initial=start, unit="epoch", dynamic_ncols=True,
+               desc=progress if isinstance(progress, str) else "train")
+  try:
+    for epoch in range(start, epochs):
+      t0 = time.perf_counter()
+      new_state, info = trainer.epoch(jax.random.fold_in(key_epochs, epoch), state, data,
+                                      batch_size)
+      jax.block_until_ready(new_state)
+      seconds = time.perf_counter() - t0
+      bad = _non_finite(new_state, info)
+      if bad:
+        good = ckpt_path if ckpt_path is not None and ckpt_path.exists() else None
+        where = (f"the last good checkpoint, {good} (epoch {epoch}), is untouched"
+                 if good is not None else "no checkpoint was written")
+        raise TrainingDiverged(
+            f"training diverged in epoch {epoch + 1} of {epochs}: non-finite "
+            f"{', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''}. Try a lower learning rate "
+            f"(or more weight decay, smaller initial weights); {where}.",
+            epoch=epoch + 1, state=state, history=history, checkpoint=good)
+      state = new_state
+      row = {"epoch": epoch + 1, "loss": float(info.loss), "recon_error": float(info.recon_error),
+             "grad_norm": float(info.grad_norm)}
+      row.update(evaluate_metrics(k_pl, state.params, train_sub, valid_sub))
+      row["seconds"] = seconds
+      history.append(row)
+      if ckpt_path is not None:
+        meta = {"epoch": epoch + 1, "epochs": epochs, "batch_size": batch_size,
+                "history": history, "user": metadata or {}}
+        C.save(ckpt_path, {"state": state, "key": key}, metadata=meta)
+        C.write_json(metrics_path, {"epochs_completed": epoch + 1, "history": history,
+                                    "user": metadata or {}})
+      if bar is not None:
+        bar.set_postfix(_postfix(row), refresh=False)
+        bar.update(1)
+      if callback is not None and callback(epoch + 1, state, row):
+        break
+  finally:
+    if bar is not None:
+      bar.close()
+  return state, history
+
+
+def _postfix(row: dict) -> dict:
+  keys = ("recon_error", "pseudo_likelihood", "free_energy_gap")
+  return {k.replace("pseudo_likelihood", "pl").replace("free_energy_gap", "F_gap"):
+          f"{row[k]:.4g}" for k in keys if k in row and math.isfinite(row[k])}

@@ -1,0 +1,150 @@
+"""Tests of the jdbn command line, run in-process through jdbn.cli.main."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jdbn import checkpoint, cli, train
+
+
+def _png(path):
+  assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  with Image.open(path) as im:
+    im.verify()
+  with Image.open(path) as im:
+    return im.size
+
+
+def _run(capsys, *argv):
+  code = cli.main([str(a) for a in argv])
+  out, err = capsys.readouterr()
+  return code, out, err
+
+
+TRAIN = ("train", "rbm", "--dataset", "digits", "--n-hidden", 8, "--method", "cd", "--lr", 0.1,
+         "--momentum", 0.5, "--batch-size", 100, "--binarize", "threshold", "--sample-steps", 20,
+         "--no-progress")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+  """A tiny RBM trained for 2 epochs by `jdbn train rbm`."""
+  out = tmp_path_factory.mktemp("run")
+  assert cli.main([str(a) for a in TRAIN + ("--epochs", 2, "--out", out)]) == 0
+  return out
+
+
+def test_train_rbm_writes_its_outputs(run_dir):
+  for name in ("filters.png", "samples.png"):
+    width, height = _png(run_dir / name)
+    assert width > 8 and height > 8
+  metrics = json.loads((run_dir / "metrics.json").read_text())
+  assert [row["epoch"] for row in metrics["history"]] == [1, 2]
+  assert all(math.isfinite(v) for row in metrics["history"] for v in row.values())
+  meta = checkpoint.read_metadata(run_dir / train.CHECKPOINT_NAME)
+  assert meta["user"]["image_shape"] == [8, 8]
+  assert meta["user"]["settings"]["n_hidden"] == 8
+  params = checkpoint.load_params(run_dir / train.CHECKPOINT_NAME)
+  assert params.W.shape == (64, 8)
+
+
+def test_train_rbm_resumes_and_refuses_other_settings(tmp_path, capsys):
+  out = tmp_path / "run"
+  code, _, _ = _run(capsys, *TRAIN, "--epochs", 1, "--out", out)
+  assert code == 0
+  code, text, _ = _run(capsys, *TRAIN, "--epochs", 2, "--out", out)
+  assert code == 0 and "resuming" in text
+  history = json.loads((out / "metrics.json").read_text())["history"]
+  assert [row["epoch"] for row in history] == [1, 2]
+  argv = list(TRAIN)
+  argv[argv.index("--n-hidden") + 1] = 9
+  code, _, err = _run(capsys, *argv, "--epochs", 3, "--out", out)
+  assert code == 2 and "--n-hidden 8 there, 9 here" in err
+
+
+def test_sample(run_dir, tmp_path, capsys):
+  out = tmp_path / "more.png"
+  code, text, _ = _run(capsys, "sample", run_dir, "--n-samples", 100, "--n-steps", 20, "--out",
+                       out, "--seed", 3)
+  assert code == 0 and str(out) in text
+  assert _png(out)[0] > 8 * 10
+
+
+def test_evaluate_reports_ais_and_exact(run_dir, capsys):
+  code, text, _ = _run(capsys, "evaluate", run_dir, "--n-chains", 20, "--n-betas", 300,
+                       "--max-examples", 100)
+  assert code == 0, text
+  numbers = {}
+  for line in text.splitlines():
+    head, _, rest = line.partition(":")
+    if rest.strip():
+      numbers[head] = float(rest.split()[0])
+  ais = numbers["log Z (AIS, 20 chains, 300 betas)"]
+  exact = numbers["log Z (exact)"]
+  # 8 hidden units: exact log Z by enumeration. A 2-epoch model is close to its base-rate
+  # model, so even a short AIS run is within a small fraction of a nat.
+  assert abs(ais - exact) < 0.5
+  assert numbers["log-likelihood (exact)"] < 0
+  assert abs(numbers["log-likelihood (AIS)"] - numbers["log-likelihood (exact)"]) < 0.5
+
+
+def test_demo(tmp_path, capsys):
+  out = tmp_path / "demo"
+  code, text, _ = _run(capsys, "demo", "--out", out, "--epochs", 1, "--no-progress")
+  assert code == 0
+  for name in ("filters.png", "samples.png"):
+    width, _ = _png(out / name)
+    assert width >= 10 * 8 * 4  # 10 tiles of 8 pixels, zoomed for people to see
+    assert str(out / name) in text
+  metrics = json.loads((out / "metrics.json").read_text())
+  assert len(metrics["history"]) == 1
+  test = metrics["test"]
+  assert test["log_likelihood_lower"] <= test["log_likelihood"] <= test["log_likelihood_upper"]
+  assert -64 * math.log(2) - 30 < test["log_likelihood"] < 0
+  assert test["pseudo_likelihood"] < 0
+  # The demo's checkpoint works with the other commands.
+  assert checkpoint.load_params(out / train.CHECKPOINT_NAME).W.shape == (64, 100)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("train", "rbm", "--n-hidden", "0", "--out", "x"), "must be a positive integer"),
+    (("train", "rbm", "--lr", "-1", "--out", "x"), "must be a finite number >= 0"),
+    (("sample", "x", "--n-steps", "many"), "expected a positive integer"),
+    (("evaluate", "x", "--quick", "--n-betas", "10"), "not allowed with argument"),
+])
+def test_bad_arguments_exit_2(argv, message, capsys):
+  with pytest.raises(SystemExit) as err:
+    cli.main(list(argv))
+  assert err.value.code == 2
+  assert message in capsys.readouterr().err
+
+
+def test_missing_mnist_folder_hints_at_data_dir(tmp_path, capsys):
+  code, _, err = _run(capsys, "train", "rbm", "--dataset", "mnist", "--data-dir",
+                      tmp_path / "nowhere", "--out", tmp_path / "run")
+  assert code == 2
+  assert "--data-dir" in err and "JDBN_MNIST_DIR" in err and "nowhere" in err
+
+
+def test_unknown_checkpoint(tmp_path, capsys):
+  for command in ("sample", "evaluate"):
+    code, _, err = _run(capsys, command, tmp_path / "nope")
+    assert code == 2 and "unknown checkpoint" in err
+  code, _, err = _run(capsys, "sample", tmp_path)  # a folder without checkpoint.npz
+  assert code == 2 and "holds no checkpoint.npz" in err
+  (tmp_path / "junk.npz").write_bytes(b"junk")
+  code, _, err = _run(capsys, "sample", tmp_path / "junk.npz")
+  assert code == 2 and "not a readable jdbn checkpoint" in err
+
+
+def test_gaussian_preprocessing_round_trips():
+  x = np.random.default_rng(0).uniform(size=(50, 6)).astype(np.float32)
+  x[:, 0] = 0.0  # a constant pixel, like MNIST's border
+  spec = cli._preprocess_spec(x, "gaussian", "none")
+  z = cli._apply_preprocess(None, x, spec)
+  assert np.all(np.isfinite(z)) and np.allclose(z[:, 1:].mean(0), 0, atol=1e-5)
+  np.testing.assert_allclose(cli._to_image(z, spec), x, atol=1e-5)
+  json.dumps(spec)  # stored in the checkpoint's metadata
