@@ -239,6 +239,11 @@ class ReLU(Units):
   units as ``max(0, z + N(0, sigmoid(z)))``, an approximation to a sum of infinitely many tied
   binary units; this family keeps an exact energy (so free energies, AIS and the CD gradient are
   exact) and samples its conditional exactly.
+
+  With Gaussian visible units on the other side, both layers are quadratic and the model is
+  normalisable only while the largest singular value of ``diag(1/sigma) W`` stays below 1 (the
+  same holds for Gaussian-Gaussian RBMs); keep the learning rate small or use Bernoulli visible
+  units. Training that leaves this region diverges, and :func:`jdbn.train.fit` stops it.
   """
 
   def energy(self, x, bias, log_sigma=None):

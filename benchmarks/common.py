@@ -1,0 +1,508 @@
+"""Shared machinery of the benchmark suite: timing, the peer worker, the machine, GEMM bounds, RESULTS.md.
+
+Timing. Every figure is the median (with the interquartile range) of several repeats, after a
+warm-up call that pays for compilation; JAX results are waited for with ``jax.block_until_ready``.
+:func:`interleaved` measures several implementations round-robin (the order rotating each round),
+so that the load of a shared machine falls on all of them alike; report ratios of its medians.
+
+Peers. NumPy, scikit-learn and PyTorch run in a separate process (:class:`PeerWorker`, code in
+``benchmarks/peers.py``) whose environment has ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE``
+removed: some machines set them to work around old OpenBLAS builds, and they slow current NumPy
+down. The worker reports the BLAS kernel NumPy actually uses (threadpoolctl). jdbn runs in the
+main process, whose environment is left as it is. The two processes take turns: while one
+measures, the other waits on a pipe.
+
+GEMM bound. :func:`gemm_bound` times the exact matrix products an algorithm needs, alone, in
+JAX (inside a ``lax.scan`` in one ``jit``, like the library's loops), in NumPy and (when
+installed) in PyTorch, interleaved; the bound is the fastest of them for each shape, summed over
+the products an algorithm performs. Nothing that does those products can be faster than that on
+this machine, whatever it does about the rest (sampling, sigmoids, updates).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib.metadata
+import importlib.util
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO_ROOT = HERE.parent
+RESULTS_PATH = HERE / "RESULTS.md"
+#: Environment variables removed from the peers' process (see the module docstring).
+BLAS_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+# ----------------------------------------------------------------------------------------- timing
+
+
+@dataclasses.dataclass
+class Timing:
+  """Seconds of each repeat of one measurement, with the statistics the tables report.
+
+  ``times`` are wall-clock seconds; ``cpu`` the CPU seconds of the measuring process (all its
+  threads) in the same repeats: on a shared machine a process that waits for a core loses wall
+  time but not CPU time, so CPU time is the steadier way to compare variants of one program.
+  """
+  times: list
+  cpu: list = dataclasses.field(default_factory=list)
+
+  @property
+  def cpu_median(self) -> float:
+    return float(np.median(self.cpu)) if self.cpu else float("nan")
+
+  @property
+  def median(self) -> float:
+    return float(np.median(self.times))
+
+  @property
+  def q1(self) -> float:
+    return float(np.percentile(self.times, 25))
+
+  @property
+  def q3(self) -> float:
+    return float(np.percentile(self.times, 75))
+
+  @property
+  def iqr(self) -> float:
+    return self.q3 - self.q1
+
+  def fmt(self, scale: float = 1.0, unit: str = "s", digits: int = 3) -> str:
+    """``"median (IQR)"``, times multiplied by ``scale`` (e.g. 1e3 with ``unit="ms"``)."""
+    return f"{_sig(self.median * scale, digits)} {unit} (±{_sig(self.iqr * scale / 2, 2)})"
+
+
+def _sig(x: float, digits: int) -> str:
+  if x == 0 or not np.isfinite(x):
+    return f"{x:g}"
+  return f"{x:.{max(0, digits - 1 - int(np.floor(np.log10(abs(x)))))}f}"
+
+
+class Elapsed(float):
+  """Returned by a timed function that measured itself (e.g. in the worker): use this value.
+
+  ``cpu`` is the CPU time it measured, if any.
+  """
+  cpu: Optional[float] = None
+
+
+def _block(x):
+  if isinstance(x, Elapsed):
+    return x
+  if "jax" in sys.modules:
+    import jax
+    return jax.block_until_ready(x)
+  return x
+
+
+def time_once(fn: Callable[[], Any]) -> tuple:
+  """``(wall, cpu)`` seconds of one call of ``fn``, waiting for JAX results.
+
+  If ``fn`` returns an :class:`Elapsed` (it measured itself), its figures are used.
+  """
+  c = time.process_time()
+  t = time.perf_counter()
+  out = _block(fn())
+  elapsed = time.perf_counter() - t
+  cpu = time.process_time() - c
+  if isinstance(out, Elapsed):
+    return float(out), (out.cpu if out.cpu is not None else float("nan"))
+  return elapsed, cpu
+
+
+def timeit(fn: Callable[[], Any], *, warmup: int = 1, repeats: int = 5) -> Timing:
+  """Times ``fn`` ``repeats`` times after ``warmup`` untimed calls."""
+  for _ in range(warmup):
+    _block(fn())
+  runs = [time_once(fn) for _ in range(repeats)]
+  return Timing([w for w, _ in runs], [c for _, c in runs])
+
+
+def interleaved(fns: dict, *, warmup: int = 1, repeats: int = 5,
+                log: Optional[Callable[[str], None]] = None) -> dict:
+  """Times several functions round-robin; returns ``{name: Timing}``.
+
+  Each function is called ``warmup`` times first (compilation, caches); then every round calls
+  each function once, starting the round with a different one each time.
+  """
+  names = list(fns)
+  for name in names:
+    for _ in range(warmup):
+      _block(fns[name]())
+  times = {name: Timing([], []) for name in names}
+  for r in range(repeats):
+    order = names[r % len(names):] + names[:r % len(names)]
+    for name in order:
+      wall, cpu = time_once(fns[name])
+      times[name].times.append(wall)
+      times[name].cpu.append(cpu)
+    if log:
+      log(f"  round {r + 1}/{repeats}: " + ", ".join(f"{n} {times[n].times[-1]:.4g}s"
+                                                    for n in names))
+  return times
+
+
+# ----------------------------------------------------------------------------------- peer worker
+
+
+def peer_env() -> dict:
+  """The environment of the peers' process: this one's, without :data:`BLAS_ENV_VARS`."""
+  env = {k: v for k, v in os.environ.items() if k not in BLAS_ENV_VARS}
+  env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] +
+                                      ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+  return env
+
+
+def have(module: str) -> bool:
+  """Whether ``module`` can be imported (without importing it)."""
+  try:
+    return importlib.util.find_spec(module) is not None
+  except (ImportError, ValueError):
+    return False
+
+
+class PeerError(RuntimeError):
+  pass
+
+
+class PeerWorker:
+  """A process running ``benchmarks/_worker.py``, which sets up and times peer implementations.
+
+  ``setup(name, factory, **kwargs)`` calls ``benchmarks.peers.<factory>(**kwargs)`` there, which
+  returns the function to time; ``timed(name)`` is a zero-argument function for
+  :func:`interleaved` that runs it once and returns the worker's own measurement.
+  """
+
+  def __init__(self):
+    self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks._worker"],
+                                 cwd=str(REPO_ROOT), env=peer_env(), stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True, bufsize=1)
+    self.metrics = {}
+
+  def call(self, **msg) -> dict:
+    self.proc.stdin.write(json.dumps(msg) + "\n")
+    self.proc.stdin.flush()
+    line = self.proc.stdout.readline()
+    if not line:
+      raise PeerError(f"peer worker died (exit code {self.proc.poll()})")
+    reply = json.loads(line)
+    if "error" in reply:
+      raise PeerError(reply["error"])
+    return reply
+
+  def info(self) -> dict:
+    return self.call(op="info")
+
+  def setup(self, name: str, factory: str, **kwargs) -> None:
+    self.call(op="setup", name=name, factory=factory, kwargs=kwargs)
+
+  def drop(self, name: str) -> None:
+    self.call(op="drop", name=name)
+
+  def timed(self, name: str) -> Callable[[], Elapsed]:
+
+    def fn():
+      reply = self.call(op="run", name=name)
+      if reply.get("metrics"):
+        self.metrics[name] = reply["metrics"]
+      out = Elapsed(reply["seconds"])
+      out.cpu = reply.get("cpu")
+      return out
+
+    return fn
+
+  def close(self) -> None:
+    if self.proc.poll() is None:
+      try:
+        self.call(op="quit")
+      except (PeerError, OSError, ValueError):
+        pass
+      try:
+        self.proc.wait(timeout=30)
+      except subprocess.TimeoutExpired:
+        self.proc.kill()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+
+
+def save_array(x, folder: str, name: str) -> str:
+  """Writes ``x`` as ``folder/name.npy`` (for the worker to load) and returns the path."""
+  path = os.path.join(folder, name + ".npy")
+  np.save(path, np.asarray(x))
+  return path
+
+
+def scratch_dir() -> tempfile.TemporaryDirectory:
+  return tempfile.TemporaryDirectory(prefix="jdbn_bench_")
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+def mnist_dir() -> Optional[pathlib.Path]:
+  """The MNIST IDX folder: ``$JDBN_MNIST_DIR``, else ``<repo>/../shared/data/mnist``; or None."""
+  env = os.environ.get("JDBN_MNIST_DIR")
+  folder = pathlib.Path(env) if env else REPO_ROOT.parent / "shared" / "data" / "mnist"
+  if folder.is_dir() and any(folder.glob("train-images-idx3-ubyte*")):
+    return folder
+  return None
+
+
+def load_mnist_train() -> Optional[np.ndarray]:
+  """The 60,000 MNIST training images ``[60000, 784]`` float32 in [0, 1], or None if absent.
+
+  Reads the IDX files only (never downloads).
+  """
+  folder = mnist_dir()
+  if folder is None:
+    return None
+  from jdbn import data
+  return np.asarray(data.load_mnist("train", folder).x, np.float32)
+
+
+def load_digits() -> np.ndarray:
+  """The embedded 8x8 digits, ``[1797, 64]`` float32 in [0, 1]."""
+  from jdbn import data
+  return np.asarray(data.load_digits().x, np.float32)
+
+
+# --------------------------------------------------------------------------------------- machine
+
+
+def _cpu_model() -> str:
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  try:
+    out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    for line in out.splitlines():
+      if line.startswith("Model name"):
+        return line.split(":", 1)[1].strip()
+  except (OSError, subprocess.SubprocessError):
+    pass
+  return platform.processor() or platform.machine()
+
+
+def _version(dist: str) -> Optional[str]:
+  try:
+    return importlib.metadata.version(dist)
+  except importlib.metadata.PackageNotFoundError:
+    return None
+
+
+def load_average() -> Optional[str]:
+  try:
+    return " ".join(pathlib.Path("/proc/loadavg").read_text().split()[:3])
+  except OSError:
+    return None
+
+
+def machine_info(worker: Optional[PeerWorker] = None) -> dict:
+  """The machine and software a run measured: CPU, cores, versions, BLAS, date, load."""
+  info = {
+      "date": subprocess.run(["date"], capture_output=True, text=True).stdout.strip() or
+              datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+      "cpu": _cpu_model(),
+      "logical_cpus": os.cpu_count(),
+      "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+      "platform": platform.platform(),
+      "python": platform.python_version(),
+      "load_average_1_5_15min": load_average(),
+  }
+  for dist in ("jax", "jaxlib", "optax", "numpy", "scikit-learn", "torch"):
+    info[dist] = _version(dist)
+  if "jax" in sys.modules:
+    import jax
+    info["jax_backend"] = f"{jax.default_backend()} ({jax.devices()[0].device_kind})"
+  info["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "")
+  info["BLAS env (main process)"] = {k: os.environ.get(k) for k in BLAS_ENV_VARS}
+  if worker is not None:
+    info.update(worker.info())
+  return info
+
+
+def format_machine(info: dict) -> str:
+  return "\n".join(f"- {k}: {v}" for k, v in info.items() if v not in (None, ""))
+
+
+# ------------------------------------------------------------------------------------ GEMM bound
+
+
+@dataclasses.dataclass(frozen=True)
+class Gemm:
+  """``count`` matrix products of one shape per step.
+
+  ``kind`` says how the operands are laid out, as the algorithms use them with ``W [V, H]``:
+  ``"nn"`` is ``x [m, k] @ W [k, n]`` (``v @ W``), ``"nt"`` is ``x [m, k] @ W.T`` with
+  ``W [n, k]`` (``h @ W.T``), ``"tn"`` is ``x.T @ y`` with ``x [k, m]``, ``y [k, n]``
+  (the weight gradient ``v.T @ p``).
+  """
+  name: str
+  m: int
+  k: int
+  n: int
+  kind: str
+  count: int = 1
+
+  @property
+  def flops(self) -> int:
+    return 2 * self.m * self.k * self.n
+
+
+def cd_gemms(batch: int, n_visible: int, n_hidden: int) -> list:
+  """The 5 products of one CD-1 step: ``v0 @ W``, ``h0 @ W.T``, ``v1 @ W``, ``v0.T @ p0``, ``v1.T @ p1``."""
+  return [Gemm("v@W", batch, n_visible, n_hidden, "nn", 2),
+          Gemm("h@W.T", batch, n_hidden, n_visible, "nt", 1),
+          Gemm("v.T@p", n_visible, batch, n_hidden, "tn", 2)]
+
+
+def sweep_gemms(n_chains: int, n_visible: int, n_hidden: int) -> list:
+  """The 2 products of one block-Gibbs sweep: ``v @ W`` and ``h @ W.T``."""
+  return [Gemm("v@W", n_chains, n_visible, n_hidden, "nn", 1),
+          Gemm("h@W.T", n_chains, n_hidden, n_visible, "nt", 1)]
+
+
+def _gemm_operands(g: Gemm, rng) -> tuple:
+  if g.kind == "nn":
+    return rng.random((g.m, g.k), np.float32), rng.random((g.k, g.n), np.float32)
+  if g.kind == "nt":
+    return rng.random((g.m, g.k), np.float32), rng.random((g.n, g.k), np.float32)
+  if g.kind == "tn":
+    return rng.random((g.k, g.m), np.float32), rng.random((g.k, g.n), np.float32)
+  raise ValueError(g.kind)
+
+
+def jax_gemm_fn(g: Gemm, reps: int) -> Callable[[], Any]:
+  """A function doing ``reps`` products of shape ``g`` in one ``lax.scan`` in one ``jit``.
+
+  The left operand differs in every step (so nothing is hoisted out of the loop); the outputs
+  are summed into the carry, an elementwise add that is negligible next to the product.
+  """
+  import jax
+  import jax.numpy as jnp
+  rng = np.random.default_rng(0)
+  a, b = _gemm_operands(g, rng)
+  xs = jnp.asarray(np.stack([a] * reps))
+  b = jnp.asarray(b)
+  prod = {"nn": lambda x, w: x @ w, "nt": lambda x, w: x @ w.T, "tn": lambda x, w: x.T @ w}[g.kind]
+
+  @jax.jit
+  def run(xs, b):
+
+    def body(c, x):
+      return c + prod(x, b), None
+
+    out_shape = (g.m, g.n)
+    return jax.lax.scan(body, jnp.zeros(out_shape, jnp.float32), xs)[0]
+
+  return lambda: run(xs, b)
+
+
+def gemm_reps(g: Gemm, target_flops: float = 2e9, max_bytes: float = 1.5e8) -> int:
+  """How many products one timed call should do: about ``target_flops``, within memory."""
+  bytes_a = 4 * g.m * g.k
+  return int(max(1, min(64, target_flops // g.flops, max_bytes // bytes_a)))
+
+
+@dataclasses.dataclass
+class GemmResult:
+  gemm: Gemm
+  seconds: dict  # library -> median seconds per product
+
+  @property
+  def best(self) -> tuple:
+    lib = min(self.seconds, key=self.seconds.get)
+    return lib, self.seconds[lib]
+
+
+def measure_gemms(gemms: Sequence[Gemm], worker: Optional[PeerWorker], *, repeats: int = 5,
+                  torch: bool = True, log=None) -> list:
+  """Times each product shape in JAX, NumPy (worker) and PyTorch (worker, if wanted), interleaved.
+
+  Returns a :class:`GemmResult` per shape with the median seconds of one product per library.
+  """
+  results = []
+  for i, g in enumerate(gemms):
+    reps = gemm_reps(g)
+    fns = {"jax": jax_gemm_fn(g, reps)}
+    libs = ["numpy"] + (["torch"] if torch else [])
+    if worker is not None:
+      for lib in libs:
+        worker.setup(f"gemm{i}_{lib}", "gemm", lib=lib, m=g.m, k=g.k, n=g.n, kind=g.kind,
+                     reps=reps)
+        fns[lib] = worker.timed(f"gemm{i}_{lib}")
+    timings = interleaved(fns, repeats=repeats)
+    if worker is not None:
+      for lib in libs:
+        worker.drop(f"gemm{i}_{lib}")
+    res = GemmResult(g, {lib: t.median / reps for lib, t in timings.items()})
+    if log:
+      log(f"  GEMM {g.name} [{g.m}x{g.k}]x[{g.k}x{g.n}]: " + ", ".join(
+          f"{lib} {s * 1e3:.3f} ms ({g.flops / s / 1e9:.0f} GFLOP/s)"
+          for lib, s in res.seconds.items()))
+    results.append(res)
+  return results
+
+
+def bound_seconds(results: Sequence[GemmResult], steps: int, lib: Optional[str] = None) -> float:
+  """Seconds for ``steps`` steps of the products: each shape at the fastest library (or ``lib``)."""
+  total = 0.0
+  for r in results:
+    s = r.best[1] if lib is None else r.seconds[lib]
+    total += r.gemm.count * s
+  return steps * total
+
+
+def gemm_table(results: Sequence[GemmResult]) -> str:
+  libs = sorted({lib for r in results for lib in r.seconds})
+  rows = []
+  for r in results:
+    g = r.gemm
+    rows.append([f"`{g.name}`", f"[{g.m}x{g.k}] x [{g.k}x{g.n}]", str(g.count)] + [
+        f"{r.seconds[lib] * 1e3:.3f} ms ({g.flops / r.seconds[lib] / 1e9:.0f})"
+        if lib in r.seconds else "-" for lib in libs
+    ] + [r.best[0]])
+  return markdown_table(["product", "shape", "per step"] +
+                        [f"{lib} (GFLOP/s)" for lib in libs] + ["fastest"], rows)
+
+
+# ------------------------------------------------------------------------------------ RESULTS.md
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+  lines = ["| " + " | ".join(map(str, headers)) + " |",
+           "|" + "|".join("---" for _ in headers) + "|"]
+  lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+  return "\n".join(lines)
+
+
+def append_section(title: str, body: str, path: pathlib.Path = RESULTS_PATH) -> None:
+  """Appends ``## title`` and ``body`` to ``RESULTS.md``, re-reading it just before writing.
+
+  The file is shared with other benchmarks: nothing already there is changed.
+  """
+  path = pathlib.Path(path)
+  if not path.exists():
+    path.write_text("# jdbn benchmark results\n")
+  text = path.read_text()
+  with open(path, "a") as f:
+    if not text.endswith("\n"):
+      f.write("\n")
+    f.write(f"\n## {title}\n\n{body.rstrip()}\n")

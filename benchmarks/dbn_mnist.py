@@ -1,0 +1,408 @@
+"""DBN on MNIST: the numbers of Hinton, Osindero & Teh (2006) and Hinton & Salakhutdinov (2006).
+
+Stages, each checkpointed under ``--out`` so that running the same command again resumes where it
+stopped (finished stages are reloaded, an interrupted one continues from its last epoch):
+
+1. ``pretrain``: greedy CD-1 pretraining of 784-500-500-2000, the top RBM joined by 10 label
+   units (HOT 2006: 30 epochs per layer, mini-batches of 100).
+2. ``gen_pretrained``: generative classification of the test set by the pretrained DBN (the label
+   with the lowest free energy of the top RBM given the mean-field penultimate layer).
+3. ``updown``: up-down fine-tuning (contrastive wake-sleep, HOT 2006 appendix B; the paper runs
+   300 epochs with CD-3/6/10 in the top RBM) and generative classification again
+   (HOT 2006: 1.25% test error).
+4. ``finetune``: back-propagation fine-tuning of the sigmoid network initialised from the
+   pretrained DBN, early-stopped on the last 10,000 training images (Hinton & Salakhutdinov 2006:
+   1.2%; Srivastava et al. 2014 with dropout: 0.92%).
+5. ``ablation``: the same network from random initialisation, trained identically.
+   ``--ablation-lr LR`` also runs both arms (pretrained and random) with learning rate ``LR``,
+   as stages ``finetune_lrLR`` and ``ablation_lrLR``, for a like-for-like comparison where the
+   default rate does not suit the random network.
+6. ``ll_bound``: Salakhutdinov & Murray's (2008) variational lower bound on the test
+   log-likelihood (stochastically binarised test images), the top RBM's log Z from AIS
+   (100 chains, their 14,501 temperatures), for the pretrained and the up-down DBN.
+7. ``samples``: class-conditional samples (a PNG with a row per class) from the top RBM's Gibbs
+   chains and a down pass, and the fine-tuned network's accuracy on them.
+
+No augmentation; intensities in [0, 1] are used as probabilities (as Hinton's code does). All
+training uses the first 50,000 training images; the last 10,000 are the validation set.
+
+    python benchmarks/dbn_mnist.py --quick                 # CI smoke run, < 1 minute
+    python benchmarks/dbn_mnist.py --out benchmarks/runs/dbn_mnist   # the full run (hours on CPU)
+
+Speed is reported as seconds per epoch and as effective GFLOP/s against the peak of one large
+float32 matmul measured in the same run (the hardware limit on this machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jdbn import checkpoint, contrastive, data
+from jdbn import dbn as D
+from jdbn import finetune as F
+from jdbn import viz
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+FULL = dict(sizes=(500, 500, 2000), n_valid=10_000, n_train=None, n_test=None,
+            pretrain_epochs=30, batch_size=100, pretrain_lr=0.1, weight_decay=2e-4,
+            updown_epochs=20, updown_k=3, updown_lr=0.01, finetune_epochs=50, finetune_lr=0.1,
+            patience=10, sample_steps=1000, samples_per_class=10, ablation_lr=None,
+            ais_chains=100, ais_betas=None)
+QUICK = dict(FULL, sizes=(100, 200), n_valid=1000, n_train=2000, n_test=2000,
+             pretrain_epochs=1, updown_epochs=1, finetune_epochs=2, patience=None,
+             sample_steps=100, samples_per_class=4, ais_chains=16, ais_betas=100)
+
+
+def parse_args(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--quick", action="store_true", help="tiny CI smoke run (< 1 minute)")
+  p.add_argument("--out", default=None, help="run folder for checkpoints and results "
+                 "(default benchmarks/runs/dbn_mnist, or .../dbn_mnist_quick)")
+  p.add_argument("--data-dir", default=None, help="MNIST IDX folder (default $JDBN_MNIST_DIR)")
+  p.add_argument("--sizes", default=None, help="hidden layer sizes, e.g. 500,500,2000")
+  for name in ("pretrain_epochs", "updown_epochs", "updown_k", "finetune_epochs", "batch_size",
+               "sample_steps", "n_train", "patience"):
+    p.add_argument("--" + name.replace("_", "-"), type=int, default=None)
+  for name in ("pretrain_lr", "updown_lr", "finetune_lr", "weight_decay", "ablation_lr"):
+    p.add_argument("--" + name.replace("_", "-"), type=float, default=None)
+  p.add_argument("--dropout", type=float, default=0.0, help="hidden dropout for fine-tuning")
+  p.add_argument("--stages",
+                 default="pretrain,gen_pretrained,updown,finetune,ablation,ll_bound,samples",
+                 help="comma-separated stages to run")
+  p.add_argument("--png", default=None, help="samples sheet (default benchmarks/dbn_mnist_samples"
+                 ".png; quick runs write into --out)")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--no-progress", action="store_true")
+  args = p.parse_args(argv)
+  cfg = dict(QUICK if args.quick else FULL)
+  if args.sizes:
+    cfg["sizes"] = tuple(int(s) for s in args.sizes.split(","))
+  for k in list(cfg):
+    v = getattr(args, k, None)
+    if v is not None:
+      cfg[k] = v
+  cfg["dropout"] = args.dropout
+  cfg["seed"] = args.seed
+  out = pathlib.Path(args.out or HERE / "runs" / ("dbn_mnist_quick" if args.quick else
+                                                   "dbn_mnist"))
+  png = pathlib.Path(args.png) if args.png else (
+      out / "samples.png" if args.quick else HERE / "dbn_mnist_samples.png")
+  return args, cfg, out, png
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+  """Best-of-``repeats`` GFLOP/s of one ``[n, n] @ [n, n]`` float32 matmul (the hardware limit)."""
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  best = np.inf
+  for _ in range(repeats):
+    t = time.perf_counter()
+    f(a).block_until_ready()
+    best = min(best, time.perf_counter() - t)
+  return 2 * n**3 / best / 1e9
+
+
+def rbm_optimizer(lr: float, weight_decay: float, steps_per_epoch: int):
+  """Hinton's recipe: SGD, momentum 0.5 for 5 epochs then 0.9, L2 weight cost on ``W`` only."""
+  momentum = lambda step: jnp.where(step < 5 * steps_per_epoch, 0.5, 0.9)  # noqa: E731
+
+  def weights_only(params):
+    return jax.tree.map(lambda _: False, params).replace(W=True)
+
+  return optax.chain(optax.add_decayed_weights(weight_decay, mask=weights_only),
+                     optax.inject_hyperparams(optax.sgd)(learning_rate=lr, momentum=momentum))
+
+
+class Results:
+  """``results.json`` in the run folder: one entry per finished stage."""
+
+  def __init__(self, path: pathlib.Path):
+    self.path = path
+    self.data = json.loads(path.read_text()) if path.exists() else {}
+
+  def __contains__(self, stage):
+    return stage in self.data
+
+  def __getitem__(self, stage):
+    return self.data[stage]
+
+  def put(self, stage: str, value: dict):
+    self.data[stage] = value
+    checkpoint.write_json(self.path, self.data)
+    print(f"[{stage}] " + ", ".join(f"{k}={_short(v)}" for k, v in value.items()
+                                    if not isinstance(v, (list, dict))), flush=True)
+
+
+def _short(v):
+  return f"{v:.4g}" if isinstance(v, float) else v
+
+
+def test_error_generative(model, x, y) -> float:
+  pred = jax.jit(lambda m, a: D.classify(m, a, batch_size=500))(model, x)
+  return float(jnp.mean(pred != y))
+
+
+def _like_dbn(cfg, n_in: int, n_classes: int = 10):
+  """A template DBN (shapes and unit families) for loading the pretrained one."""
+  sizes = [n_in, *cfg["sizes"]]
+  key = jax.random.key(0)
+  from jdbn import rbm as R
+  from jdbn import units as U
+  layers = [R.init(key, sizes[i], sizes[i + 1]) for i in range(len(sizes) - 2)]
+  top_vis = U.Joint(((U.Bernoulli(), sizes[-2]), (U.Softmax(n_classes), n_classes)))
+  layers.append(R.init(key, sizes[-2] + n_classes, sizes[-1], top_vis))
+  return tuple(layers)
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def stage_pretrain(cfg, out, results, key, train, valid, progress):
+  path = out / "dbn_pretrained.npz"
+  if path.exists() and "pretrain" in results:
+    return checkpoint.load(path, like=_like_dbn(cfg, train.x.shape[1]))
+  spe = train.x.shape[0] // cfg["batch_size"]
+  trainer = contrastive.cd(rbm_optimizer(cfg["pretrain_lr"], cfg["weight_decay"], spe), k=1)
+  t0 = time.perf_counter()
+  dbn, history = D.pretrain(key, [train.x.shape[1], *cfg["sizes"]], train.x, trainer,
+                            epochs=cfg["pretrain_epochs"], batch_size=cfg["batch_size"],
+                            labels=train.y, validation=valid.x, validation_labels=valid.y,
+                            checkpoint_dir=str(out / "pretrain"), progress=progress,
+                            eval_size=1000)
+  wall = time.perf_counter() - t0
+  checkpoint.save(path, dbn, metadata={"sizes": list(cfg["sizes"])})
+  layers = []
+  for h in history:
+    secs = [r["seconds"] for r in h.epochs]
+    layers.append({"sizes": list(h.sizes), "epochs": len(h.epochs),
+                   "seconds_per_epoch": float(np.median(secs)) if secs else None,
+                   "final": {k: h.epochs[-1][k] for k in ("recon_error", "free_energy_gap",
+                                                          "pseudo_likelihood")
+                             if h.epochs and k in h.epochs[-1]}})
+  # Effective throughput: a CD-1 update needs at least 5 [B, n_v] x [n_v, n_h] matmuls
+  # (up, down, up again, two outer products).
+  flops = sum(5 * 2 * train.x.shape[0] * a * b for a, b in (lyr["sizes"] for lyr in layers))
+  secs = sum(lyr["seconds_per_epoch"] or 0 for lyr in layers)
+  results.put("pretrain", {"wall_seconds_this_call": wall, "layers": layers,
+                           "epoch_seconds_all_layers": secs,
+                           "effective_gflops": flops / secs / 1e9 if secs else None})
+  return dbn
+
+
+def stage_gen_error(name, model, test, results):
+  if name in results:
+    return
+  t0 = time.perf_counter()
+  err = test_error_generative(model, test.x, test.y)
+  results.put(name, {"test_error": err, "seconds": time.perf_counter() - t0})
+
+
+def stage_updown(cfg, out, results, key, dbn, train, progress):
+  path = out / "updown.npz"
+  trainer = D.updown(optax.sgd(cfg["updown_lr"]), k=cfg["updown_k"])
+  state = trainer.init(None, dbn)
+  history, start = [], 0
+  if path.exists():
+    tree, meta = checkpoint.restore(path, like={"state": state})
+    state, start, history = tree["state"], meta["epoch"], meta["history"]
+  bar = range(start, cfg["updown_epochs"])
+  if progress and start < cfg["updown_epochs"]:
+    from tqdm.auto import tqdm
+    bar = tqdm(bar, total=cfg["updown_epochs"], initial=start, desc="up-down", unit="epoch")
+  for e in bar:
+    t0 = time.perf_counter()
+    state, info = trainer.epoch(jax.random.fold_in(key, e), state, (train.x, train.y),
+                                cfg["batch_size"])
+    jax.block_until_ready(state)
+    row = {"epoch": e + 1, **{k: float(v) for k, v in info._asdict().items()},
+           "seconds": time.perf_counter() - t0}
+    if not np.isfinite(row["loss"]):
+      raise FloatingPointError(f"up-down diverged in epoch {e + 1}: {row}")
+    history.append(row)
+    checkpoint.save(path, {"state": state}, metadata={"epoch": e + 1, "history": history})
+    if hasattr(bar, "set_postfix"):
+      bar.set_postfix(gen_nll=f"{row['gen_nll']:.2f}", rec_nll=f"{row['rec_nll']:.2f}")
+  return state.params, history
+
+
+def stage_finetune(name, cfg, out, results, key, module, variables, train, valid, test,
+                   progress, lr):
+  path = out / f"{name}.npz"
+  optimizer = optax.sgd(lr, momentum=0.9)
+  state = F.init_state(variables, optimizer)
+  if path.exists():
+    state = checkpoint.load(path, like={"state": state})["state"]
+    if name in results and int(state.epoch) >= cfg["finetune_epochs"]:
+      return state
+
+  def save(epoch, st, row):
+    prev = checkpoint.read_metadata(path)["history"] if path.exists() else []
+    checkpoint.save(path, {"state": st}, metadata={"epoch": epoch, "history": prev + [row]})
+
+  t0 = time.perf_counter()
+  state, _ = F.train(key, module, variables, (train.x, train.y), (valid.x, valid.y), optimizer,
+                     epochs=cfg["finetune_epochs"], batch_size=cfg["batch_size"],
+                     patience=cfg["patience"], state=state,
+                     progress=name if progress else False, callback=save)
+  history = checkpoint.read_metadata(path)["history"] if path.exists() else []
+  secs = [r["seconds"] for r in history]
+  n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(variables))
+  flops = 3 * 2 * train.x.shape[0] * n_params  # forward + two backward matmuls per weight
+  results.put(name, {
+      "lr": lr, "test_error": F.error_rate(module, state.best_variables, test.x, test.y),
+      "valid_error": float(state.best_error), "best_epoch": int(state.best_epoch),
+      "epochs_run": int(state.epoch), "seconds_per_epoch": float(np.median(secs)) if secs else None,
+      "effective_gflops": flops / np.median(secs) / 1e9 if secs else None,
+      "wall_seconds_this_call": time.perf_counter() - t0})
+  return state
+
+
+def stage_samples(cfg, key, model, png, results, classifier=None):
+  n = cfg["samples_per_class"]
+  labels = jnp.repeat(jnp.arange(10), n)
+  t0 = time.perf_counter()
+  gen = jax.jit(D.generate, static_argnames=("n_steps", "n_samples"))
+  images = gen(key, model, labels, n_steps=cfg["sample_steps"])
+  images.block_until_ready()
+  seconds = time.perf_counter() - t0
+  viz.save_rows(png, np.asarray(images).reshape(10, n, -1), (28, 28), zoom=2)
+  entry = {"png": str(png), "n_steps": cfg["sample_steps"], "seconds": seconds}
+  if classifier is not None:
+    module, variables = classifier
+    pred = jnp.argmax(F.predict_logits(module, variables, images), -1)
+    entry["finetuned_net_accuracy_on_samples"] = float(jnp.mean(pred == labels))
+  results.put("samples", entry)
+
+
+def stage_ll_bound(name, cfg, key, model, train, test, results):
+  """Salakhutdinov & Murray's (2008) lower bound on log p(v): AIS for the top RBM's log Z."""
+  from jdbn import likelihood
+  if name in results:
+    return
+  k_bin, k_ais, k_bound = jax.random.split(key, 3)
+  n_lab = D.n_labels(model)
+  sub = slice(0, 10_000)
+  top_data = D.penultimate(model, train.x[sub])
+  if n_lab:
+    top_data = jnp.concatenate([top_data, jax.nn.one_hot(train.y[sub], n_lab)], -1)
+  _, _, top = D._parts(model)  # pylint: disable=protected-access
+  betas = likelihood.default_betas() if cfg["ais_betas"] is None else np.linspace(
+      0, 1, cfg["ais_betas"], dtype=np.float32)
+  t0 = time.perf_counter()
+  res = likelihood.ais(k_ais, top, n_chains=cfg["ais_chains"], betas=betas, data=top_data)
+  jax.block_until_ready(res)
+  ais_seconds = time.perf_counter() - t0
+  xb = data.binarize_stochastic(k_bin, test.x)  # log p(v) needs binary vectors
+  bound = jax.jit(lambda k, m, v, z: D.log_likelihood_bound(k, m, v, z, n_samples=10))
+  vals = jnp.concatenate([bound(jax.random.fold_in(k_bound, i), model, xb[i:i + 1000], res.log_z)
+                          for i in range(0, xb.shape[0], 1000)])
+  mean = float(jnp.mean(vals))
+  results.put(name, {
+      "log_z": float(res.log_z), "log_z_lower": float(res.log_z_lower),
+      "log_z_upper": float(res.log_z_upper), "ais_chains": cfg["ais_chains"],
+      "ais_betas": int(len(betas)), "ais_seconds": ais_seconds,
+      "bound_nats": mean, "bound_interval": [mean + float(res.log_z - res.log_z_upper),
+                                             mean + float(res.log_z - res.log_z_lower)],
+      "n_test": int(xb.shape[0]), "seconds": time.perf_counter() - t0})
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv=None):
+  args, cfg, out, png = parse_args(argv)
+  out.mkdir(parents=True, exist_ok=True)
+  settings_path = out / "settings.json"
+  if settings_path.exists():
+    old = json.loads(settings_path.read_text())
+    diff = {k: (old.get(k), v) for k, v in json.loads(json.dumps(cfg)).items()
+            if old.get(k) != v and not k.endswith("epochs")
+            and k not in ("ablation_lr", "ais_chains", "ais_betas")}
+    if diff:
+      sys.exit(f"{out} holds a run with other settings {diff}; use another --out")
+  checkpoint.write_json(settings_path, cfg)
+  stages = set(args.stages.split(","))
+  progress = not args.no_progress
+  results = Results(out / "results.json")
+  t_start = time.perf_counter()
+  info = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores visible, "
+                     f"{jax.devices()[0].platform}", "jax": jax.__version__,
+          "matmul_peak_gflops": matmul_peak_gflops(), "config": cfg}
+  print(json.dumps(info))
+
+  full = data.load_mnist("train", args.data_dir)
+  test = data.load_mnist("test", args.data_dir)
+  train, valid = data.split_validation(full, cfg["n_valid"])
+  if cfg["n_train"]:
+    train = data.Dataset(train.x[:cfg["n_train"]], train.y[:cfg["n_train"]], train.image_shape)
+  if cfg["n_test"]:
+    test = data.Dataset(test.x[:cfg["n_test"]], test.y[:cfg["n_test"]], test.image_shape)
+  to_jax = lambda ds: data.Dataset(jnp.asarray(ds.x), jnp.asarray(ds.y), ds.image_shape)  # noqa
+  train, valid, test = to_jax(train), to_jax(valid), to_jax(test)
+  k_pre, k_ud, k_ft, k_ab, k_abinit, k_out, k_samples = jax.random.split(
+      jax.random.key(cfg["seed"]), 7)
+
+  dbn = stage_pretrain(cfg, out, results, k_pre, train, valid, progress)
+  if "gen_pretrained" in stages:
+    stage_gen_error("gen_pretrained", dbn, test, results)
+  generator = dbn
+  if "updown" in stages and cfg["updown_epochs"] > 0:
+    t0 = time.perf_counter()
+    untied, history = stage_updown(cfg, out, results, k_ud, dbn, train, progress)
+    generator = untied
+    secs = [r["seconds"] for r in history]
+    done = len(history) >= cfg["updown_epochs"]
+    if "updown" not in results or results["updown"]["epochs"] != len(history):
+      results.put("updown", {"epochs": len(history), "finished": done,
+                             "seconds_per_epoch": float(np.median(secs)) if secs else None,
+                             "final": history[-1] if history else None,
+                             "wall_seconds_this_call": time.perf_counter() - t0})
+      results.data.pop("gen_updown", None)
+    stage_gen_error("gen_updown", untied, test, results)
+  classifier = None
+  lrs = [cfg["finetune_lr"]]
+  if cfg["ablation_lr"] and cfg["ablation_lr"] != cfg["finetune_lr"]:
+    lrs.append(cfg["ablation_lr"])
+  for lr in lrs:
+    suffix = "" if lr == cfg["finetune_lr"] else f"_lr{lr:g}"
+    if "finetune" in stages:
+      module, variables = F.from_dbn(dbn, key=k_out, dropout_rate=cfg["dropout"])
+      st = stage_finetune("finetune" + suffix, cfg, out, results, k_ft, module, variables, train,
+                          valid, test, progress, lr)
+      if not suffix:
+        classifier = (module, st.best_variables)
+    if "ablation" in stages:
+      module, variables = F.init_random(k_abinit, D.layer_sizes(dbn),
+                                        dropout_rate=cfg["dropout"])
+      stage_finetune("ablation" + suffix, cfg, out, results, k_ft, module, variables, train,
+                     valid, test, progress, lr)
+  if "ll_bound" in stages:
+    stage_ll_bound("ll_bound_pretrained", cfg, jax.random.fold_in(k_samples, 1), dbn, train,
+                   test, results)
+    if generator is not dbn and not args.quick:
+      stage_ll_bound("ll_bound_updown", cfg, jax.random.fold_in(k_samples, 1), generator, train,
+                     test, results)
+  if "samples" in stages:
+    stage_samples(cfg, k_samples, generator, png, results, classifier)
+  results.put("run", {**info, "wall_seconds_this_call": time.perf_counter() - t_start})
+  return results.data
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,221 @@
+"""Chain-sweeps per second of block-Gibbs sampling in a 784x500 RBM: jdbn, NumPy, PyTorch, GEMMs.
+
+A chain-sweep is one ``h ~ p(h | v)``, ``v ~ p(v | h)`` of one chain. For 1, 100, 10,000 and
+100,000 chains this measures:
+
+* ``jdbn.gibbs.chain`` over a batch of states ``[n_chains, 784]`` (one ``lax.scan``; each sweep
+  is two matrix products and elementwise sampling), with each PRNG implementation in
+  ``--impls`` (``jax.random.key(seed, impl=...)``; the library uses whatever key it is given);
+* ``jax.vmap`` of single-chain ``gibbs.chain`` over per-chain keys and states, the way the design
+  notes run many chains, to show it is the same computation (its compiled program does the
+  same two products per sweep, with a batch dimension);
+* bfloat16 params and states (``--bf16``), at 10,000 chains;
+* NumPy and PyTorch batched sweeps doing the same (``peers.py``);
+* the bound of the two products ``v W`` and ``h W'`` alone, at the fastest measured speed.
+
+Compile time is reported apart from run time (``jit(...).lower(...).compile()``).
+
+    python -m benchmarks.gibbs_throughput            # appends RESULTS.md
+    python -m benchmarks.gibbs_throughput --quick    # 64x32, 1 and 100 chains, NumPy only
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+
+import numpy as np
+
+from benchmarks import common as C
+
+CHAINS = (1, 100, 10_000, 100_000)
+IMPLS = ("threefry2x32", "philox2x32", "rbg")
+TARGETS = {"vs_torch": 1.5, "vs_numpy": 1.0, "bound": 0.85}  # at 10,000 chains
+
+
+def n_steps_for(n_chains: int, quick: bool) -> int:
+  """Sweeps per timed call: about 50,000 chain-sweeps (2,000 in --quick), 2 to 1,000 sweeps."""
+  work = 2_000 if quick else 50_000
+  return int(max(2, min(1000, work // n_chains)))
+
+
+def count_dots(hlo: str) -> int:
+  return len(re.findall(r"\bdot\(", hlo))
+
+
+def jdbn_fns(params, v0, n_steps: int, impls, vmap: bool, bf16: bool, log=print):
+  """``{label: fn}`` for jdbn variants, and ``{label: (compile seconds, dots in HLO)}``."""
+  import jax
+  import jax.numpy as jnp
+  from jdbn import gibbs
+
+  fns, compiled_info = {}, {}
+  variants = [(impl, "batched", jnp.float32) for impl in impls]
+  if vmap:
+    variants.append((impls[0], "vmap", jnp.float32))
+  if bf16:
+    variants.append((impls[0], "batched", jnp.bfloat16))
+  for impl, style, dtype in variants:
+    p = jax.tree.map(lambda a: a.astype(dtype), params)
+    v = v0.astype(dtype)
+    key = jax.random.key(0, impl=impl)
+    if style == "batched":
+
+      def f(key, p, v):
+        state = gibbs.init(p, v)
+        return gibbs.chain(key, p, state, n_steps)[0].v
+    else:
+
+      def f(key, p, v):
+        keys = jax.random.split(key, v.shape[0])
+        one = lambda k, s: gibbs.chain(k, p, s, n_steps)[0].v  # noqa: E731
+        return jax.vmap(one)(keys, jax.vmap(lambda x: gibbs.init(p, x))(v))
+
+    t = time.perf_counter()
+    compiled = jax.jit(f).lower(key, p, v).compile()
+    compile_s = time.perf_counter() - t
+    label = f"jdbn {style} {impl}" + (" bf16" if dtype == jnp.bfloat16 else "")
+    compiled_info[label] = (compile_s, count_dots(compiled.as_text()))
+    fns[label] = lambda compiled=compiled, key=key, p=p, v=v: compiled(key, p, v)
+  return fns, compiled_info
+
+
+def measure(n_visible, n_hidden, n_chains, worker, scratch, *, quick, repeats, peers, impls,
+            vmap, bf16, log=print):
+  import jax
+  import jax.numpy as jnp
+  from jdbn import rbm
+
+  n_steps = n_steps_for(n_chains, quick)
+  log(f"{n_chains} chains x {n_steps} sweeps, {n_visible}x{n_hidden}")
+  params = rbm.init(jax.random.key(0), n_visible, n_hidden)
+  params = params.replace(b=0.1 * jax.random.normal(jax.random.key(1), (n_visible,)))
+  v0 = (jax.random.uniform(jax.random.key(2), (n_chains, n_visible)) < 0.5).astype(jnp.float32)
+  fns, cinfo = jdbn_fns(params, v0, n_steps, impls, vmap, bf16, log)
+  names = []
+  if worker is not None:
+    w0 = C.save_array(params.W, scratch, f"w_{n_visible}x{n_hidden}")
+    for peer in peers:
+      if peer not in ("numpy", "torch"):
+        continue
+      name = {"numpy": "NumPy", "torch": "PyTorch"}[peer]
+      worker.setup(name, f"{peer}_sweeps", n_chains=n_chains, n_visible=n_visible,
+                   n_hidden=n_hidden, n_steps=n_steps, w0_path=w0)
+      fns[name] = worker.timed(name)
+      names.append(name)
+  timings = C.interleaved(fns, repeats=repeats, log=log)
+  for name in names:
+    worker.drop(name)
+  gemms = C.measure_gemms(C.sweep_gemms(n_chains, n_visible, n_hidden), worker,
+                          repeats=max(3, repeats), torch="torch" in peers, log=log)
+  bound = C.bound_seconds(gemms, n_steps)
+  return dict(n_chains=n_chains, n_steps=n_steps, timings=timings, compiled=cinfo, gemms=gemms,
+              bound=bound)
+
+
+def report(res) -> str:
+  t, n, s = res["timings"], res["n_chains"], res["n_steps"]
+  bound = res["bound"]
+  rate = lambda sec: n * s / sec  # noqa: E731
+  ref = next(k for k in t if k.startswith("jdbn batched"))
+  rows = []
+  for name in sorted(t, key=lambda k: t[k].median):
+    comp = res["compiled"].get(name)
+    rows.append([
+        name, f"{rate(t[name].median):,.0f}", t[name].fmt(1e3, "ms"),
+        f"{rate(t[name].cpu_median):,.0f}" if np.isfinite(t[name].cpu_median) else "",
+        f"{t[ref].median / t[name].median:.2f}x", f"{bound / t[name].median:.0%}",
+        f"{comp[0]:.2f} s" if comp else "", str(comp[1]) if comp else ""
+    ])
+  table = C.markdown_table([
+      "implementation", "chain-sweeps/s", f"median per call ({s} sweeps)",
+      "chain-sweeps per CPU-s", f"speed / {ref}", "GEMM bound / time", "compile",
+      "dots in HLO"
+  ], rows)
+  return (f"{table}\n\nGEMM bound: {rate(bound):,.0f} chain-sweeps/s ({bound * 1e3:.1f} ms "
+          f"for {s} sweeps of 2 products); products alone:\n\n{C.gemm_table(res['gemms'])}")
+
+
+def targets_for(res, impls) -> dict:
+  t, out = res["timings"], {}
+  if res["n_chains"] != 10_000:
+    return out
+  for impl in impls:
+    label = f"jdbn batched {impl}"
+    tj = t[label].median
+    if "PyTorch" in t:
+      r = t["PyTorch"].median / tj
+      out[f"10,000 chains: {label} >= {TARGETS['vs_torch']}x PyTorch"] = (
+          f"{r:.2f}x", r >= TARGETS["vs_torch"])
+    if "NumPy" in t:
+      r = t["NumPy"].median / tj
+      out[f"10,000 chains: {label} faster than NumPy"] = (f"{r:.2f}x", r > TARGETS["vs_numpy"])
+    frac = res["bound"] / tj
+    out[f"10,000 chains: {label} >= {TARGETS['bound']:.0%} of GEMM bound"] = (
+        f"{frac:.0%}", frac >= TARGETS["bound"])
+  return out
+
+
+def run(*, quick=False, chains=None, repeats=None, write=False, peers=("numpy", "torch"),
+        impls=IMPLS, vmap=True, bf16=True, log=print, worker=None) -> dict:
+  from benchmarks.cd_epoch import available_peers
+  repeats = repeats or (3 if quick else 5)
+  peers = available_peers(peers, quick, log)
+  if quick:
+    n_visible, n_hidden, chains = 64, 32, chains or (1, 100)
+    impls = impls[:1]
+  else:
+    n_visible, n_hidden, chains = 784, 500, chains or CHAINS
+  own_worker = worker is None and bool(peers)
+  if own_worker:
+    worker = C.PeerWorker()
+  sections, targets = [], {}
+  try:
+    with C.scratch_dir() as scratch:
+      for n in chains:
+        t0 = time.perf_counter()
+        res = measure(n_visible, n_hidden, n, worker, scratch, quick=quick, repeats=repeats,
+                      peers=peers, impls=list(impls), vmap=vmap, bf16=bf16 and n == 10_000,
+                      log=log)
+        text = report(res)
+        targets.update(targets_for(res, impls))
+        sections.append((f"{n:,} chains", text))
+        log(f"\n### {n:,} chains ({time.perf_counter() - t0:.0f} s)\n\n{text}\n")
+    machine = C.machine_info(worker)
+  finally:
+    if own_worker:
+      worker.close()
+  summary = "\n".join(f"- {'MET' if met else 'NOT MET'}: {name}: {value}"
+                      for name, (value, met) in targets.items())
+  log("Targets:\n" + (summary or "(none evaluated)"))
+  if write:
+    body = ["Machine:", "", C.format_machine(machine), "",
+            f"{n_visible}x{n_hidden} Bernoulli RBM; medians of {repeats} interleaved repeats "
+            f"(compare ratios within a table: the machine is shared)."]
+    for name, text in sections:
+      body += ["", f"### {name}", "", text]
+    body += ["", "Targets:", "", summary]
+    C.append_section(f"Gibbs sampling throughput ({machine['date']})", "\n".join(body))
+  return dict(sections=sections, targets=targets, machine=machine)
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--quick", action="store_true")
+  p.add_argument("--chains", default=None, help="comma-separated chain counts")
+  p.add_argument("--impls", default=",".join(IMPLS))
+  p.add_argument("--repeats", type=int, default=None)
+  p.add_argument("--peers", default="numpy,torch")
+  p.add_argument("--no-bf16", action="store_true")
+  p.add_argument("--no-vmap", action="store_true")
+  p.add_argument("--no-write", action="store_true")
+  args = p.parse_args(argv)
+  chains = tuple(int(c) for c in args.chains.split(",")) if args.chains else None
+  return run(quick=args.quick, chains=chains, repeats=args.repeats,
+             write=not (args.quick or args.no_write), peers=args.peers.split(","),
+             impls=tuple(args.impls.split(",")), vmap=not args.no_vmap, bf16=not args.no_bf16)
+
+
+if __name__ == "__main__":
+  main()

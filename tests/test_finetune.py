@@ -1,0 +1,118 @@
+"""Discriminative fine-tuning: the Flax network made from a DBN, its training loop, early stopping."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from scipy import stats
+from test_dbn import _tiny_dbn, pretrained  # the DBN pretrained on the digits, trained once
+
+from jdbn import data
+from jdbn import dbn as D
+from jdbn import finetune as F
+
+KEY = jax.random.key(0)
+
+
+def _three_layer_dbn(key):
+  """A random labelled 6-5-4-3(+4 labels) DBN: two layers below the top RBM."""
+  k1, k2 = jax.random.split(key)
+  lower, top = _tiny_dbn(k2, n_v=5, n_1=4, n_top=3, n_labels=4)
+  first = _tiny_dbn(k1, n_v=6, n_1=5)[0]
+  return (first, lower, top)
+
+
+def test_initial_hidden_activations_are_the_dbn_up_pass():
+  dbn = _three_layer_dbn(jax.random.key(1))
+  x = jax.random.uniform(jax.random.key(2), (9, 6))
+  for model in (dbn, D.UntiedDBN(dbn[:2], tuple(p.replace(W=-p.W) for p in dbn[:2]), dbn[2])):
+    module, variables = F.from_dbn(model)
+    assert module.hidden_sizes == (5, 4, 3) and module.n_classes == 4
+    logits, hidden = jax.jit(lambda v, a: module.apply(v, a, return_hidden=True))(variables, x)
+    up = jax.jit(D.up_pass)(model, x)
+    for h, u in zip(hidden, up, strict=True):
+      np.testing.assert_allclose(h, u, rtol=1e-6, atol=1e-7)
+    # The output layer starts as the top RBM's p(label | h_top): softmax(b_label + W_label h_top).
+    top = dbn[2]
+    n_pen = D.n_penultimate(top)
+    np.testing.assert_allclose(logits, up[-1] @ top.W[n_pen:].T + top.b[n_pen:], rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_random_output_layer_and_the_ablation_have_the_same_shapes():
+  dbn = _three_layer_dbn(jax.random.key(3))
+  _, from_labels = F.from_dbn(dbn)
+  module, random_out = F.from_dbn(dbn, key=KEY, output_init="random")
+  np.testing.assert_array_equal(random_out["params"]["output"]["bias"], 0)
+  assert float(jnp.std(random_out["params"]["output"]["kernel"])) < 0.05
+  ablation_module, ablation = F.init_random(KEY, D.layer_sizes(dbn), n_classes=4)
+  assert ablation_module == module
+  shapes = lambda t: jax.tree.map(jnp.shape, t)  # noqa: E731
+  assert shapes(ablation) == shapes(random_out) == shapes(from_labels)
+  with pytest.raises(ValueError, match="needs a key"):
+    F.from_dbn(_tiny_dbn(KEY))  # no label units: the output layer is random
+
+
+def test_dropout_is_random_in_training_only():
+  module, variables = F.init_random(KEY, [6, 5, 4], dropout_rate=0.5, input_dropout_rate=0.2)
+  x = jnp.ones((3, 6))
+  apply = jax.jit(lambda v, a, k: module.apply(v, a, train=True, rngs={"dropout": k}))
+  a, b = apply(variables, x, jax.random.key(1)), apply(variables, x, jax.random.key(2))
+  assert not np.allclose(a, b)
+  np.testing.assert_array_equal(apply(variables, x, jax.random.key(1)), a)
+  np.testing.assert_array_equal(module.apply(variables, x), module.apply(variables, x))
+
+
+def _digits_split():
+  ds = data.load_digits("train")
+  return data.split_validation(ds, 300)
+
+
+def test_training_keeps_the_best_variables_and_resumes_exactly():
+  train, valid = _digits_split()
+  module, variables = F.init_random(KEY, [64, 16])
+  optimizer = optax.sgd(0.5, momentum=0.9)
+  args = ((train.x, train.y), (valid.x, valid.y), optimizer)
+  full, history = F.train(KEY, module, variables, *args, epochs=4, batch_size=50, progress=False)
+  half, _ = F.train(KEY, module, variables, *args, epochs=2, batch_size=50, progress=False)
+  resumed, rest = F.train(KEY, module, variables, *args, epochs=4, batch_size=50, state=half,
+                          progress=False)
+  assert [r["epoch"] for r in rest] == [3, 4]
+  jax.tree.map(np.testing.assert_array_equal, resumed, full)
+  errors = [r["valid_error"] for r in history]
+  assert float(full.best_error) == min(errors)
+  assert int(full.best_epoch) == 1 + int(np.argmin(errors))
+  assert F.error_rate(module, full.best_variables, valid.x, valid.y) == min(errors)
+  assert errors[-1] < 0.5  # learning: chance is 0.9
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement():
+  train, valid = _digits_split()
+  module, variables = F.init_random(KEY, [64, 16])
+  frozen = optax.sgd(0.0)  # nothing changes, so only the first epoch "improves"
+  state, history = F.train(KEY, module, variables, (train.x, train.y), (valid.x, valid.y),
+                           frozen, epochs=10, batch_size=50, patience=2, progress=False)
+  assert [r["epoch"] for r in history] == [1, 2, 3]
+  assert int(state.best_epoch) == 1 and int(state.bad_epochs) == 2
+
+
+def test_class_conditional_samples_are_recognised_by_the_fine_tuned_network():
+  """DBN samples with the label clamped to k are classified as k far more often than chance.
+
+  H0: the network's label for a sample is right with probability 0.1 (chance). With 200 samples
+  we require a one-sided binomial p-value below 1e-6 (about 21% accuracy or more).
+  """
+  dbn, _ = pretrained()
+  train, valid = _digits_split()
+  module, variables = F.from_dbn(dbn)
+  state, _ = F.train(KEY, module, variables, (train.x, train.y), (valid.x, valid.y),
+                     optax.adam(3e-3), epochs=20, batch_size=50, progress=False)
+  test = data.load_digits("test")
+  assert F.error_rate(module, state.best_variables, test.x, test.y) < 0.5
+  labels = jnp.repeat(jnp.arange(10), 20)
+  samples = D.generate(jax.random.key(1), dbn, labels, n_steps=100)  # as in test_dbn: one compile
+  pred = jnp.argmax(F.predict_logits(module, state.best_variables, samples), -1)
+  hits = int(jnp.sum(pred == labels))
+  p_value = stats.binomtest(hits, len(labels), 0.1, alternative="greater").pvalue
+  assert p_value < 1e-6, f"{hits}/200 samples recognised"
