@@ -264,6 +264,8 @@ def add_train(sub) -> None:
   p = sub.add_parser("train", help="train a model", description="Train a model.")
   models = p.add_subparsers(dest="model", metavar="MODEL", required=True)
   add_train_rbm(models)
+  from jdbn import cli_dbn
+  cli_dbn.add_train_dbn(models)
 
 
 def add_train_rbm(sub) -> None:
@@ -507,6 +509,9 @@ def cmd_evaluate(args) -> int:
   import jax
   from jdbn import data
   from jdbn import units as U
+  from jdbn import cli_dbn
+  if cli_dbn.is_dbn(args.checkpoint):
+    return cli_dbn.cmd_evaluate_dbn(args)
   path = _resolve_checkpoint(args.checkpoint)
   params, user = _load_model(path)
   name = args.dataset or user.get("dataset")
@@ -639,6 +644,8 @@ def build_parser() -> argparse.ArgumentParser:
   add_sample(sub)
   add_evaluate(sub)
   add_demo(sub)
+  from jdbn import cli_dbn
+  cli_dbn.add_generate(sub)
   return parser
 
 
