@@ -29,49 +29,15 @@ from typing import Any
 
 import numpy as np
 
+# jdbn.cli imports this module lazily, inside the functions that wire it in.
+from jdbn.cli import CLIError, _non_negative_float, _positive_float, _positive_int
+
 MODEL_NAME = "dbn.npz"
 UPDOWN_NAME = "updown.npz"
 
 
-def _base():
-  """:mod:`jdbn.cli`, for its ``CLIError`` only (imported late: ``jdbn.cli`` imports this module)."""
-  from jdbn import cli
-  return cli
-
-
 def _error(message: str) -> Exception:
-  return _base().CLIError(message)
-
-
-def _positive_int(text: str) -> int:
-  import argparse
-  try:
-    value = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-  if value < 1:
-    raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-  return value
-
-
-def _non_negative_float(text: str) -> float:
-  import argparse
-  import math
-  try:
-    value = float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-  if not (math.isfinite(value) and value >= 0):
-    raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-  return value
-
-
-def _positive_float(text: str) -> float:
-  import argparse
-  value = _non_negative_float(text)
-  if value == 0:
-    raise argparse.ArgumentTypeError("must be > 0, got 0")
-  return value
+  return CLIError(message)
 
 
 def _load_dataset(name: str, split: str, data_dir):

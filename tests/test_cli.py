@@ -148,3 +148,21 @@ def test_gaussian_preprocessing_round_trips():
   assert np.all(np.isfinite(z)) and np.allclose(z[:, 1:].mean(0), 0, atol=1e-5)
   np.testing.assert_allclose(cli._to_image(z, spec), x, atol=1e-5)
   json.dumps(spec)  # stored in the checkpoint's metadata
+
+
+def test_dbn_train_generate_evaluate(tmp_path, capsys):
+  """`jdbn train dbn`, `jdbn generate` and `jdbn evaluate` on a tiny DBN end to end."""
+  out = tmp_path / "dbn"
+  assert cli.main(["train", "dbn", "--dataset", "digits", "--sizes", "16,16", "--epochs", "1",
+                   "--updown-epochs", "1", "--sample-steps", "5", "--out", str(out),
+                   "--no-progress"]) == 0
+  assert (out / "dbn.npz").is_file() and json.loads((out / "metrics.json").read_text())
+  Image.open(out / "samples.png").verify()
+  assert cli.main(["generate", str(out), "--n-steps", "5", "--out",
+                   str(tmp_path / "gen.png")]) == 0
+  Image.open(tmp_path / "gen.png").verify()
+  capsys.readouterr()
+  assert cli.main(["evaluate", str(out), "--dataset", "digits", "--n-chains", "10",
+                   "--n-betas", "200"]) == 0
+  text = capsys.readouterr().out
+  assert "classification error" in text and "lower bound" in text
