@@ -1,4 +1,4 @@
-"""Seconds per epoch of CD-1 and PCD-1 training: jdbn against NumPy, PyTorch, scikit-learn and GEMMs.
+"""Seconds per CD-1 and PCD-1 epoch: jdbn against NumPy, PyTorch, scikit-learn and the GEMMs.
 
 Sizes (visible x hidden, batch): 64x32 on the embedded 8x8 digits (1,797 images) with batches of
 10; 784x500 on the 60,000 MNIST training images with batches of 100; 784x2000 with batches of 100
@@ -111,9 +111,11 @@ def measure(cfg: dict, worker: Optional[C.PeerWorker], scratch: str, *, repeats:
     for name in meta:
       if not name.startswith("jdbn"):
         fns[name] = worker.timed(name)
-  timings = C.interleaved(fns, repeats=repeats, log=log)
-  gemms = C.measure_gemms(C.cd_gemms(B, V, H), worker, repeats=max(3, repeats),
-                          torch="torch" in peers, log=log)
+  shapes = C.cd_gemms(B, V, H)
+  g_fns, g_index = C.gemm_fns(shapes, worker, torch="torch" in peers)
+  timings = C.interleaved({**fns, **g_fns}, repeats=repeats, log=log)
+  gemms = C.gemm_results(shapes, timings, g_index, worker, log)
+  timings = {k: v for k, v in timings.items() if k not in g_index}
   bound = C.bound_seconds(gemms, steps)
   if worker is not None:
     for name in meta:

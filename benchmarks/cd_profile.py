@@ -1,4 +1,4 @@
-"""Where a jdbn CD-1 epoch spends its time: compiled program, per-op profile, PRNG and softplus costs.
+"""Where a jdbn CD-1 epoch spends its time: compiled program, op profile, PRNG and softplus costs.
 
     python -m benchmarks.cd_profile                     # MNIST-sized 784x500 (random data), digits
     python -m benchmarks.cd_profile --size digits --impl philox2x32

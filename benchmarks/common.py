@@ -1,4 +1,4 @@
-"""Shared machinery of the benchmark suite: timing, the peer worker, the machine, GEMM bounds, RESULTS.md.
+"""Shared machinery of the benchmarks: timing, peer worker, machine, GEMM bounds, RESULTS.md.
 
 Timing. Every figure is the median (with the interquartile range) of several repeats, after a
 warm-up call that pays for compilation; JAX results are waited for with ``jax.block_until_ready``.
@@ -12,11 +12,12 @@ down. The worker reports the BLAS kernel NumPy actually uses (threadpoolctl). jd
 main process, whose environment is left as it is. The two processes take turns: while one
 measures, the other waits on a pipe.
 
-GEMM bound. :func:`gemm_bound` times the exact matrix products an algorithm needs, alone, in
+GEMM bound. :func:`gemm_fns` times the exact matrix products an algorithm needs, alone, in
 JAX (inside a ``lax.scan`` in one ``jit``, like the library's loops), in NumPy and (when
-installed) in PyTorch, interleaved; the bound is the fastest of them for each shape, summed over
-the products an algorithm performs. Nothing that does those products can be faster than that on
-this machine, whatever it does about the rest (sampling, sigmoids, updates).
+installed) in PyTorch, in the same interleaved rounds as the implementations; the bound is the
+fastest of them for each shape, summed over the products an algorithm performs. Nothing that does
+those products can be faster than that on this machine, whatever it does about the rest
+(sampling, sigmoids, updates).
 """
 
 from __future__ import annotations
@@ -367,7 +368,7 @@ class Gemm:
 
 
 def cd_gemms(batch: int, n_visible: int, n_hidden: int) -> list:
-  """The 5 products of one CD-1 step: ``v0 @ W``, ``h0 @ W.T``, ``v1 @ W``, ``v0.T @ p0``, ``v1.T @ p1``."""
+  """The 5 products of a CD-1 step: ``v0 W``, ``h0 W.T``, ``v1 W``, ``v0.T p0``, ``v1.T p1``."""
   return [Gemm("v@W", batch, n_visible, n_hidden, "nn", 2),
           Gemm("h@W.T", batch, n_hidden, n_visible, "nt", 1),
           Gemm("v.T@p", n_visible, batch, n_hidden, "tn", 2)]
@@ -432,33 +433,52 @@ class GemmResult:
     return lib, self.seconds[lib]
 
 
-def measure_gemms(gemms: Sequence[Gemm], worker: Optional[PeerWorker], *, repeats: int = 5,
-                  torch: bool = True, log=None) -> list:
-  """Times each product shape in JAX, NumPy (worker) and PyTorch (worker, if wanted), interleaved.
+def gemm_fns(gemms: Sequence[Gemm], worker: Optional[PeerWorker], *,
+             torch: bool = True) -> tuple:
+  """Functions timing each product shape in JAX, NumPy (worker) and PyTorch (worker, if wanted).
 
-  Returns a :class:`GemmResult` per shape with the median seconds of one product per library.
+  Returns ``({name: fn}, {name: (shape index, library, products per call)})``; put the functions
+  in the same :func:`interleaved` call as the implementations, so that the bound is measured
+  under the same load, and pass the timings to :func:`gemm_results`.
   """
-  results = []
+  fns, index = {}, {}
   for i, g in enumerate(gemms):
     reps = gemm_reps(g)
-    fns = {"jax": jax_gemm_fn(g, reps)}
-    libs = ["numpy"] + (["torch"] if torch else [])
+    name = f"GEMM {g.name} [{g.m}x{g.k}]x[{g.k}x{g.n}]"
+    fns[f"{name} jax"] = jax_gemm_fn(g, reps)
+    index[f"{name} jax"] = (i, "jax", reps)
     if worker is not None:
-      for lib in libs:
-        worker.setup(f"gemm{i}_{lib}", "gemm", lib=lib, m=g.m, k=g.k, n=g.n, kind=g.kind,
+      for lib in ["numpy"] + (["torch"] if torch else []):
+        worker.setup(f"{name} {lib}", "gemm", lib=lib, m=g.m, k=g.k, n=g.n, kind=g.kind,
                      reps=reps)
-        fns[lib] = worker.timed(f"gemm{i}_{lib}")
-    timings = interleaved(fns, repeats=repeats)
-    if worker is not None:
-      for lib in libs:
-        worker.drop(f"gemm{i}_{lib}")
-    res = GemmResult(g, {lib: t.median / reps for lib, t in timings.items()})
-    if log:
+        fns[f"{name} {lib}"] = worker.timed(f"{name} {lib}")
+        index[f"{name} {lib}"] = (i, lib, reps)
+  return fns, index
+
+
+def gemm_results(gemms: Sequence[Gemm], timings: dict, index: dict, worker=None, log=None) -> list:
+  """:class:`GemmResult` per shape from the timings of :func:`gemm_fns`'s functions."""
+  seconds = [dict() for _ in gemms]
+  for name, (i, lib, reps) in index.items():
+    seconds[i][lib] = timings[name].median / reps
+    if worker is not None and lib != "jax":
+      worker.drop(name)
+  results = [GemmResult(g, s) for g, s in zip(gemms, seconds)]
+  if log:
+    for r in results:
+      g = r.gemm
       log(f"  GEMM {g.name} [{g.m}x{g.k}]x[{g.k}x{g.n}]: " + ", ".join(
-          f"{lib} {s * 1e3:.3f} ms ({g.flops / s / 1e9:.0f} GFLOP/s)"
-          for lib, s in res.seconds.items()))
-    results.append(res)
+          f"{lib} {sec * 1e3:.3f} ms ({g.flops / sec / 1e9:.0f} GFLOP/s)"
+          for lib, sec in r.seconds.items()))
   return results
+
+
+def measure_gemms(gemms: Sequence[Gemm], worker: Optional[PeerWorker], *, repeats: int = 5,
+                  torch: bool = True, log=None) -> list:
+  """Times each product shape alone (interleaved between libraries); see :func:`gemm_fns`."""
+  fns, index = gemm_fns(gemms, worker, torch=torch)
+  timings = interleaved(fns, repeats=repeats)
+  return gemm_results(gemms, timings, index, worker, log)
 
 
 def bound_seconds(results: Sequence[GemmResult], steps: int, lib: Optional[str] = None) -> float:

@@ -29,8 +29,9 @@ training uses the first 50,000 training images; the last 10,000 are the validati
     python benchmarks/dbn_mnist.py --quick                 # CI smoke run, < 1 minute
     python benchmarks/dbn_mnist.py --out benchmarks/runs/dbn_mnist   # the full run (hours on CPU)
 
-Speed is reported as seconds per epoch and as effective GFLOP/s against the peak of one large
-float32 matmul measured in the same run (the hardware limit on this machine).
+Speed (stage ``timing``): seconds per 50,000-example epoch of CD-1 for each layer, of up-down and
+of back-propagation fine-tuning, compilation excluded, and effective GFLOP/s against the peak of
+one large float32 matmul measured in the same process just before (the hardware limit here).
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def parse_args(argv=None):
     p.add_argument("--" + name.replace("_", "-"), type=float, default=None)
   p.add_argument("--dropout", type=float, default=0.0, help="hidden dropout for fine-tuning")
   p.add_argument("--stages",
-                 default="pretrain,gen_pretrained,updown,finetune,ablation,ll_bound,samples",
+                 default="pretrain,gen_pretrained,updown,finetune,ablation,ll_bound,timing,"
+                 "samples",
                  help="comma-separated stages to run")
   p.add_argument("--png", default=None, help="samples sheet (default benchmarks/dbn_mnist_samples"
                  ".png; quick runs write into --out)")
@@ -322,6 +324,55 @@ def stage_ll_bound(name, cfg, key, model, train, test, results):
       "n_test": int(xb.shape[0]), "seconds": time.perf_counter() - t0})
 
 
+def stage_timing(cfg, key, dbn, train, results, n: int = 10_000, repeats: int = 3):
+  """Seconds per 50,000-example epoch of each training loop, timed on ``n`` examples after a
+  warm-up call (compilation excluded), against the matmul peak measured just before.
+
+  Effective GFLOP/s count the matrix products each update needs at least: 5 per RBM layer for
+  CD-1 (up, down, up again, two outer products), 3 per Dense layer for back-propagation.
+  """
+  peak = matmul_peak_gflops()
+  x, y = train.x[:n], train.y[:n]
+  bs = cfg["batch_size"]
+  scale = 50_000 / n
+
+  def timed(run):
+    run(0)  # compile
+    times = []
+    for r in range(repeats):
+      t = time.perf_counter()
+      jax.block_until_ready(run(r + 1))
+      times.append(time.perf_counter() - t)
+    return float(np.median(times)) * scale
+
+  rows = {}
+  trainer = contrastive.cd(optax.sgd(0.01, momentum=0.9), k=1)
+  layer_x = x
+  for i, p in enumerate(dbn):
+    data_i = layer_x if i < len(dbn) - 1 else jnp.concatenate(
+        [layer_x, jax.nn.one_hot(y, D.n_labels(dbn))], -1)
+    st = trainer.init(key, p)
+    sec = timed(lambda r, st=st, d=data_i: trainer.epoch(jax.random.fold_in(key, r), st, d, bs))
+    flops = 5 * 2 * 50_000 * p.n_visible * p.n_hidden
+    rows[f"cd1_layer{i}_{p.n_visible}x{p.n_hidden}"] = {
+        "seconds_per_epoch": sec, "gflops": flops / sec / 1e9}
+    if i < len(dbn) - 1:
+      layer_x = D.propagate(None, p, layer_x)
+  ud = D.updown(optax.sgd(0.001), k=cfg["updown_k"])
+  st = ud.init(None, dbn)
+  rows["updown_epoch"] = {"seconds_per_epoch": timed(
+      lambda r: ud.epoch(jax.random.fold_in(key, r), st, (x, y), bs))}
+  module, variables = F.from_dbn(dbn)
+  opt = optax.sgd(0.01, momentum=0.9)
+  epoch = F.make_epoch(module, opt, bs)
+  fst = F.init_state(variables, opt)
+  sec = timed(lambda r: epoch(jax.random.fold_in(key, r), fst, x, y))
+  n_w = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(variables))
+  rows["finetune_epoch"] = {"seconds_per_epoch": sec, "gflops": 3 * 2 * 50_000 * n_w / sec / 1e9}
+  results.put("timing", {"matmul_peak_gflops": peak, "timed_examples": n, "repeats": repeats,
+                         **rows})
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -398,6 +449,9 @@ def main(argv=None):
     if generator is not dbn and not args.quick:
       stage_ll_bound("ll_bound_updown", cfg, jax.random.fold_in(k_samples, 1), generator, train,
                      test, results)
+  if "timing" in stages:
+    stage_timing(cfg, jax.random.fold_in(k_samples, 2), dbn, train, results,
+                 n=min(10_000, train.x.shape[0]), repeats=1 if args.quick else 3)
   if "samples" in stages:
     stage_samples(cfg, k_samples, generator, png, results, classifier)
   results.put("run", {**info, "wall_seconds_this_call": time.perf_counter() - t_start})

@@ -104,11 +104,13 @@ def measure(n_visible, n_hidden, n_chains, worker, scratch, *, quick, repeats, p
                    n_hidden=n_hidden, n_steps=n_steps, w0_path=w0)
       fns[name] = worker.timed(name)
       names.append(name)
-  timings = C.interleaved(fns, repeats=repeats, log=log)
+  shapes = C.sweep_gemms(n_chains, n_visible, n_hidden)
+  g_fns, g_index = C.gemm_fns(shapes, worker, torch="torch" in peers)
+  timings = C.interleaved({**fns, **g_fns}, repeats=repeats, log=log)
   for name in names:
     worker.drop(name)
-  gemms = C.measure_gemms(C.sweep_gemms(n_chains, n_visible, n_hidden), worker,
-                          repeats=max(3, repeats), torch="torch" in peers, log=log)
+  gemms = C.gemm_results(shapes, timings, g_index, worker, log)
+  timings = {k: v for k, v in timings.items() if k not in g_index}
   bound = C.bound_seconds(gemms, n_steps)
   return dict(n_chains=n_chains, n_steps=n_steps, timings=timings, compiled=cinfo, gemms=gemms,
               bound=bound)

@@ -58,7 +58,7 @@ def cpu_seconds() -> float:
 
 def machine() -> dict:
   try:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
     model = next((l.split(":", 1)[1].strip() for l in out.splitlines()
                   if l.startswith("Model name")), platform.processor())
   except (OSError, subprocess.SubprocessError):
@@ -194,8 +194,8 @@ def evaluate(row: str, params: R.RBM, train_x, test_x, args) -> dict:
     short_gemms()
     pairs = []
     for i in range(args.ratio_repeats):
-      a = timed(lambda: jax.block_until_ready(short_ais(jax.random.fold_in(key, i), params, base,
-                                                        short)))
+      k_i = jax.random.fold_in(key, i)
+      a = timed(lambda k_i=k_i: jax.block_until_ready(short_ais(k_i, params, base, short)))
       g_ = timed(short_gemms)
       pairs.append((a, g_))
     ratio_short = {
@@ -248,7 +248,7 @@ def fmt_row(r: dict) -> str:
   return (f"| {r['row'].upper()} | {r.get('epochs', '?')} | {r['test_ll']:.2f} "
           f"({r['test_ll_lower']:.2f}, {r['test_ll_upper']:.2f}) | {r['train_ll']:.2f} | "
           f"{r['log_z']:.2f} | {r['ess']:.1f} | "
-          f"{'%.2f' % paper if paper is not None else '-'} | {r.get('train_wall', float('nan')):.0f} | "
+          f"{f'{paper:.2f}' if paper is not None else '-'} | {r.get('train_wall', float('nan')):.0f} | "
           f"{r['ais_wall']:.0f} | {r['gemm_wall']:.0f} | {r['ratio_wall']:.2f} / {r['ratio_cpu']:.2f} | "
           f"{r.get('short_ratio_cpu', float('nan')):.2f} |")
 

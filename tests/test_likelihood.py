@@ -102,7 +102,8 @@ def test_exact_log_z_relu_hidden_matches_integral():
   z = 0.0
   for v in U.Bernoulli().states(4).astype(np.float64):
     # E(v, h) = -b.v + sum_j (h_j^2 / 2 - c_j h_j) - v W h on h >= 0.
-    f = lambda h1, h0: np.exp(b @ v - (h0 * h0 + h1 * h1) / 2 + (c + v @ W) @ np.array([h0, h1]))
+    f = lambda h1, h0, v=v: np.exp(b @ v - (h0 * h0 + h1 * h1) / 2 +
+                                     (c + v @ W) @ np.array([h0, h1]))
     part, _ = integrate.dblquad(f, 0, 20, 0, 20, epsabs=1e-11, epsrel=1e-9)
     z += part
   np.testing.assert_allclose(float(L.exact_log_z(p)), np.log(z), rtol=1e-5, atol=1e-5)
@@ -151,7 +152,7 @@ def test_ais_is_exact_without_weights_and_has_no_float32_drift():
   np.testing.assert_allclose(float(res.log_z_upper), exact, atol=1e-3)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _digits_model():
   """A 64 x 20 RBM trained with CD-1 on the embedded digits, binarised at 0.5."""
   ds = D.load_digits()
@@ -243,7 +244,7 @@ def test_per_unit_log_partition_terms_sum_to_log_partition():
   for units, n in families:
     phi, bias, sig = (jnp.asarray(rng.standard_normal(s), jnp.float32) for s in ((4, n), n, n))
     sig = sig if units.has_sigma else None
-    terms, total = jax.jit(lambda *a: (L._lp_terms(units, *a), units.log_partition(*a)))(
+    terms, total = jax.jit(lambda *a, u=units: (L._lp_terms(u, *a), u.log_partition(*a)))(
         phi, bias, sig)
     assert terms.shape[0] == 4 and terms.ndim == 2
     np.testing.assert_allclose(terms.sum(-1), total, rtol=1e-5, atol=1e-5)
@@ -257,21 +258,20 @@ def test_ais_log_ratio_matches_interpolated_free_energies():
     base = 0.3 * jnp.arange(n_v, dtype=jnp.float32) / n_v
     v = jnp.asarray(visible.states(n_v)[:8] if visible.enumerable else
                     np.random.default_rng(16).standard_normal((8, n_v)), jnp.float32)
-    a, b = 0.25, 0.75
 
     @jax.jit
-    def both(p, v):
-      mine = L._log_ratio(p, base, v, L._visible_field(p, v), a, b)
-      return mine, (R.free_energy(R.interpolate(p, base, a), v) -
-                    R.free_energy(R.interpolate(p, base, b), v))
+    def both(p, v, base):
+      mine = L._log_ratio(p, base, v, L._visible_field(p, v), 0.25, 0.75)
+      return mine, (R.free_energy(R.interpolate(p, base, 0.25), v) -
+                    R.free_energy(R.interpolate(p, base, 0.75), v))
 
-    mine, ref = both(p, v)
+    mine, ref = both(p, v, base)
     np.testing.assert_allclose(mine - mine[0], ref - ref[0], rtol=1e-5, atol=1e-5)
 
 
 def test_ais_jit_and_determinism():
   p = _model(10, MIXED, 7, U.Bernoulli(), 8)  # the joint config above: already compiled
-  kwargs = dict(n_chains=100, betas=np.linspace(0, 1, 301))
+  kwargs = {"n_chains": 100, "betas": np.linspace(0, 1, 301)}
   a = L.ais(jax.random.key(11), p, **kwargs)
   b = L.ais(jax.random.key(11), p, **kwargs)
   np.testing.assert_array_equal(a.log_w, b.log_w)
