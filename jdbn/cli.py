@@ -4,7 +4,8 @@
 
     jdbn demo [--out DIR] [--epochs E]
     jdbn train rbm --dataset {digits,mnist} [--data-dir DIR] --n-hidden N --out DIR [...]
-    jdbn sample CHECKPOINT [--n-samples N] [--n-steps K] [--out samples.png] [--seed S]
+    jdbn sample CHECKPOINT [--n-samples N] [--n-steps K] [--out samples.png]
+                           [--seed S] [--prng IMPL]
     jdbn evaluate CHECKPOINT [--dataset mnist] [--data-dir DIR] [--n-chains C]
                              [--n-betas B | --quick]
 
@@ -72,6 +73,35 @@ def _image_shape(text: str) -> tuple[int, int]:
   if h < 1 or w < 1:
     raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
   return h, w
+
+
+#: PRNG implementations a run's key can use (``jax.random.key(seed, impl=...)``). The streams
+#: differ, so a run keeps the implementation it started with. See README, "Randomness".
+PRNG_IMPLS = ("threefry2x32", "philox4x32", "rbg", "unsafe_rbg")
+
+
+def add_seed(p) -> None:
+  """``--seed`` and ``--prng``: every subcommand's randomness comes from one key made of both."""
+  p.add_argument("--seed", type=int, default=0, help="seed of the run's PRNG key")
+  p.add_argument("--prng", choices=PRNG_IMPLS, default="threefry2x32",
+                 help="PRNG implementation: threefry2x32 (JAX's default), philox4x32 (about 3x "
+                 "faster random numbers on CPUs), rbg or unsafe_rbg (fast on TPUs and GPUs)")
+
+
+def make_key(args):
+  """The run's key from ``--seed`` and ``--prng``."""
+  import jax
+  return jax.random.key(args.seed, impl=args.prng)
+
+
+def settings_diff(old: dict, new: dict) -> list:
+  """Settings of a run to resume that differ from the saved ones, as ``--flag`` messages.
+
+  A setting missing from an older checkpoint counts as its default (``--prng`` threefry2x32).
+  """
+  defaults = {"prng": "threefry2x32"}
+  return [f"--{k.replace('_', '-')} {old.get(k, defaults.get(k))!r} there, {v!r} here"
+          for k, v in new.items() if old.get(k, defaults.get(k)) != v]
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -257,7 +287,7 @@ def _fmt(x: float, digits: int = 3) -> str:
 # Settings that define a run: a rerun with the same --out must repeat them to resume.
 _RUN_SETTINGS = ("dataset", "n_hidden", "visible", "hidden", "method", "k", "n_chains", "lr",
                  "momentum", "weight_decay", "sparsity_target", "sparsity_cost", "batch_size",
-                 "binarize", "seed", "n_valid")
+                 "binarize", "seed", "prng", "n_valid")
 
 
 def add_train(sub) -> None:
@@ -300,7 +330,7 @@ def add_train_rbm(sub) -> None:
                  "200 for digits)")
   p.add_argument("--sample-steps", type=_positive_int, default=1000,
                  help="Gibbs sweeps for samples.png")
-  p.add_argument("--seed", type=int, default=0)
+  add_seed(p)
   p.add_argument("--out", required=True, help="run folder")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
   p.set_defaults(func=cmd_train_rbm)
@@ -328,8 +358,7 @@ def cmd_train_rbm(args) -> int:
       old = checkpoint.read_metadata(ckpt).get("user", {}).get("settings", {})
     except ValueError as err:
       raise CLIError(f"--out {args.out!r} holds an unreadable checkpoint: {err}") from err
-    diff = [f"--{k.replace('_', '-')} {old.get(k)!r} there, {v!r} here"
-            for k, v in settings.items() if old.get(k) != v]
+    diff = settings_diff(old, settings)
     if diff:
       raise CLIError(f"--out {args.out!r} holds a run with other settings ({'; '.join(diff)}); "
                      f"use a new --out, or the same settings to resume (only --epochs may "
@@ -344,7 +373,7 @@ def cmd_train_rbm(args) -> int:
   if args.batch_size > len(train_ds.x):
     raise CLIError(f"--batch-size {args.batch_size} exceeds the {len(train_ds.x)} training "
                    f"examples")
-  key = jax.random.key(args.seed)
+  key = make_key(args)
   k_train, k_valid, key_init, key_fit, key_sample = jax.random.split(key, 5)
   spec = _preprocess_spec(np.asarray(train_ds.x), args.visible, args.binarize)
   x = _apply_preprocess(k_train, np.asarray(train_ds.x), spec)
@@ -395,7 +424,7 @@ def add_sample(sub) -> None:
   p.add_argument("--n-samples", type=_positive_int, default=100)
   p.add_argument("--n-steps", type=_positive_int, default=1000, help="Gibbs sweeps per chain")
   p.add_argument("--out", default="samples.png", help="PNG file to write")
-  p.add_argument("--seed", type=int, default=0)
+  add_seed(p)
   p.add_argument("--image-shape", type=_image_shape, default=None,
                  help="HxW, if the checkpoint does not record it")
   p.set_defaults(func=cmd_sample)
@@ -407,7 +436,7 @@ def cmd_sample(args) -> int:
   path = _resolve_checkpoint(args.checkpoint)
   params, user = _load_model(path)
   shape = _image_shape_of(params, user, args.image_shape)
-  v = _samples(jax.random.key(args.seed), params, args.n_samples, args.n_steps)
+  v = _samples(make_key(args), params, args.n_samples, args.n_steps)
   out = viz.save_grid(args.out, _to_image(v, user.get("preprocess", {})), shape, scale=None,
                       zoom=_zoom(shape))
   print(f"{args.n_samples} samples after {args.n_steps} Gibbs sweeps: {out}")
@@ -435,7 +464,7 @@ def add_evaluate(sub) -> None:
   g.add_argument("--quick", action="store_true", help="1000 betas (a rough estimate, seconds)")
   p.add_argument("--max-examples", type=_positive_int, default=None,
                  help="score only the first this many examples")
-  p.add_argument("--seed", type=int, default=0)
+  add_seed(p)
   p.set_defaults(func=cmd_evaluate)
 
 
@@ -523,7 +552,7 @@ def cmd_evaluate(args) -> int:
     spec["binarize"] = "stochastic"
     print("scoring a stochastic binarisation of the data (the model was trained on "
           "intensities; a likelihood needs binary vectors)")
-  key = jax.random.key(args.seed)
+  key = make_key(args)
   k_test, k_ais = jax.random.split(key)
   data_dir = args.data_dir
   if data_dir is None and not os.environ.get(data.MNIST_ENV_VAR) and user.get("data_dir") and \
@@ -559,7 +588,7 @@ def add_demo(sub) -> None:
                      "checkpoint.npz and print AIS and pseudo log-likelihoods of the test digits.")
   p.add_argument("--out", default="jdbn-demo", help="folder for the outputs")
   p.add_argument("--epochs", type=_positive_int, default=DEMO["epochs"])
-  p.add_argument("--seed", type=int, default=0)
+  add_seed(p)
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
   p.set_defaults(func=cmd_demo)
 
@@ -584,7 +613,7 @@ def cmd_demo(args) -> int:
   test = data.load_digits("test")
   train_ds, valid_ds = data.split_validation(ds, s["n_valid"])
   spec = {"binarize": s["binarize"]}
-  key = jax.random.key(args.seed)
+  key = make_key(args)
   k_train, k_valid, k_test, key_init, key_fit, key_sample, key_eval = jax.random.split(key, 7)
   x = _apply_preprocess(k_train, np.asarray(train_ds.x), spec)
   v = _apply_preprocess(k_valid, np.asarray(valid_ds.x), spec)
@@ -615,7 +644,8 @@ def cmd_demo(args) -> int:
                               n_chains=s["ais_chains"], n_betas=s["ais_betas"])
   _print_evaluation(evaluation)
   user = {"command": "demo", "dataset": "digits", "image_shape": list(ds.image_shape),
-          "preprocess": spec, "settings": {**s, "epochs": args.epochs, "seed": args.seed}}
+          "preprocess": spec, "settings": {**s, "epochs": args.epochs, "seed": args.seed,
+                                            "prng": args.prng}}
   ckpt = checkpoint.save(out / train.CHECKPOINT_NAME, {"state": state, "key": key_fit},
                          metadata={"epoch": len(history), "epochs": args.epochs,
                                    "batch_size": s["batch_size"], "history": history,

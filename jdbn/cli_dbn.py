@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 # jdbn.cli imports this module lazily, inside the functions that wire it in.
-from jdbn.cli import CLIError, _non_negative_float, _positive_float, _positive_int
+from jdbn.cli import (CLIError, _non_negative_float, _positive_float, _positive_int, add_seed,
+                      make_key, settings_diff)
 
 MODEL_NAME = "dbn.npz"
 UPDOWN_NAME = "updown.npz"
@@ -189,7 +190,7 @@ def _save_sheet(path, images: np.ndarray, n_rows: int, shape) -> pathlib.Path:
 
 _RUN_SETTINGS = ("dataset", "sizes", "no_labels", "method", "k", "n_chains", "lr", "momentum",
                  "weight_decay", "batch_size", "binarize", "propagate", "n_valid", "seed",
-                 "updown_lr", "updown_k")
+                 "prng", "updown_lr", "updown_k")
 
 
 def add_train_dbn(sub) -> None:
@@ -224,7 +225,7 @@ def add_train_dbn(sub) -> None:
   p.add_argument("--updown-lr", type=_positive_float, default=0.01)
   p.add_argument("--updown-k", type=_positive_int, default=3)
   p.add_argument("--sample-steps", type=_positive_int, default=1000)
-  p.add_argument("--seed", type=int, default=0)
+  add_seed(p)
   p.add_argument("--out", required=True, help="run folder")
   p.add_argument("--no-progress", action="store_true")
   p.set_defaults(func=cmd_train_dbn)
@@ -258,8 +259,7 @@ def cmd_train_dbn(args) -> int:
   settings_path = out / "settings.json"
   if settings_path.is_file():
     old = json.loads(settings_path.read_text())
-    diff = [f"--{k.replace('_', '-')} {old.get(k)!r} there, {v!r} here"
-            for k, v in settings.items() if old.get(k) != v]
+    diff = settings_diff(old, settings)
     if diff:
       raise _error(f"--out {args.out!r} holds a run with other settings ({'; '.join(diff)})"
                          "; use a new --out, or the same settings to resume (only --epochs and "
@@ -275,7 +275,7 @@ def cmd_train_dbn(args) -> int:
   if args.batch_size > len(train_ds.x):
     raise _error(f"--batch-size {args.batch_size} exceeds the {len(train_ds.x)} training "
                        "examples")
-  key = jax.random.key(args.seed)
+  key = make_key(args)
   k_bin, k_pre, k_ud, k_sample = jax.random.split(key, 4)
   spec = {"binarize": args.binarize}
   k_train, k_valid = jax.random.split(k_bin)
@@ -376,7 +376,7 @@ def add_generate(sub) -> None:
                  help="free-running samples (labels not clamped)")
   p.add_argument("--n-steps", type=_positive_int, default=1000, help="Gibbs sweeps")
   p.add_argument("--out", default="generated.png", help="PNG file to write")
-  p.add_argument("--seed", type=int, default=0)
+  add_seed(p)
   p.set_defaults(func=cmd_generate)
 
 
@@ -387,7 +387,7 @@ def cmd_generate(args) -> int:
   model, meta = load_model(args.model)
   shape = _image_shape(model, meta)
   n_labels = D.n_labels(model)
-  key = jax.random.key(args.seed)
+  key = make_key(args)
   if args.n_samples is not None or not n_labels:
     n = args.n_samples or 100
     images, n_rows = D.generate(key, model, n_steps=args.n_steps, n_samples=n), 1
@@ -434,7 +434,7 @@ def cmd_evaluate_dbn(args) -> int:
   if args.max_examples:
     x, y = x[:args.max_examples], y[:args.max_examples]
   spec = meta.get("preprocess", {"binarize": "none"})
-  key = jax.random.key(args.seed)
+  key = make_key(args)
   k_x, k_b, k_ais, k_bound = jax.random.split(key, 4)
   result: dict[str, Any] = {"n_examples": int(len(x))}
   print(f"evaluating the DBN {_resolve_model(args.checkpoint)} on {name} {args.split} "
@@ -487,5 +487,5 @@ def add_evaluate_dbn(sub, name: str = "evaluate-dbn") -> None:
   g.add_argument("--n-betas", type=_positive_int, default=None)
   g.add_argument("--quick", action="store_true")
   p.add_argument("--max-examples", type=_positive_int, default=None)
-  p.add_argument("--seed", type=int, default=0)
+  add_seed(p)
   p.set_defaults(func=cmd_evaluate_dbn)

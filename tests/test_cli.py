@@ -73,6 +73,25 @@ def test_sample(run_dir, tmp_path, capsys):
   assert _png(out)[0] > 8 * 10
 
 
+def test_prng_choice_is_deterministic_and_kept_on_resume(run_dir, tmp_path, capsys):
+  pictures = {}
+  for name, prng in [("a", "philox4x32"), ("b", "philox4x32"), ("c", "threefry2x32")]:
+    out = tmp_path / f"{name}.png"
+    code, _, _ = _run(capsys, "sample", run_dir, "--n-samples", 10, "--n-steps", 5, "--out", out,
+                      "--prng", prng)
+    assert code == 0
+    with Image.open(out) as im:
+      pictures[name] = np.asarray(im)
+  np.testing.assert_array_equal(pictures["a"], pictures["b"])
+  assert not np.array_equal(pictures["a"], pictures["c"])
+  # A run keeps the PRNG it started with: resuming with another one is refused.
+  out = tmp_path / "run"
+  code, _, _ = _run(capsys, *TRAIN, "--epochs", 1, "--out", out, "--prng", "philox4x32")
+  assert code == 0
+  code, _, err = _run(capsys, *TRAIN, "--epochs", 2, "--out", out)
+  assert code == 2 and "--prng 'philox4x32' there, 'threefry2x32' here" in err
+
+
 def test_evaluate_reports_ais_and_exact(run_dir, capsys):
   code, text, _ = _run(capsys, "evaluate", run_dir, "--n-chains", 20, "--n-betas", 300,
                        "--max-examples", 100)
@@ -114,6 +133,7 @@ def test_demo(tmp_path, capsys):
     (("train", "rbm", "--lr", "-1", "--out", "x"), "must be a finite number >= 0"),
     (("sample", "x", "--n-steps", "many"), "expected a positive integer"),
     (("evaluate", "x", "--quick", "--n-betas", "10"), "not allowed with argument"),
+    (("sample", "x", "--prng", "mt19937"), "invalid choice"),
 ])
 def test_bad_arguments_exit_2(argv, message, capsys):
   with pytest.raises(SystemExit) as err:

@@ -63,6 +63,20 @@ def test_many_vmapped_chains_match_exact_distribution(visible, n_v):
   assert stat < critical, (stat, critical)
 
 
+@pytest.mark.parametrize("impl", ["philox4x32", "rbg", "unsafe_rbg"])
+def test_other_prng_implementations_sample_the_exact_distribution(impl):
+  """The PRNG is chosen by the key alone (``jax.random.key(seed, impl=...)``), nothing else."""
+  p = _model(jax.random.key(0), U.Bernoulli(), 5, 3)
+  states, probs = _exact_pv(p)
+  key = jax.random.key(1, impl=impl)
+  v, _ = jax.jit(lambda k: gibbs.sample(k, p, n_chains=10_000, n_steps=30))(key)
+  counts = np.bincount(_state_index(v, states), minlength=len(states))
+  stat, critical = _chi_square_ok(counts, probs)
+  assert stat < critical, (stat, critical)
+  again, _ = gibbs.sample(key, p, n_chains=10_000, n_steps=30)
+  np.testing.assert_array_equal(v, again)
+
+
 def test_clamped_chains_sample_the_conditional():
   p = _model(jax.random.key(3), U.Bernoulli(), 5, 3)
   states, probs = _exact_pv(p)
