@@ -73,6 +73,17 @@ def test_continuous_hidden_free_energy_matches_integral(hidden):
                                atol=1e-5)
 
 
+def test_softplus_values_and_gradient():
+  z = np.concatenate([np.linspace(-100, 100, 2001), [-np.inf, np.inf, 0.0]]).astype(np.float32)
+  expected = np.logaddexp(0.0, z.astype(np.float64))
+  np.testing.assert_allclose(U.softplus(jnp.asarray(z)), expected, rtol=2e-7, atol=1e-30)
+  grad = jax.vmap(jax.grad(U.softplus))(jnp.asarray(z[:-3]))
+  np.testing.assert_allclose(grad, 1 / (1 + np.exp(-z[:-3].astype(np.float64))), rtol=1e-6,
+                             atol=1e-30)
+  assert float(jax.grad(U.softplus)(0.0)) == 0.5
+  assert np.isnan(U.softplus(jnp.float32(np.nan)))
+
+
 def test_bernoulli_conditionals_match_grad_of_energy():
   p = _model(jax.random.key(4), U.Bernoulli(), 5, U.Bernoulli(), 4)
   v = jnp.array([1.0, 0.0, 1.0, 1.0, 0.0])
