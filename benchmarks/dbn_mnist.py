@@ -87,7 +87,7 @@ def parse_args(argv=None):
                  ".png; quick runs write into --out)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--prng", default="threefry2x32",
-                 choices=("threefry2x32", "philox4x32", "rbg", "unsafe_rbg"),
+                 choices=("threefry2x32", "philox4x32", "philox2x32", "rbg", "unsafe_rbg"),
                  help="PRNG implementation of every key (philox4x32 is the fastest on CPUs)")
   p.add_argument("--no-progress", action="store_true")
   args = p.parse_args(argv)

@@ -298,7 +298,7 @@ def parse_args(argv=None):
   p.add_argument("--load", action="store_true", help="evaluate saved params, do not train")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--prng", default="threefry2x32",
-                 choices=("threefry2x32", "philox4x32", "rbg", "unsafe_rbg"),
+                 choices=("threefry2x32", "philox4x32", "philox2x32", "rbg", "unsafe_rbg"),
                  help="PRNG implementation for training and AIS (the data's binarisation always "
                  "uses threefry2x32, so every row sees the same images)")
   p.add_argument("--quick", action="store_true",

@@ -77,7 +77,7 @@ def _image_shape(text: str) -> tuple[int, int]:
 
 #: PRNG implementations a run's key can use (``jax.random.key(seed, impl=...)``). The streams
 #: differ, so a run keeps the implementation it started with. See README, "Randomness".
-PRNG_IMPLS = ("threefry2x32", "philox4x32", "rbg", "unsafe_rbg")
+PRNG_IMPLS = ("threefry2x32", "philox4x32", "philox2x32", "rbg", "unsafe_rbg")
 
 
 def add_seed(p) -> None:
