@@ -79,6 +79,10 @@ def parse_args(argv=None):
   for name in ("pretrain_lr", "updown_lr", "finetune_lr", "weight_decay", "ablation_lr"):
     p.add_argument("--" + name.replace("_", "-"), type=float, default=None)
   p.add_argument("--dropout", type=float, default=0.0, help="hidden dropout for fine-tuning")
+  p.add_argument("--input-dropout", type=float, default=0.0, help="input dropout for fine-tuning")
+  p.add_argument("--finetune-schedule", choices=("constant", "cosine"), default="constant",
+                 help="fine-tuning learning rate: constant, or cosine decay to 0 over "
+                 "--finetune-epochs")
   p.add_argument("--stages",
                  default="pretrain,gen_pretrained,updown,finetune,ablation,ll_bound,timing,"
                  "samples",
@@ -99,6 +103,8 @@ def parse_args(argv=None):
     if v is not None:
       cfg[k] = v
   cfg["dropout"] = args.dropout
+  cfg["input_dropout"] = args.input_dropout
+  cfg["finetune_schedule"] = args.finetune_schedule
   cfg["seed"] = args.seed
   cfg["prng"] = args.prng
   out = pathlib.Path(args.out or HERE / "runs" / ("dbn_mnist_quick" if args.quick else
@@ -250,6 +256,9 @@ def stage_updown(cfg, out, results, key, dbn, train, progress):
 def stage_finetune(name, cfg, out, results, key, module, variables, train, valid, test,
                    progress, lr):
   path = out / f"{name}.npz"
+  if cfg.get("finetune_schedule", "constant") == "cosine":
+    lr = optax.cosine_decay_schedule(lr, cfg["finetune_epochs"] * (
+        train.x.shape[0] // cfg["batch_size"]))
   optimizer = optax.sgd(lr, momentum=0.9)
   state = F.init_state(variables, optimizer)
   if path.exists():
@@ -271,7 +280,9 @@ def stage_finetune(name, cfg, out, results, key, module, variables, train, valid
   n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(variables))
   flops = 3 * 2 * train.x.shape[0] * n_params  # forward + two backward matmuls per weight
   results.put(name, {
-      "lr": lr, "test_error": F.error_rate(module, state.best_variables, test.x, test.y),
+      "lr": lr if isinstance(lr, float) else float(lr(0)),
+      "schedule": cfg.get("finetune_schedule", "constant"),
+      "test_error": F.error_rate(module, state.best_variables, test.x, test.y),
       "valid_error": float(state.best_error), "best_epoch": int(state.best_epoch),
       "epochs_run": int(state.epoch), "seconds_per_epoch": float(np.median(secs)) if secs else None,
       "effective_gflops": flops / np.median(secs) / 1e9 if secs else None,
@@ -386,8 +397,9 @@ def main(argv=None):
   settings_path = out / "settings.json"
   if settings_path.exists():
     old = json.loads(settings_path.read_text())
-    diff = {k: (old.get(k), v) for k, v in json.loads(json.dumps(cfg)).items()
-            if old.get(k, "threefry2x32" if k == "prng" else None) != v
+    added = {"prng": "threefry2x32", "input_dropout": 0.0, "finetune_schedule": "constant"}
+    diff = {k: (old.get(k, added.get(k)), v) for k, v in json.loads(json.dumps(cfg)).items()
+            if old.get(k, added.get(k)) != v
             and not k.endswith("epochs")
             and k not in ("ablation_lr", "ais_chains", "ais_betas")}
     if diff:
@@ -438,14 +450,16 @@ def main(argv=None):
   for lr in lrs:
     suffix = "" if lr == cfg["finetune_lr"] else f"_lr{lr:g}"
     if "finetune" in stages:
-      module, variables = F.from_dbn(dbn, key=k_out, dropout_rate=cfg["dropout"])
+      module, variables = F.from_dbn(dbn, key=k_out, dropout_rate=cfg["dropout"],
+                                     input_dropout_rate=cfg["input_dropout"])
       st = stage_finetune("finetune" + suffix, cfg, out, results, k_ft, module, variables, train,
                           valid, test, progress, lr)
       if not suffix:
         classifier = (module, st.best_variables)
     if "ablation" in stages:
       module, variables = F.init_random(k_abinit, D.layer_sizes(dbn),
-                                        dropout_rate=cfg["dropout"])
+                                        dropout_rate=cfg["dropout"],
+                                        input_dropout_rate=cfg["input_dropout"])
       stage_finetune("ablation" + suffix, cfg, out, results, k_ft, module, variables, train,
                      valid, test, progress, lr)
   if "ll_bound" in stages:

@@ -177,13 +177,16 @@ def _make(optimizer: optax.GradientTransformation, k: int, n_chains: Optional[in
     params = state.params
     batch = jnp.asarray(batch, params.W.dtype)
     key_pos, key_neg = jax.random.split(key)
-    # The first sweep from the data gives the reconstruction; for CD it also starts the chain.
-    first = gibbs.sweep(key_pos, params, gibbs.init(params, batch))
-    recon = R.visible_mean(params, first.h)
     if persistent:
+      # The data's reconstruction is only a diagnostic here: h is sampled, v is not.
+      h0 = R.sample_hidden(key_pos, params, batch)
       chains, _ = gibbs.chain(key_neg, params, state.chains, k)
     else:
+      # The first sweep from the data starts the chain and gives the reconstruction.
+      first = gibbs.sweep(key_pos, params, gibbs.init(params, batch))
+      h0 = first.h
       chains, _ = gibbs.chain(key_neg, params, first, k - 1)
+    recon = R.visible_mean(params, h0)
     loss, grads = loss_and_grad(params, batch, chains.v, sparsity_target=sparsity_target,
                                 sparsity_cost=sparsity_cost)
     updates, opt_state = optimizer.update(grads, state.opt_state, params)
