@@ -431,7 +431,6 @@ def add_sample(sub) -> None:
 
 
 def cmd_sample(args) -> int:
-  import jax
   from jdbn import viz
   path = _resolve_checkpoint(args.checkpoint)
   params, user = _load_model(path)

@@ -30,71 +30,12 @@ from typing import Any
 import numpy as np
 
 # jdbn.cli imports this module lazily, inside the functions that wire it in.
-from jdbn.cli import (CLIError, _non_negative_float, _positive_float, _positive_int, add_seed,
+from jdbn.cli import (CLIError, _binarize, _fmt, _load_dataset, _non_negative_float,
+                      _positive_float, _positive_int, _trainer, _zoom, add_seed, betas_schedule,
                       make_key, settings_diff)
 
 MODEL_NAME = "dbn.npz"
 UPDOWN_NAME = "updown.npz"
-
-
-def _error(message: str) -> Exception:
-  return CLIError(message)
-
-
-def _load_dataset(name: str, split: str, data_dir):
-  from jdbn import data
-  try:
-    return data.load(name, split, data_dir)
-  except (FileNotFoundError, RuntimeError) as err:
-    hint = (f"\nhint: pass --data-dir DIR or set {data.MNIST_ENV_VAR}=DIR (a folder of the four "
-            "MNIST IDX files)" if name == "mnist" else "")
-    raise _error(f"cannot load {name} {split}: {err}{hint}") from err
-
-
-def _preprocess(key, x: np.ndarray, binarize: str) -> np.ndarray:
-  from jdbn import data
-  if binarize == "threshold":
-    return np.asarray(data.binarize(x))
-  if binarize == "stochastic":
-    return np.asarray(data.binarize_stochastic(key, x))
-  return np.asarray(x, np.float32)
-
-
-def _trainer(method: str, lr: float, momentum: float, weight_decay: float, k: int,
-             n_chains: int):
-  """CD-k or PCD with ``sgd(lr, momentum)`` and L2 weight decay on the weights ``W`` only."""
-  import jax
-  import optax
-  from jdbn import contrastive
-
-  def weights_only(params):
-    return jax.tree.map(lambda _: False, params).replace(W=True)
-
-  optimizer = optax.chain(optax.add_decayed_weights(weight_decay, mask=weights_only),
-                          optax.sgd(lr, momentum=momentum or None))
-  if method == "cd":
-    return contrastive.cd(optimizer, k=k)
-  return contrastive.pcd(optimizer, k=k, n_chains=n_chains)
-
-
-def _betas(n_betas):
-  """Salakhutdinov & Murray's 14,501 inverse temperatures, thinned evenly to ``n_betas``."""
-  from jdbn import likelihood
-  full = np.asarray(likelihood.default_betas(), np.float64)
-  if n_betas is None or n_betas >= len(full):
-    return full.astype(np.float32)
-  if n_betas < 2:
-    raise _error(f"--n-betas must be at least 2, got {n_betas}")
-  idx = np.linspace(0, len(full) - 1, n_betas)
-  return np.interp(idx, np.arange(len(full)), full).astype(np.float32)
-
-
-def _fmt(x: float) -> str:
-  return f"{x:.3f}" if np.isfinite(x) else str(x)
-
-
-def _zoom(image_shape) -> int:
-  return max(1, round(56 / max(image_shape)))
 
 
 def add_subcommands(subparsers, train_models=None) -> None:
@@ -131,7 +72,7 @@ def _resolve_model(text: str) -> pathlib.Path:
   if path.is_dir():
     path = path / MODEL_NAME
   if not path.is_file():
-    raise _error(f"no DBN at {text!r}: give a run folder written by `jdbn train dbn "
+    raise CLIError(f"no DBN at {text!r}: give a run folder written by `jdbn train dbn "
                            f"--out DIR` (it holds {MODEL_NAME}) or a DBN model file")
   return path
 
@@ -159,11 +100,11 @@ def load_model(text: str):
   try:
     model, meta = checkpoint.restore(path)
   except ValueError as err:
-    raise _error(str(err)) from err
+    raise CLIError(str(err)) from err
   try:
     D.check(model)
   except (TypeError, ValueError) as err:
-    raise _error(f"{path} does not hold a DBN: {err}") from err
+    raise CLIError(f"{path} does not hold a DBN: {err}") from err
   return model, meta
 
 
@@ -174,7 +115,7 @@ def _image_shape(model, meta: dict) -> tuple[int, int]:
     return tuple(meta["image_shape"])
   side = int(round(n**0.5))
   if side * side != n:
-    raise _error(f"the model does not record an image shape and {n} inputs are not a "
+    raise CLIError(f"the model does not record an image shape and {n} inputs are not a "
                            f"square")
   return side, side
 
@@ -238,12 +179,12 @@ def cmd_train_dbn(args) -> int:
   from jdbn import dbn as D
 
   if args.momentum >= 1:
-    raise _error(f"--momentum must be in [0, 1), got {args.momentum}")
+    raise CLIError(f"--momentum must be in [0, 1), got {args.momentum}")
   if args.updown_epochs < 0:
-    raise _error(f"--updown-epochs must be >= 0, got {args.updown_epochs}")
+    raise CLIError(f"--updown-epochs must be >= 0, got {args.updown_epochs}")
   out = pathlib.Path(args.out)
   if out.exists() and not out.is_dir():
-    raise _error(f"--out {args.out!r} exists and is not a folder")
+    raise CLIError(f"--out {args.out!r} exists and is not a folder")
   out.mkdir(parents=True, exist_ok=True)
   if args.sizes is None:
     args.sizes = (500, 500, 2000) if args.dataset == "mnist" else (100, 200)
@@ -261,7 +202,7 @@ def cmd_train_dbn(args) -> int:
     old = json.loads(settings_path.read_text())
     diff = settings_diff(old, settings)
     if diff:
-      raise _error(f"--out {args.out!r} holds a run with other settings ({'; '.join(diff)})"
+      raise CLIError(f"--out {args.out!r} holds a run with other settings ({'; '.join(diff)})"
                          "; use a new --out, or the same settings to resume (only --epochs and "
                          "--updown-epochs may change)")
     print(f"resuming the run in {out}")
@@ -271,16 +212,16 @@ def cmd_train_dbn(args) -> int:
   try:
     train_ds, valid_ds = data.split_validation(ds, args.n_valid)
   except ValueError as err:
-    raise _error(f"--n-valid: {err}") from err
+    raise CLIError(f"--n-valid: {err}") from err
   if args.batch_size > len(train_ds.x):
-    raise _error(f"--batch-size {args.batch_size} exceeds the {len(train_ds.x)} training "
+    raise CLIError(f"--batch-size {args.batch_size} exceeds the {len(train_ds.x)} training "
                        "examples")
   key = make_key(args)
   k_bin, k_pre, k_ud, k_sample = jax.random.split(key, 4)
   spec = {"binarize": args.binarize}
   k_train, k_valid = jax.random.split(k_bin)
-  x = _preprocess(k_train, np.asarray(train_ds.x), args.binarize)
-  v = _preprocess(k_valid, np.asarray(valid_ds.x), args.binarize)
+  x = _binarize(k_train, np.asarray(train_ds.x), args.binarize)
+  v = _binarize(k_valid, np.asarray(valid_ds.x), args.binarize)
   labelled = not args.no_labels
   y, y_valid = jnp.asarray(train_ds.y), jnp.asarray(valid_ds.y)
   trainer = _trainer(args.method, args.lr, args.momentum, args.weight_decay, args.k,
@@ -297,12 +238,12 @@ def cmd_train_dbn(args) -> int:
   metrics: dict[str, Any] = {"pretrain": [h.epochs for h in history]}
   model = dbn
   if labelled:
-    metrics["valid_error_pretrained"] = _generative_error(dbn, v, y_valid)
+    metrics["valid_error_pretrained"] = _generativeCLIError(dbn, v, y_valid)
     print(f"generative classification error (validation): {metrics['valid_error_pretrained']:.4f}")
   if args.updown_epochs:
     model, metrics["updown"] = _updown(k_ud, dbn, x, y if labelled else None, args, out)
     if labelled:
-      metrics["valid_error_updown"] = _generative_error(model, v, y_valid)
+      metrics["valid_error_updown"] = _generativeCLIError(model, v, y_valid)
       print(f"after {args.updown_epochs} up-down epochs: {metrics['valid_error_updown']:.4f}")
   user = {"kind": "dbn", "command": "train dbn", "dataset": args.dataset,
           "image_shape": list(ds.image_shape), "preprocess": spec, "settings": settings,
@@ -321,7 +262,7 @@ def cmd_train_dbn(args) -> int:
   return 0
 
 
-def _generative_error(model, x, y) -> float:
+def _generativeCLIError(model, x, y) -> float:
   import jax
   import jax.numpy as jnp
   from jdbn import dbn as D
@@ -381,7 +322,6 @@ def add_generate(sub) -> None:
 
 
 def cmd_generate(args) -> int:
-  import jax
   import jax.numpy as jnp
   from jdbn import dbn as D
   model, meta = load_model(args.model)
@@ -399,7 +339,7 @@ def cmd_generate(args) -> int:
       labels = jnp.repeat(jnp.arange(n_labels), args.per_class)
       n_rows = n_labels
     if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= n_labels):
-      raise _error(f"labels must lie in 0..{n_labels - 1}")
+      raise CLIError(f"labels must lie in 0..{n_labels - 1}")
     images = D.generate(key, model, labels, n_steps=args.n_steps)
   path = _save_sheet(args.out, images, n_rows, shape)
   print(f"{images.shape[0]} samples after {args.n_steps} Gibbs sweeps: {path}")
@@ -425,11 +365,11 @@ def cmd_evaluate_dbn(args) -> int:
   model, meta = load_model(args.checkpoint)
   name = args.dataset or meta.get("dataset")
   if name is None:
-    raise _error("the model does not record its dataset; pass --dataset")
+    raise CLIError("the model does not record its dataset; pass --dataset")
   test = _load_dataset(name, args.split, args.data_dir)
   n_in = D.layer_sizes(model)[0]
   if test.x.shape[1] != n_in:
-    raise _error(f"{name} has {test.x.shape[1]} pixels but the DBN has {n_in} inputs")
+    raise CLIError(f"{name} has {test.x.shape[1]} pixels but the DBN has {n_in} inputs")
   x, y = np.asarray(test.x), np.asarray(test.y)
   if args.max_examples:
     x, y = x[:args.max_examples], y[:args.max_examples]
@@ -440,17 +380,17 @@ def cmd_evaluate_dbn(args) -> int:
   print(f"evaluating the DBN {_resolve_model(args.checkpoint)} on {name} {args.split} "
         f"({len(x)} examples)")
   if D.n_labels(model):
-    err = _generative_error(model, _preprocess(k_x, x, spec.get("binarize", "none")), y)
+    err = _generativeCLIError(model, _binarize(k_x, x, spec.get("binarize", "none")), y)
     result["generative_error"] = err
     print(f"generative classification error: {err:.4f} ({round(err * len(x))} of {len(x)})")
   # Likelihood bound on binary data.
-  xb = _preprocess(k_b, x, "stochastic")
+  xb = _binarize(k_b, x, "stochastic")
   train = _load_dataset(name, "train", args.data_dir)
   top_data = D.penultimate(model, jnp.asarray(train.x[:10_000]))
   if D.n_labels(model):
     top_data = jnp.concatenate([top_data, jax.nn.one_hot(train.y[:10_000], D.n_labels(model))],
                                -1)
-  betas = _betas(1000 if args.quick else args.n_betas)
+  betas = betas_schedule(1000 if args.quick else args.n_betas)
   _, _, top = D._parts(model)  # pylint: disable=protected-access
   t0 = time.perf_counter()
   res = likelihood.ais(k_ais, top, n_chains=args.n_chains, betas=betas, data=top_data)
