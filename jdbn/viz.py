@@ -35,68 +35,68 @@ def tile(
     scale: str | None = "each",
     pad_value: int = 255,
 ) -> np.ndarray:
-    """Arranges flattened images into one grid image, row by row.
+  """Arranges flattened images into one grid image, row by row.
 
-    The grid has ``n_rows = ceil(n / n_cols)`` rows of ``n_cols`` tiles, with ``padding`` pixels of
-    ``pad_value`` between tiles (not around the border), so its shape is
-    ``(n_rows * h + (n_rows - 1) * padding, n_cols * w + (n_cols - 1) * padding)``. Cells after
-    the last image are filled with ``pad_value``.
+  The grid has ``n_rows = ceil(n / n_cols)`` rows of ``n_cols`` tiles, with ``padding`` pixels of
+  ``pad_value`` between tiles (not around the border), so its shape is
+  ``(n_rows * h + (n_rows - 1) * padding, n_cols * w + (n_cols - 1) * padding)``. Cells after
+  the last image are filled with ``pad_value``.
 
-    Args:
-      images: ``[n, d]`` images, ``d = h * w``, each row-major (e.g. data, samples, or RBM filters
-        ``W.T``: ``[n_hidden, n_visible]``).
-      image_shape: ``(h, w)``.
-      n_cols: tiles per row; default ``ceil(sqrt(n))``.
-      padding: pixels between tiles, ``>= 0``.
-      scale: ``"each"``: every tile mapped to [0, 255] by its own min and max (for filters);
-        ``"global"``: by the min and max over all tiles; ``None``: values taken to be in [0, 1]
-        (clipped) and multiplied by 255. A constant tile (or grid) maps to 0.
-      pad_value: grey level 0..255 of the padding and empty cells (255: white).
+  Args:
+    images: ``[n, d]`` images, ``d = h * w``, each row-major (e.g. data, samples, or RBM filters
+      ``W.T``: ``[n_hidden, n_visible]``).
+    image_shape: ``(h, w)``.
+    n_cols: tiles per row; default ``ceil(sqrt(n))``.
+    padding: pixels between tiles, ``>= 0``.
+    scale: ``"each"``: every tile mapped to [0, 255] by its own min and max (for filters);
+      ``"global"``: by the min and max over all tiles; ``None``: values taken to be in [0, 1]
+      (clipped) and multiplied by 255. A constant tile (or grid) maps to 0.
+    pad_value: grey level 0..255 of the padding and empty cells (255: white).
 
-    Returns:
-      ``[H, W]`` uint8 grey-level grid.
+  Returns:
+    ``[H, W]`` uint8 grey-level grid.
 
-    Raises:
-      ValueError: ``images`` not ``[n, d]`` with ``n >= 1``, ``d != h * w``, non-finite values, or
-        bad ``n_cols``/``padding``/``scale``/``pad_value``.
-    """
-    x = np.asarray(images, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise ValueError(f"images must be [n, d] with n >= 1, got shape {x.shape}")
-    h, w = (operator.index(s) for s in image_shape)
-    n, d = x.shape
-    if d != h * w:
-        raise ValueError(f"images have d={d} pixels but image_shape {(h, w)} has {h * w}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("images contain NaN or inf")
-    n_cols = math.ceil(math.sqrt(n)) if n_cols is None else operator.index(n_cols)
-    padding = operator.index(padding)
-    if n_cols < 1 or padding < 0:
-        raise ValueError(f"need n_cols >= 1 and padding >= 0, got {n_cols} and {padding}")
-    if not 0 <= pad_value <= 255:
-        raise ValueError(f"pad_value must be in 0..255, got {pad_value}")
-    if scale not in _SCALES:
-        raise ValueError(f"scale must be 'each', 'global' or None, got {scale!r}")
+  Raises:
+    ValueError: ``images`` not ``[n, d]`` with ``n >= 1``, ``d != h * w``, non-finite values, or
+      bad ``n_cols``/``padding``/``scale``/``pad_value``.
+  """
+  x = np.asarray(images, dtype=np.float64)
+  if x.ndim != 2 or x.shape[0] == 0:
+    raise ValueError(f"images must be [n, d] with n >= 1, got shape {x.shape}")
+  h, w = (operator.index(s) for s in image_shape)
+  n, d = x.shape
+  if d != h * w:
+    raise ValueError(f"images have d={d} pixels but image_shape {(h, w)} has {h * w}")
+  if not np.all(np.isfinite(x)):
+    raise ValueError("images contain NaN or inf")
+  n_cols = math.ceil(math.sqrt(n)) if n_cols is None else operator.index(n_cols)
+  padding = operator.index(padding)
+  if n_cols < 1 or padding < 0:
+    raise ValueError(f"need n_cols >= 1 and padding >= 0, got {n_cols} and {padding}")
+  if not 0 <= pad_value <= 255:
+    raise ValueError(f"pad_value must be in 0..255, got {pad_value}")
+  if scale not in _SCALES:
+    raise ValueError(f"scale must be 'each', 'global' or None, got {scale!r}")
 
-    if scale is None:
-        unit = np.clip(x, 0.0, 1.0)
-    else:
-        axis = 1 if scale == "each" else None
-        lo = x.min(axis=axis, keepdims=True)
-        span = x.max(axis=axis, keepdims=True) - lo
-        unit = np.divide(x - lo, span, out=np.zeros_like(x), where=span > 0)
-    pixels = np.round(unit * 255.0).astype(np.uint8).reshape(n, h, w)
+  if scale is None:
+    unit = np.clip(x, 0.0, 1.0)
+  else:
+    axis = 1 if scale == "each" else None
+    lo = x.min(axis=axis, keepdims=True)
+    span = x.max(axis=axis, keepdims=True) - lo
+    unit = np.divide(x - lo, span, out=np.zeros_like(x), where=span > 0)
+  pixels = np.round(unit * 255.0).astype(np.uint8).reshape(n, h, w)
 
-    n_rows = math.ceil(n / n_cols)
-    grid = np.full(
-        (n_rows * h + (n_rows - 1) * padding, n_cols * w + (n_cols - 1) * padding),
-        pad_value,
-        dtype=np.uint8,
-    )
-    for i in range(n):
-        top, left = (i // n_cols) * (h + padding), (i % n_cols) * (w + padding)
-        grid[top : top + h, left : left + w] = pixels[i]
-    return grid
+  n_rows = math.ceil(n / n_cols)
+  grid = np.full(
+      (n_rows * h + (n_rows - 1) * padding, n_cols * w + (n_cols - 1) * padding),
+      pad_value,
+      dtype=np.uint8,
+  )
+  for i in range(n):
+    top, left = (i // n_cols) * (h + padding), (i % n_cols) * (w + padding)
+    grid[top:top + h, left:left + w] = pixels[i]
+  return grid
 
 
 def save_grid(
@@ -107,23 +107,23 @@ def save_grid(
     zoom: int = 1,
     **tile_kwargs: Any,
 ) -> pathlib.Path:
-    """Writes :func:`tile` of ``images`` to a PNG file.
+  """Writes :func:`tile` of ``images`` to a PNG file.
 
-    Parent folders are created; the file is written to a temporary name in the same folder and
-    then renamed over ``path``, so a reader never sees a half-written image.
+  Parent folders are created; the file is written to a temporary name in the same folder and
+  then renamed over ``path``, so a reader never sees a half-written image.
 
-    Args:
-      path: destination, normally ending in ``.png``.
-      images: ``[n, d]`` images.
-      image_shape: ``(h, w)`` with ``h * w = d``.
-      zoom: integer upscaling factor, nearest neighbour (e.g. 4 to make 8x8 digits visible).
-      **tile_kwargs: ``n_cols``, ``padding``, ``scale``, ``pad_value`` for :func:`tile`.
+  Args:
+    path: destination, normally ending in ``.png``.
+    images: ``[n, d]`` images.
+    image_shape: ``(h, w)`` with ``h * w = d``.
+    zoom: integer upscaling factor, nearest neighbour (e.g. 4 to make 8x8 digits visible).
+    **tile_kwargs: ``n_cols``, ``padding``, ``scale``, ``pad_value`` for :func:`tile`.
 
-    Returns:
-      ``path`` as a ``pathlib.Path``.
-    """
-    grid = tile(images, image_shape, **tile_kwargs)
-    return _write_png(path, grid, zoom)
+  Returns:
+    ``path`` as a ``pathlib.Path``.
+  """
+  grid = tile(images, image_shape, **tile_kwargs)
+  return _write_png(path, grid, zoom)
 
 
 def save_filters(
@@ -133,35 +133,33 @@ def save_filters(
     max_filters: int = 100,
     **grid_kwargs: Any,
 ) -> pathlib.Path:
-    """Writes the receptive fields of an RBM's hidden units, one tile per unit.
+  """Writes the receptive fields of an RBM's hidden units, one tile per unit.
 
-    Each tile is a column ``W[:, j]`` shown as an image, scaled by its own min and max unless
-    ``scale`` says otherwise.
+  Each tile is a column ``W[:, j]`` shown as an image, scaled by its own min and max unless
+  ``scale`` says otherwise.
 
-    Args:
-      path: destination PNG.
-      W: ``[n_visible, n_hidden]`` weights, ``n_visible = h * w``.
-      image_shape: ``(h, w)``.
-      max_filters: draw at most the first this many hidden units.
-      **grid_kwargs: ``zoom`` and the :func:`tile` options.
+  Args:
+    path: destination PNG.
+    W: ``[n_visible, n_hidden]`` weights, ``n_visible = h * w``.
+    image_shape: ``(h, w)``.
+    max_filters: draw at most the first this many hidden units.
+    **grid_kwargs: ``zoom`` and the :func:`tile` options.
 
-    Returns:
-      ``path`` as a ``pathlib.Path``.
+  Returns:
+    ``path`` as a ``pathlib.Path``.
 
-    Raises:
-      ValueError: ``W`` not 2-D, its first axis not ``h * w``, or ``max_filters < 1``.
-    """
-    W = np.asarray(W)
-    h, w = image_shape
-    if W.ndim != 2 or W.shape[0] != h * w:
-        raise ValueError(
-            f"W must be [n_visible, n_hidden] with n_visible = {h * w} for image_shape "
-            f"{tuple(image_shape)}, got shape {W.shape}"
-        )
-    if max_filters < 1:
-        raise ValueError(f"max_filters must be >= 1, got {max_filters}")
-    grid_kwargs.setdefault("scale", "each")
-    return save_grid(path, W[:, :max_filters].T, image_shape, **grid_kwargs)
+  Raises:
+    ValueError: ``W`` not 2-D, its first axis not ``h * w``, or ``max_filters < 1``.
+  """
+  W = np.asarray(W)
+  h, w = image_shape
+  if W.ndim != 2 or W.shape[0] != h * w:
+    raise ValueError(f"W must be [n_visible, n_hidden] with n_visible = {h * w} for image_shape "
+                     f"{tuple(image_shape)}, got shape {W.shape}")
+  if max_filters < 1:
+    raise ValueError(f"max_filters must be >= 1, got {max_filters}")
+  grid_kwargs.setdefault("scale", "each")
+  return save_grid(path, W[:, :max_filters].T, image_shape, **grid_kwargs)
 
 
 def save_rows(
@@ -170,50 +168,49 @@ def save_rows(
     image_shape: tuple[int, int],
     **grid_kwargs: Any,
 ) -> pathlib.Path:
-    """Writes a grid whose rows are given explicitly, e.g. one row of samples per digit class.
+  """Writes a grid whose rows are given explicitly, e.g. one row of samples per digit class.
 
-    Unlike :func:`save_grid`, the default is ``scale=None`` (values in [0, 1], as data and sample
-    probabilities are), so rows stay comparable with each other.
+  Unlike :func:`save_grid`, the default is ``scale=None`` (values in [0, 1], as data and sample
+  probabilities are), so rows stay comparable with each other.
 
-    Args:
-      path: destination PNG.
-      rows: ``[n_rows, n_per_row, d]`` images.
-      image_shape: ``(h, w)`` with ``h * w = d``.
-      **grid_kwargs: ``zoom`` and the :func:`tile` options other than ``n_cols``.
+  Args:
+    path: destination PNG.
+    rows: ``[n_rows, n_per_row, d]`` images.
+    image_shape: ``(h, w)`` with ``h * w = d``.
+    **grid_kwargs: ``zoom`` and the :func:`tile` options other than ``n_cols``.
 
-    Returns:
-      ``path`` as a ``pathlib.Path``.
+  Returns:
+    ``path`` as a ``pathlib.Path``.
 
-    Raises:
-      ValueError: ``rows`` not 3-D.
-    """
-    rows = np.asarray(rows)
-    if rows.ndim != 3:
-        raise ValueError(f"rows must be [n_rows, n_per_row, d], got shape {rows.shape}")
-    if "n_cols" in grid_kwargs:
-        raise ValueError("save_rows takes the number of columns from rows.shape[1]")
-    n_rows, n_per_row, d = rows.shape
-    grid_kwargs.setdefault("scale", None)
-    return save_grid(
-        path, rows.reshape(n_rows * n_per_row, d), image_shape, n_cols=n_per_row, **grid_kwargs
-    )
+  Raises:
+    ValueError: ``rows`` not 3-D.
+  """
+  rows = np.asarray(rows)
+  if rows.ndim != 3:
+    raise ValueError(f"rows must be [n_rows, n_per_row, d], got shape {rows.shape}")
+  if "n_cols" in grid_kwargs:
+    raise ValueError("save_rows takes the number of columns from rows.shape[1]")
+  n_rows, n_per_row, d = rows.shape
+  grid_kwargs.setdefault("scale", None)
+  return save_grid(
+      path, rows.reshape(n_rows * n_per_row, d), image_shape, n_cols=n_per_row, **grid_kwargs)
 
 
 def _write_png(path: str | os.PathLike, grid: np.ndarray, zoom: int) -> pathlib.Path:
-    zoom = operator.index(zoom)
-    if zoom < 1:
-        raise ValueError(f"zoom must be an integer >= 1, got {zoom}")
-    if zoom > 1:
-        grid = np.repeat(np.repeat(grid, zoom, axis=0), zoom, axis=1)
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(grid).save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+  zoom = operator.index(zoom)
+  if zoom < 1:
+    raise ValueError(f"zoom must be an integer >= 1, got {zoom}")
+  if zoom > 1:
+    grid = np.repeat(np.repeat(grid, zoom, axis=0), zoom, axis=1)
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      Image.fromarray(grid).save(f, format="PNG")
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+  return path

@@ -16,24 +16,21 @@ _MNIST_FILES = (
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> pathlib.Path:
-    """The folder of the four MNIST IDX files, or a skip saying where it was looked for.
+  """The folder of the four MNIST IDX files, or a skip saying where it was looked for.
 
-    Taken from the environment variable ``JDBN_MNIST_DIR`` if set, else
-    ``<repo root>/../shared/data/mnist``.
-    """
-    env = os.environ.get("JDBN_MNIST_DIR")
-    folder = pathlib.Path(env) if env else REPO_ROOT.parent / "shared" / "data" / "mnist"
-    source = "JDBN_MNIST_DIR" if env else "the default location"
-    if not folder.is_dir():
-        pytest.skip(
-            f"real MNIST not found: {folder} ({source}) is not a folder; "
-            "set JDBN_MNIST_DIR to a folder of the four IDX files"
-        )
-    missing = [
-        n
-        for n in _MNIST_FILES
-        if not (folder / n).is_file() and not (folder / (n + ".gz")).is_file()
-    ]
-    if missing:
-        pytest.skip(f"real MNIST incomplete in {folder} ({source}): missing {', '.join(missing)}")
-    return folder
+  Taken from the environment variable ``JDBN_MNIST_DIR`` if set, else
+  ``<repo root>/../shared/data/mnist``.
+  """
+  env = os.environ.get("JDBN_MNIST_DIR")
+  folder = pathlib.Path(env) if env else REPO_ROOT.parent / "shared" / "data" / "mnist"
+  source = "JDBN_MNIST_DIR" if env else "the default location"
+  if not folder.is_dir():
+    pytest.skip(f"real MNIST not found: {folder} ({source}) is not a folder; "
+                "set JDBN_MNIST_DIR to a folder of the four IDX files")
+  missing = [
+      n for n in _MNIST_FILES
+      if not (folder / n).is_file() and not (folder / (n + ".gz")).is_file()
+  ]
+  if missing:
+    pytest.skip(f"real MNIST incomplete in {folder} ({source}): missing {', '.join(missing)}")
+  return folder
