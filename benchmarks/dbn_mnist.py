@@ -78,6 +78,8 @@ def parse_args(argv=None):
     p.add_argument("--" + name.replace("_", "-"), type=int, default=None)
   for name in ("pretrain_lr", "updown_lr", "finetune_lr", "weight_decay", "ablation_lr"):
     p.add_argument("--" + name.replace("_", "-"), type=float, default=None)
+  p.add_argument("--updown-k-schedule", default=None,
+                 help="Gibbs sweeps per up-down epoch, e.g. 3:100,6:200,10 (default: --updown-k)")
   p.add_argument("--dropout", type=float, default=0.0, help="hidden dropout for fine-tuning")
   p.add_argument("--input-dropout", type=float, default=0.0, help="input dropout for fine-tuning")
   p.add_argument("--finetune-schedule", choices=("constant", "cosine"), default="constant",
@@ -104,6 +106,7 @@ def parse_args(argv=None):
       cfg[k] = v
   cfg["dropout"] = args.dropout
   cfg["input_dropout"] = args.input_dropout
+  cfg["updown_k_schedule"] = args.updown_k_schedule
   cfg["finetune_schedule"] = args.finetune_schedule
   cfg["seed"] = args.seed
   cfg["prng"] = args.prng
@@ -225,9 +228,25 @@ def stage_gen_error(name, model, test, results):
   results.put(name, {"test_error": err, "seconds": time.perf_counter() - t0})
 
 
+def updown_k(cfg, epoch: int) -> int:
+  """Gibbs sweeps in the top RBM in up-down epoch ``epoch`` (0-based): ``--updown-k``, or the
+  ``--updown-k-schedule`` such as ``3:100,6:200,10`` (CD-3 for epochs 1-100, CD-6 for 101-200,
+  then CD-10: the paper's 3, 6, 10)."""
+  schedule = cfg.get("updown_k_schedule")
+  if not schedule:
+    return cfg["updown_k"]
+  for part in schedule.split(","):
+    k, _, until = part.partition(":")
+    if not until or epoch < int(until):
+      return int(k)
+  return int(schedule.split(",")[-1].partition(":")[0])
+
+
 def stage_updown(cfg, out, results, key, dbn, train, progress):
   path = out / "updown.npz"
-  trainer = D.updown(optax.sgd(cfg["updown_lr"]), k=cfg["updown_k"])
+  optimizer = optax.sgd(cfg["updown_lr"])
+  trainers = {}  # one per k; they share the optimizer, so the state carries over
+  trainer = D.updown(optimizer, k=cfg["updown_k"])
   state = trainer.init(None, dbn)
   history, start = [], 0
   if path.exists():
@@ -239,10 +258,12 @@ def stage_updown(cfg, out, results, key, dbn, train, progress):
     bar = tqdm(bar, total=cfg["updown_epochs"], initial=start, desc="up-down", unit="epoch")
   for e in bar:
     t0 = time.perf_counter()
+    k = updown_k(cfg, e)
+    trainer = trainers.setdefault(k, D.updown(optimizer, k=k))
     state, info = trainer.epoch(jax.random.fold_in(key, e), state, (train.x, train.y),
                                 cfg["batch_size"])
     jax.block_until_ready(state)
-    row = {"epoch": e + 1, **{k: float(v) for k, v in info._asdict().items()},
+    row = {"epoch": e + 1, "k": k, **{n: float(v) for n, v in info._asdict().items()},
            "seconds": time.perf_counter() - t0}
     if not np.isfinite(row["loss"]):
       raise FloatingPointError(f"up-down diverged in epoch {e + 1}: {row}")
@@ -397,11 +418,12 @@ def main(argv=None):
   settings_path = out / "settings.json"
   if settings_path.exists():
     old = json.loads(settings_path.read_text())
-    added = {"prng": "threefry2x32", "input_dropout": 0.0, "finetune_schedule": "constant"}
+    added = {"prng": "threefry2x32", "input_dropout": 0.0, "finetune_schedule": "constant",
+             "updown_k_schedule": None}
     diff = {k: (old.get(k, added.get(k)), v) for k, v in json.loads(json.dumps(cfg)).items()
             if old.get(k, added.get(k)) != v
             and not k.endswith("epochs")
-            and k not in ("ablation_lr", "ais_chains", "ais_betas")}
+            and k not in ("ablation_lr", "ais_chains", "ais_betas", "updown_k_schedule")}
     if diff:
       sys.exit(f"{out} holds a run with other settings {diff}; use another --out")
   checkpoint.write_json(settings_path, cfg)
