@@ -53,6 +53,7 @@ from jdbn import checkpoint, contrastive, data
 from jdbn import dbn as D
 from jdbn import finetune as F
 from jdbn import viz
+from jdbn.cli import PRNG_IMPLS
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -93,7 +94,7 @@ def parse_args(argv=None):
                  ".png; quick runs write into --out)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--prng", default="threefry2x32",
-                 choices=("threefry2x32", "philox4x32", "philox2x32", "rbg", "unsafe_rbg"),
+                 choices=PRNG_IMPLS,
                  help="PRNG implementation of every key (philox4x32 is the fastest on CPUs)")
   p.add_argument("--no-progress", action="store_true")
   args = p.parse_args(argv)

@@ -44,6 +44,7 @@ from jdbn import checkpoint, contrastive
 from jdbn import data as D
 from jdbn import likelihood as L
 from jdbn import rbm as R
+from jdbn.cli import PRNG_IMPLS
 
 HERE = pathlib.Path(__file__).resolve().parent
 DEFAULT_MNIST = HERE.parent.parent / "shared" / "data" / "mnist"
@@ -298,7 +299,7 @@ def parse_args(argv=None):
   p.add_argument("--load", action="store_true", help="evaluate saved params, do not train")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--prng", default="threefry2x32",
-                 choices=("threefry2x32", "philox4x32", "philox2x32", "rbg", "unsafe_rbg"),
+                 choices=PRNG_IMPLS,
                  help="PRNG implementation for training and AIS (the data's binarisation always "
                  "uses threefry2x32, so every row sees the same images)")
   p.add_argument("--quick", action="store_true",
