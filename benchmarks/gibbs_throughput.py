@@ -10,6 +10,9 @@ A chain-sweep is one ``h ~ p(h | v)``, ``v ~ p(v | h)`` of one chain. For 1, 100
   notes run many chains, to show it is the same computation (its compiled program does the
   same two products per sweep, with a batch dimension);
 * bfloat16 params and states (``--bf16``), at 10,000 chains;
+* the same batched chain compiled with ``unroll`` sweeps per loop iteration (``--unroll``, with
+  the PRNG named by ``--unroll-impl``), which matters where the loop's per-iteration cost
+  dominates (one chain);
 * NumPy and PyTorch batched sweeps doing the same (``peers.py``);
 * the bound of the two products ``v W`` and ``h W'`` alone, at the fastest measured speed.
 
@@ -44,19 +47,22 @@ def count_dots(hlo: str) -> int:
   return len(re.findall(r"\bdot\(", hlo))
 
 
-def jdbn_fns(params, v0, n_steps: int, impls, vmap: bool, bf16: bool, log=print):
+def jdbn_fns(params, v0, n_steps: int, impls, vmap: bool, bf16: bool, unroll: int = 1,
+             unroll_impl: str = "philox2x32", log=print):
   """``{label: fn}`` for jdbn variants, and ``{label: (compile seconds, dots in HLO)}``."""
   import jax
   import jax.numpy as jnp
   from jdbn import gibbs
 
   fns, compiled_info = {}, {}
-  variants = [(impl, "batched", jnp.float32) for impl in impls]
+  variants = [(impl, "batched", jnp.float32, 1) for impl in impls]
   if vmap:
-    variants.append((impls[0], "vmap", jnp.float32))
+    variants.append((impls[0], "vmap", jnp.float32, 1))
   if bf16:
-    variants.append((impls[0], "batched", jnp.bfloat16))
-  for impl, style, dtype in variants:
+    variants.append((impls[0], "batched", jnp.bfloat16, 1))
+  if unroll > 1:
+    variants.append((unroll_impl, "batched", jnp.float32, unroll))
+  for impl, style, dtype, u in variants:
     p = jax.tree.map(lambda a: a.astype(dtype), params)
     v = v0.astype(dtype)
     key = jax.random.key(0, impl=impl)
@@ -64,7 +70,7 @@ def jdbn_fns(params, v0, n_steps: int, impls, vmap: bool, bf16: bool, log=print)
 
       def f(key, p, v):
         state = gibbs.init(p, v)
-        return gibbs.chain(key, p, state, n_steps)[0].v
+        return gibbs.chain(key, p, state, n_steps, unroll=u)[0].v
     else:
 
       def f(key, p, v):
@@ -75,14 +81,15 @@ def jdbn_fns(params, v0, n_steps: int, impls, vmap: bool, bf16: bool, log=print)
     t = time.perf_counter()
     compiled = jax.jit(f).lower(key, p, v).compile()
     compile_s = time.perf_counter() - t
-    label = f"jdbn {style} {impl}" + (" bf16" if dtype == jnp.bfloat16 else "")
+    label = (f"jdbn {style} {impl}" + (" bf16" if dtype == jnp.bfloat16 else "") +
+             (f" unroll {u}" if u > 1 else ""))
     compiled_info[label] = (compile_s, count_dots(compiled.as_text()))
     fns[label] = lambda compiled=compiled, key=key, p=p, v=v: compiled(key, p, v)
   return fns, compiled_info
 
 
 def measure(n_visible, n_hidden, n_chains, worker, scratch, *, quick, repeats, peers, impls,
-            vmap, bf16, log=print):
+            vmap, bf16, unroll=1, unroll_impl="philox2x32", log=print):
   import jax
   import jax.numpy as jnp
   from jdbn import rbm
@@ -92,7 +99,7 @@ def measure(n_visible, n_hidden, n_chains, worker, scratch, *, quick, repeats, p
   params = rbm.init(jax.random.key(0), n_visible, n_hidden)
   params = params.replace(b=0.1 * jax.random.normal(jax.random.key(1), (n_visible,)))
   v0 = (jax.random.uniform(jax.random.key(2), (n_chains, n_visible)) < 0.5).astype(jnp.float32)
-  fns, cinfo = jdbn_fns(params, v0, n_steps, impls, vmap, bf16, log)
+  fns, cinfo = jdbn_fns(params, v0, n_steps, impls, vmap, bf16, unroll, unroll_impl, log)
   names = []
   if worker is not None:
     w0 = C.save_array(params.W, scratch, f"w_{n_visible}x{n_hidden}")
@@ -160,13 +167,14 @@ def targets_for(res, impls) -> dict:
 
 
 def run(*, quick=False, chains=None, repeats=None, write=False, peers=("numpy", "torch"),
-        impls=IMPLS, vmap=True, bf16=True, log=print, worker=None) -> dict:
+        impls=IMPLS, vmap=True, bf16=True, unroll=8, unroll_impl="philox2x32", log=print,
+        worker=None) -> dict:
   from benchmarks.cd_epoch import available_peers
   repeats = repeats or (3 if quick else 5)
   peers = available_peers(peers, quick, log)
   if quick:
     n_visible, n_hidden, chains = 64, 32, chains or (1, 100)
-    impls = impls[:1]
+    impls, unroll_impl = impls[:1], impls[0]
   else:
     n_visible, n_hidden, chains = 784, 500, chains or CHAINS
   own_worker = worker is None and bool(peers)
@@ -179,7 +187,7 @@ def run(*, quick=False, chains=None, repeats=None, write=False, peers=("numpy", 
         t0 = time.perf_counter()
         res = measure(n_visible, n_hidden, n, worker, scratch, quick=quick, repeats=repeats,
                       peers=peers, impls=list(impls), vmap=vmap, bf16=bf16 and n == 10_000,
-                      log=log)
+                      unroll=unroll, unroll_impl=unroll_impl, log=log)
         text = report(res)
         targets.update(targets_for(res, impls))
         sections.append((f"{n:,} chains", text))
@@ -211,12 +219,16 @@ def main(argv=None):
   p.add_argument("--peers", default="numpy,torch")
   p.add_argument("--no-bf16", action="store_true")
   p.add_argument("--no-vmap", action="store_true")
+  p.add_argument("--unroll", type=int, default=8,
+                 help="also time the batched chain with this scan unroll (1: skip)")
+  p.add_argument("--unroll-impl", default="philox2x32", help="PRNG of the unrolled variant")
   p.add_argument("--no-write", action="store_true")
   args = p.parse_args(argv)
   chains = tuple(int(c) for c in args.chains.split(",")) if args.chains else None
   return run(quick=args.quick, chains=chains, repeats=args.repeats,
              write=not (args.quick or args.no_write), peers=args.peers.split(","),
-             impls=tuple(args.impls.split(",")), vmap=not args.no_vmap, bf16=not args.no_bf16)
+             impls=tuple(args.impls.split(",")), vmap=not args.no_vmap, bf16=not args.no_bf16,
+             unroll=args.unroll, unroll_impl=args.unroll_impl)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,15 @@ def load_data(args) -> tuple[np.ndarray, np.ndarray, str]:
   return train_x, test_x, args.dataset
 
 
+def learning_rate(args, epoch: int) -> float:
+  """The learning rate of 0-based ``epoch``: ``--lr``, and from epoch ``--lr-decay-start`` on a
+  linear fall towards 0 at the end of ``--epochs`` (one rate per epoch). It is set in the
+  optimizer state before each epoch, so a run trained at a constant rate resumes with a decay."""
+  if args.lr_decay_start is None or epoch < args.lr_decay_start:
+    return args.lr
+  return args.lr * (args.epochs - epoch) / (args.epochs - args.lr_decay_start)
+
+
 def make_trainer(kind: str, k: int, args, steps_per_epoch: int) -> contrastive.Trainer:
   """SGD with momentum 0.5 then 0.9 (after 5 epochs) and L2 weight decay on W (Hinton 2010)."""
   momentum = optax.piecewise_constant_schedule(0.5, {5 * steps_per_epoch: 1.8})  # 0.5 -> 0.9
@@ -117,28 +126,34 @@ def train(row: str, train_x: np.ndarray, args) -> tuple[R.RBM, dict]:
   settings = {"row": row, "lr": args.lr, "weight_decay": args.weight_decay, "seed": args.seed,
               "batch_size": args.batch_size, "prng": args.prng, "n_train": int(train_x.shape[0])}
   ckpt = pathlib.Path(args.out_dir) / f"{args.dataset}_{row}_h{args.n_hidden}_state.npz"
-  log, start, wall, cpu = [], 0, 0.0, 0.0
+  log, lrs, start, wall, cpu = [], [], 0, 0.0, 0.0
   if ckpt.exists():
     state, meta = checkpoint.restore(ckpt, like=state)
     if meta["settings"] != settings:
       sys.exit(f"{ckpt} was trained with {meta['settings']}, not {settings}; use another "
                f"--out-dir")
     log, start, wall, cpu = meta["recon"], meta["epoch"], meta["train_wall"], meta["train_cpu"]
+    lrs = meta.get("lr_per_epoch", [args.lr] * start)  # runs before the decay option: constant
     print(f"  {row}: resuming after epoch {start} from {ckpt}", flush=True)
   data = jnp.asarray(train_x)
   for epoch in range(start, args.epochs):
     t0, c0 = time.time(), cpu_seconds()
+    lr = learning_rate(args, epoch)
+    state = state.replace(opt_state=optax.tree_utils.tree_set(
+        state.opt_state, learning_rate=jnp.asarray(lr, jnp.float32)))
     state, info = trainer.epoch(jax.random.fold_in(key, epoch), state, data, args.batch_size)
     recon = float(info.recon_error)
     if not np.isfinite(recon):
       sys.exit(f"{row} diverged in epoch {epoch + 1}; the last good state is in {ckpt}")
     wall, cpu = wall + time.time() - t0, cpu + cpu_seconds() - c0
     log.append(recon)
+    lrs.append(lr)
     checkpoint.save(ckpt, state, metadata={"settings": settings, "epoch": epoch + 1,
-                                           "recon": log, "train_wall": wall, "train_cpu": cpu})
-    print(f"  {row} epoch {epoch + 1}/{args.epochs}: recon {recon:.4f} ({wall:.0f} s)",
-          flush=True)
-  return state.params, {"recon": log, "train_wall": wall, "train_cpu": cpu}
+                                           "recon": log, "lr_per_epoch": lrs,
+                                           "train_wall": wall, "train_cpu": cpu})
+    print(f"  {row} epoch {epoch + 1}/{args.epochs}: lr {lr:.4g}, recon {recon:.4f} "
+          f"({wall:.0f} s)", flush=True)
+  return state.params, {"recon": log, "lr_per_epoch": lrs, "train_wall": wall, "train_cpu": cpu}
 
 
 def params_path(row: str, args) -> pathlib.Path:
@@ -276,10 +291,13 @@ HEADER = ("| row | epochs | test log p (AIS, ±3 se bounds) | train log p | log 
 def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--rows", default="cd1", help=f"comma-separated, from {','.join(ROWS)}")
-  p.add_argument("--epochs", type=int, default=20)
+  p.add_argument("--epochs", type=int, default=None, help="default 20 (1 with --quick)")
   p.add_argument("--n-hidden", type=int, default=500)
   p.add_argument("--batch-size", type=int, default=100)
   p.add_argument("--lr", type=float, default=0.05)
+  p.add_argument("--lr-decay-start", type=int, default=None,
+                 help="epoch after which the learning rate falls linearly to 0 at --epochs "
+                 "(default: constant); may be added when resuming a constant-rate run")
   p.add_argument("--weight-decay", type=float, default=2e-4)
   p.add_argument("--n-chains", type=int, default=100)
   p.add_argument("--n-betas", type=int, default=None,
@@ -305,11 +323,15 @@ def parse_args(argv=None):
   p.add_argument("--quick", action="store_true",
                  help="smoke run: 2,000 training images, 1 epoch, 100 hidden, 300 temperatures")
   args = p.parse_args(argv)
+  if args.epochs is None:
+    args.epochs = 1 if args.quick else 20
   if args.quick:
-    args.epochs, args.n_hidden, args.n_betas = 1, 100, 300
+    args.n_hidden, args.n_betas = 100, 300
     args.n_train, args.n_test, args.n_chains = 2000, 1000, 50
     args.ratio_steps, args.ratio_repeats = 100, 1
     args.out_dir = str(pathlib.Path(args.out_dir) / "quick")
+  if args.lr_decay_start is not None and not 0 <= args.lr_decay_start < args.epochs:
+    p.error(f"--lr-decay-start must be in [0, --epochs={args.epochs}), not {args.lr_decay_start}")
   for r in args.rows.split(","):
     if r not in ROWS:
       p.error(f"unknown row {r!r}; choose from {', '.join(ROWS)}")
@@ -330,7 +352,8 @@ def main(argv=None) -> list:
       print(f"{row}: loaded {path}", flush=True)
     else:
       params, meta = train(row, train_x, args)
-      meta.update(epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
+      meta.update(epochs=args.epochs, lr=args.lr, lr_decay_start=args.lr_decay_start,
+                  weight_decay=args.weight_decay,
                   batch_size=args.batch_size, dataset=name, n_train=int(train_x.shape[0]))
       save(params, path, meta)
       print(f"{row}: trained in {meta['train_wall']:.0f} s, saved {path}", flush=True)

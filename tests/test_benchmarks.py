@@ -1,8 +1,11 @@
 """The benchmark suite's smoke run, so that it never rots (issue 5)."""
 
+import json
 import pathlib
 import subprocess
 import sys
+
+import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -32,15 +35,20 @@ def test_likelihood_benchmark_quick_run_resumes(tmp_path):
   again = _run("benchmarks/likelihood_mnist.py", "--quick", "--dataset", "digits", "--out-dir",
                tmp_path, "--prng", "philox4x32")
   assert "resuming after epoch 1" in again
+  # A constant-rate run resumes with a decay: epochs 2 and 3 fall linearly towards 0 at 3.
+  _run("benchmarks/likelihood_mnist.py", "--quick", "--dataset", "digits", "--out-dir", tmp_path,
+       "--prng", "philox4x32", "--epochs", "3", "--lr-decay-start", "1")
+  meta = json.loads((tmp_path / "quick" / "digits_cd1_h100_e3.json").read_text())
+  assert meta["lr_per_epoch"] == pytest.approx([0.05, 0.05, 0.025]) and len(meta["recon"]) == 3
   refused = subprocess.run([sys.executable, "benchmarks/likelihood_mnist.py", "--quick",
-                            "--dataset", "digits", "--out-dir", tmp_path], cwd=REPO_ROOT,
+                            "--dataset", "digits", "--out-dir", tmp_path, "--epochs", "4"],
+                           cwd=REPO_ROOT,
                            capture_output=True, text=True, timeout=600)
   assert refused.returncode != 0 and "threefry2x32" in refused.stderr
 
 
 def test_dbn_benchmark_quick_run(tmp_path, mnist_dir):
   """The issue-4 script on a tiny DBN: every stage runs and writes its result."""
-  import json
   import os
   env = {**os.environ, "JDBN_MNIST_DIR": str(mnist_dir)}
   _run("benchmarks/dbn_mnist.py", "--quick", "--out", tmp_path, "--no-progress", "--prng",

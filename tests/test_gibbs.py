@@ -126,6 +126,23 @@ def test_chain_determinism_jit_and_batching():
   np.testing.assert_array_equal(gibbs.chain(jax.random.key(9), p, s0, 0)[0].v, s0.v)
 
 
+@pytest.mark.parametrize("unroll", [2, 3, 8, 100])
+def test_unrolled_chains_draw_the_same_samples(unroll):
+  """``unroll`` changes the compiled loop, never the samples (also when it does not divide the
+  number of sweeps, or exceeds it), with and without thinning."""
+  p = _model(jax.random.key(7), U.Bernoulli(), 20, 10, scale=0.3)
+  s0 = gibbs.init_random(jax.random.key(8), p, 4)
+  for thin in (None, 3):
+    ref, tr = jax.jit(lambda k, thin=thin: gibbs.chain(k, p, s0, 10, thin=thin))(
+        jax.random.key(9))
+    got, tg = jax.jit(lambda k, thin=thin: gibbs.chain(k, p, s0, 10, thin=thin, unroll=unroll))(
+        jax.random.key(9))
+    np.testing.assert_array_equal(ref.v, got.v)
+    np.testing.assert_array_equal(ref.h, got.h)
+    if thin:
+      np.testing.assert_array_equal(tr, tg)
+
+
 def test_sample_convenience_and_errors():
   p = _model(jax.random.key(11), U.Bernoulli(), 6, 4)
   v, trace = gibbs.sample(jax.random.key(12), p, n_chains=5, n_steps=10, thin=5)
@@ -134,5 +151,8 @@ def test_sample_convenience_and_errors():
     gibbs.chain(jax.random.key(0), p, gibbs.init(p, v), -1)
   with pytest.raises(ValueError, match="thin"):
     gibbs.chain(jax.random.key(0), p, gibbs.init(p, v), 4, thin=0)
+  for bad in (0, True, 1.5):
+    with pytest.raises(ValueError, match="unroll"):
+      gibbs.chain(jax.random.key(0), p, gibbs.init(p, v), 4, unroll=bad)
   with pytest.raises(ValueError, match=r"v must have shape \[\.\.\., 6\]"):
     gibbs.init(p, jnp.ones((3, 7)))
