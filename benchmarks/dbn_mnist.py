@@ -8,8 +8,9 @@ stopped (finished stages are reloaded, an interrupted one continues from its las
 2. ``gen_pretrained``: generative classification of the test set by the pretrained DBN (the label
    with the lowest free energy of the top RBM given the mean-field penultimate layer).
 3. ``updown``: up-down fine-tuning (contrastive wake-sleep, HOT 2006 appendix B; the paper runs
-   300 epochs with CD-3/6/10 in the top RBM) and generative classification again
-   (HOT 2006: 1.25% test error).
+   300 epochs with CD-3/6/10 in the top RBM; ``--updown-k-schedule`` sets k per epoch and
+   ``--updown-lr-decay-start`` a linear decay of the rate to 0) and generative classification
+   again (HOT 2006: 1.25% test error).
 4. ``finetune``: back-propagation fine-tuning of the sigmoid network initialised from the
    pretrained DBN, early-stopped on the last 10,000 training images (Hinton & Salakhutdinov 2006:
    1.2%; Srivastava et al. 2014 with dropout: 0.92%).
@@ -79,6 +80,9 @@ def parse_args(argv=None):
     p.add_argument("--" + name.replace("_", "-"), type=int, default=None)
   for name in ("pretrain_lr", "updown_lr", "finetune_lr", "weight_decay", "ablation_lr"):
     p.add_argument("--" + name.replace("_", "-"), type=float, default=None)
+  p.add_argument("--updown-lr-decay-start", type=int, default=None,
+                 help="up-down epoch after which the rate falls linearly to 0 at --updown-epochs "
+                 "(default: constant; may be added when resuming)")
   p.add_argument("--updown-k-schedule", default=None,
                  help="Gibbs sweeps per up-down epoch, e.g. 3:100,6:200,10 (default: --updown-k)")
   p.add_argument("--dropout", type=float, default=0.0, help="hidden dropout for fine-tuning")
@@ -108,6 +112,10 @@ def parse_args(argv=None):
   cfg["dropout"] = args.dropout
   cfg["input_dropout"] = args.input_dropout
   cfg["updown_k_schedule"] = args.updown_k_schedule
+  cfg["updown_lr_decay_start"] = args.updown_lr_decay_start
+  if args.updown_lr_decay_start is not None and not (
+      0 <= args.updown_lr_decay_start < cfg["updown_epochs"]):
+    p.error(f"--updown-lr-decay-start must be in [0, --updown-epochs={cfg['updown_epochs']})")
   cfg["finetune_schedule"] = args.finetune_schedule
   cfg["seed"] = args.seed
   cfg["prng"] = args.prng
@@ -243,15 +251,30 @@ def updown_k(cfg, epoch: int) -> int:
   return int(schedule.split(",")[-1].partition(":")[0])
 
 
+def updown_lr(cfg, epoch: int) -> float:
+  """The up-down learning rate of 0-based ``epoch``: ``--updown-lr``, and from epoch
+  ``--updown-lr-decay-start`` on a linear fall towards 0 at the end of ``--updown-epochs``."""
+  start, end = cfg.get("updown_lr_decay_start"), cfg["updown_epochs"]
+  if start is None or epoch < start:
+    return cfg["updown_lr"]
+  return cfg["updown_lr"] * (end - epoch) / (end - start)
+
+
 def stage_updown(cfg, out, results, key, dbn, train, progress):
   path = out / "updown.npz"
-  optimizer = optax.sgd(cfg["updown_lr"])
+  # Plain SGD, its rate a hyperparameter set before each epoch (the rate is its only state).
+  optimizer = optax.inject_hyperparams(optax.sgd)(learning_rate=cfg["updown_lr"])
   trainers = {}  # one per k; they share the optimizer, so the state carries over
   trainer = D.updown(optimizer, k=cfg["updown_k"])
   state = trainer.init(None, dbn)
   history, start = [], 0
   if path.exists():
-    tree, meta = checkpoint.restore(path, like={"state": state})
+    try:
+      tree, meta = checkpoint.restore(path, like={"state": state})
+    except ValueError:  # saved before the rate was a hyperparameter: optax.sgd(lr), no state
+      old = D.updown(optax.sgd(cfg["updown_lr"]), k=cfg["updown_k"]).init(None, dbn)
+      tree, meta = checkpoint.restore(path, like={"state": old})
+      tree = {"state": tree["state"].replace(opt_state=optimizer.init(tree["state"].params))}
     state, start, history = tree["state"], meta["epoch"], meta["history"]
   bar = range(start, cfg["updown_epochs"])
   if progress and start < cfg["updown_epochs"]:
@@ -259,12 +282,14 @@ def stage_updown(cfg, out, results, key, dbn, train, progress):
     bar = tqdm(bar, total=cfg["updown_epochs"], initial=start, desc="up-down", unit="epoch")
   for e in bar:
     t0 = time.perf_counter()
-    k = updown_k(cfg, e)
+    k, lr = updown_k(cfg, e), updown_lr(cfg, e)
+    state = state.replace(opt_state=optax.tree_utils.tree_set(
+        state.opt_state, learning_rate=jnp.asarray(lr, jnp.float32)))
     trainer = trainers.setdefault(k, D.updown(optimizer, k=k))
     state, info = trainer.epoch(jax.random.fold_in(key, e), state, (train.x, train.y),
                                 cfg["batch_size"])
     jax.block_until_ready(state)
-    row = {"epoch": e + 1, "k": k, **{n: float(v) for n, v in info._asdict().items()},
+    row = {"epoch": e + 1, "k": k, "lr": lr, **{n: float(v) for n, v in info._asdict().items()},
            "seconds": time.perf_counter() - t0}
     if not np.isfinite(row["loss"]):
       raise FloatingPointError(f"up-down diverged in epoch {e + 1}: {row}")
@@ -420,11 +445,12 @@ def main(argv=None):
   if settings_path.exists():
     old = json.loads(settings_path.read_text())
     added = {"prng": "threefry2x32", "input_dropout": 0.0, "finetune_schedule": "constant",
-             "updown_k_schedule": None}
+             "updown_k_schedule": None, "updown_lr_decay_start": None}
     diff = {k: (old.get(k, added.get(k)), v) for k, v in json.loads(json.dumps(cfg)).items()
             if old.get(k, added.get(k)) != v
             and not k.endswith("epochs")
-            and k not in ("ablation_lr", "ais_chains", "ais_betas", "updown_k_schedule")}
+            and k not in ("ablation_lr", "ais_chains", "ais_betas", "updown_k_schedule",
+                          "updown_lr_decay_start")}
     if diff:
       sys.exit(f"{out} holds a run with other settings {diff}; use another --out")
   checkpoint.write_json(settings_path, cfg)
