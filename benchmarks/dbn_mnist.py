@@ -258,10 +258,11 @@ def updown_k(cfg, epoch: int) -> int:
 def updown_lr(cfg, epoch: int) -> float:
   """The up-down learning rate of 0-based ``epoch``: ``--updown-lr``, and from epoch
   ``--updown-lr-decay-start`` on a linear fall towards 0 at the end of ``--updown-epochs``."""
-  start, end = cfg.get("updown_lr_decay_start"), cfg["updown_epochs"]
-  if start is None or epoch < start:
+  start = cfg.get("updown_lr_decay_start")
+  if start is None:
     return cfg["updown_lr"]
-  return cfg["updown_lr"] * (end - epoch) / (end - start)
+  return float(optax.linear_schedule(cfg["updown_lr"], 0.0, cfg["updown_epochs"] - start,
+                                     start)(epoch))
 
 
 def stage_updown(cfg, out, results, key, dbn, train, progress):
@@ -517,19 +518,19 @@ def main(argv=None):
                           valid, test, progress, lr)
       if not suffix:
         classifier = (module, st.best_variables)
-    if "finetune" in stages and args.finetune_on_all and not suffix:
-      module, variables = F.from_dbn(dbn, key=k_out, dropout_rate=cfg["dropout"],
-                                     input_dropout_rate=cfg["input_dropout"])
-      everything = data.Dataset(jnp.concatenate([train.x, valid.x]),
-                                jnp.concatenate([train.y, valid.y]), train.image_shape)
-      stage_finetune("finetune_all", cfg, out, results, k_ft, module, variables, everything,
-                     valid, test, progress, lr, final=True)
     if "ablation" in stages:
       module, variables = F.init_random(k_abinit, D.layer_sizes(dbn),
                                         dropout_rate=cfg["dropout"],
                                         input_dropout_rate=cfg["input_dropout"])
       stage_finetune("ablation" + suffix, cfg, out, results, k_ft, module, variables, train,
                      valid, test, progress, lr)
+  if "finetune" in stages and args.finetune_on_all:
+    module, variables = F.from_dbn(dbn, key=k_out, dropout_rate=cfg["dropout"],
+                                   input_dropout_rate=cfg["input_dropout"])
+    everything = data.Dataset(jnp.concatenate([train.x, valid.x]),
+                              jnp.concatenate([train.y, valid.y]), train.image_shape)
+    stage_finetune("finetune_all", cfg, out, results, k_ft, module, variables, everything, valid,
+                   test, progress, cfg["finetune_lr"], final=True)
   if "ll_bound" in stages:
     stage_ll_bound("ll_bound_pretrained", cfg, jax.random.fold_in(k_samples, 1), dbn, train,
                    test, results)

@@ -98,9 +98,10 @@ def learning_rate(args, epoch: int) -> float:
   """The learning rate of 0-based ``epoch``: ``--lr``, and from epoch ``--lr-decay-start`` on a
   linear fall towards 0 at the end of ``--epochs`` (one rate per epoch). It is set in the
   optimizer state before each epoch, so a run trained at a constant rate resumes with a decay."""
-  if args.lr_decay_start is None or epoch < args.lr_decay_start:
+  if args.lr_decay_start is None:
     return args.lr
-  return args.lr * (args.epochs - epoch) / (args.epochs - args.lr_decay_start)
+  return float(optax.linear_schedule(args.lr, 0.0, args.epochs - args.lr_decay_start,
+                                     args.lr_decay_start)(epoch))
 
 
 def make_trainer(kind: str, k: int, args, steps_per_epoch: int) -> contrastive.Trainer:
