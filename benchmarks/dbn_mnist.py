@@ -87,6 +87,9 @@ def parse_args(argv=None):
                  help="Gibbs sweeps per up-down epoch, e.g. 3:100,6:200,10 (default: --updown-k)")
   p.add_argument("--dropout", type=float, default=0.0, help="hidden dropout for fine-tuning")
   p.add_argument("--input-dropout", type=float, default=0.0, help="input dropout for fine-tuning")
+  p.add_argument("--max-norm", type=float, default=None,
+                 help="max-norm constraint on each unit's incoming weights during fine-tuning "
+                 "(Srivastava et al. 2014; jdbn.finetune.max_norm)")
   p.add_argument("--finetune-schedule", choices=("constant", "cosine"), default="constant",
                  help="fine-tuning learning rate: constant, or cosine decay to 0 over "
                  "--finetune-epochs")
@@ -121,6 +124,9 @@ def parse_args(argv=None):
       0 <= args.updown_lr_decay_start < cfg["updown_epochs"]):
     p.error(f"--updown-lr-decay-start must be in [0, --updown-epochs={cfg['updown_epochs']})")
   cfg["finetune_schedule"] = args.finetune_schedule
+  if args.max_norm is not None and not args.max_norm > 0:
+    p.error(f"--max-norm must be positive, got {args.max_norm}")
+  cfg["max_norm"] = args.max_norm
   cfg["seed"] = args.seed
   cfg["prng"] = args.prng
   out = pathlib.Path(args.out or HERE / "runs" / ("dbn_mnist_quick" if args.quick else
@@ -315,6 +321,8 @@ def stage_finetune(name, cfg, out, results, key, module, variables, train, valid
     lr = optax.cosine_decay_schedule(lr, cfg["finetune_epochs"] * (
         train.x.shape[0] // cfg["batch_size"]))
   optimizer = optax.sgd(lr, momentum=0.9)
+  if cfg.get("max_norm"):
+    optimizer = optax.chain(optimizer, F.max_norm(cfg["max_norm"]))
   state = F.init_state(variables, optimizer)
   if path.exists():
     state = checkpoint.load(path, like={"state": state})["state"]
@@ -343,7 +351,8 @@ def stage_finetune(name, cfg, out, results, key, module, variables, train, valid
               "valid_error": float(state.best_error), "best_epoch": int(state.best_epoch)}
   results.put(name, {
       "lr": lr if isinstance(lr, float) else float(lr(0)),
-      "schedule": cfg.get("finetune_schedule", "constant"), **chosen,
+      "schedule": cfg.get("finetune_schedule", "constant"), "max_norm": cfg.get("max_norm"),
+      **chosen,
       "epochs_run": int(state.epoch), "seconds_per_epoch": float(np.median(secs)) if secs else None,
       "effective_gflops": flops / np.median(secs) / 1e9 if secs else None,
       "wall_seconds_this_call": time.perf_counter() - t0})
@@ -458,7 +467,7 @@ def main(argv=None):
   if settings_path.exists():
     old = json.loads(settings_path.read_text())
     added = {"prng": "threefry2x32", "input_dropout": 0.0, "finetune_schedule": "constant",
-             "updown_k_schedule": None, "updown_lr_decay_start": None}
+             "updown_k_schedule": None, "updown_lr_decay_start": None, "max_norm": None}
     diff = {k: (old.get(k, added.get(k)), v) for k, v in json.loads(json.dumps(cfg)).items()
             if old.get(k, added.get(k)) != v
             and not k.endswith("epochs")

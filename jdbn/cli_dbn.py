@@ -3,12 +3,13 @@
 ::
 
     jdbn train dbn --dataset {digits,mnist} [--sizes 500,500,2000] --out DIR [--epochs E]
-                   [--updown-epochs U] [...]
+                   [--updown-epochs U] [--finetune-epochs F [--dropout P] [--max-norm C]] [...]
     jdbn generate MODEL [--per-class N | --labels 3,3,7 | --n-samples N] [--n-steps K]
                   [--out generated.png] [--seed S]
     jdbn evaluate MODEL [--dataset ...] [--split test] [--n-chains C] [--n-betas B | --quick]
 
-``MODEL`` is a DBN run folder (holding ``dbn.npz``) or a DBN model file. Wiring into
+``MODEL`` is a DBN run folder (holding ``dbn.npz``, and ``classifier.npz`` when it was
+fine-tuned discriminatively) or a DBN model file. Wiring into
 :mod:`jdbn.cli` (one line each)::
 
     add_train:      cli_dbn.add_train_dbn(models)          # `jdbn train dbn`
@@ -36,6 +37,8 @@ from jdbn.cli import (CLIError, _binarize, _fmt, _load_dataset, _non_negative_fl
 
 MODEL_NAME = "dbn.npz"
 UPDOWN_NAME = "updown.npz"
+FINETUNE_NAME = "finetune.npz"  # the fine-tuning state, for resuming
+CLASSIFIER_NAME = "classifier.npz"  # the fine-tuned network's early-stopped variables
 
 
 def add_subcommands(subparsers, train_models=None) -> None:
@@ -131,17 +134,25 @@ def _save_sheet(path, images: np.ndarray, n_rows: int, shape) -> pathlib.Path:
 
 _RUN_SETTINGS = ("dataset", "sizes", "no_labels", "method", "k", "n_chains", "lr", "momentum",
                  "weight_decay", "batch_size", "binarize", "propagate", "n_valid", "seed",
-                 "prng", "updown_lr", "updown_k")
+                 "prng", "updown_lr", "updown_k", "finetune_lr", "finetune_schedule", "dropout",
+                 "input_dropout", "max_norm")
+# What runs saved before a setting existed did, for resuming them.
+_SETTING_DEFAULTS = {"finetune_lr": 0.1, "finetune_schedule": "constant", "dropout": 0.0,
+                     "input_dropout": 0.0, "max_norm": None}
 
 
 def add_train_dbn(sub) -> None:
-  """``jdbn train dbn``: greedy pretraining, optional up-down fine-tuning."""
+  """``jdbn train dbn``: greedy pretraining, optional up-down and discriminative fine-tuning."""
   p = sub.add_parser(
-      "dbn", help="train a DBN: greedy pretraining (and up-down fine-tuning)",
+      "dbn", help="train a DBN: greedy pretraining (and up-down or discriminative fine-tuning)",
       description="Greedy layer-wise pretraining of a DBN with CD-k or PCD (Hinton, Osindero & "
-      "Teh 2006), the top RBM joined by the labels, then optional up-down fine-tuning. Writes "
-      f"{MODEL_NAME}, metrics.json and samples.png (a row per class) into --out; rerun with the "
-      "same --out (and more --epochs / --updown-epochs) to resume.")
+      "Teh 2006), the top RBM joined by the labels, then optional up-down fine-tuning and "
+      "optional discriminative fine-tuning of the sigmoid network initialised from the DBN "
+      "(Hinton & Salakhutdinov 2006; dropout and max-norm as in Srivastava et al. 2014), "
+      "early-stopped on the validation split. Writes "
+      f"{MODEL_NAME}, metrics.json, samples.png (a row per class) and, when fine-tuned, "
+      f"{CLASSIFIER_NAME} into --out; rerun with the same --out (and more --epochs, "
+      "--updown-epochs or --finetune-epochs) to resume.")
   p.add_argument("--dataset", choices=("digits", "mnist"), default="digits")
   p.add_argument("--data-dir", help="folder of the MNIST IDX files (default: $JDBN_MNIST_DIR)")
   p.add_argument("--sizes", type=_sizes, default=None,
@@ -165,11 +176,36 @@ def add_train_dbn(sub) -> None:
   p.add_argument("--updown-epochs", type=int, default=0, help="up-down fine-tuning epochs")
   p.add_argument("--updown-lr", type=_positive_float, default=0.01)
   p.add_argument("--updown-k", type=_positive_int, default=3)
+  g = p.add_argument_group("discriminative fine-tuning (needs the labels)")
+  g.add_argument("--finetune-epochs", type=int, default=0,
+                 help="epochs of back-propagation fine-tuning of the network made from the DBN "
+                 "(0: none)")
+  g.add_argument("--finetune-lr", type=_positive_float, default=0.1,
+                 help="SGD learning rate (momentum 0.9)")
+  g.add_argument("--finetune-schedule", choices=("constant", "cosine"), default="constant",
+                 help="cosine: the rate decays to 0 over --finetune-epochs")
+  g.add_argument("--dropout", type=_probability, default=0.0, help="hidden-unit dropout")
+  g.add_argument("--input-dropout", type=_probability, default=0.0, help="input dropout")
+  g.add_argument("--max-norm", type=_positive_float, default=None,
+                 help="bound on the norm of each unit's incoming weights")
+  g.add_argument("--patience", type=_positive_int, default=None,
+                 help="stop after this many epochs without a lower validation error")
   p.add_argument("--sample-steps", type=_positive_int, default=1000)
   add_seed(p)
   p.add_argument("--out", required=True, help="run folder")
   p.add_argument("--no-progress", action="store_true")
   p.set_defaults(func=cmd_train_dbn)
+
+
+def _probability(text: str) -> float:
+  import argparse
+  try:
+    value = float(text)
+  except ValueError:
+    value = float("nan")
+  if not 0 <= value < 1:
+    raise argparse.ArgumentTypeError(f"expected a probability in [0, 1), got {text!r}")
+  return value
 
 
 def cmd_train_dbn(args) -> int:
@@ -182,6 +218,11 @@ def cmd_train_dbn(args) -> int:
     raise CLIError(f"--momentum must be in [0, 1), got {args.momentum}")
   if args.updown_epochs < 0:
     raise CLIError(f"--updown-epochs must be >= 0, got {args.updown_epochs}")
+  if args.finetune_epochs < 0:
+    raise CLIError(f"--finetune-epochs must be >= 0, got {args.finetune_epochs}")
+  if args.finetune_epochs and args.no_labels:
+    raise CLIError("discriminative fine-tuning (--finetune-epochs) needs the labels; drop "
+                   "--no-labels")
   out = pathlib.Path(args.out)
   if out.exists() and not out.is_dir():
     raise CLIError(f"--out {args.out!r} exists and is not a folder")
@@ -199,12 +240,12 @@ def cmd_train_dbn(args) -> int:
               for k, v in ((k, getattr(args, k)) for k in _RUN_SETTINGS)}
   settings_path = out / "settings.json"
   if settings_path.is_file():
-    old = json.loads(settings_path.read_text())
+    old = {**_SETTING_DEFAULTS, **json.loads(settings_path.read_text())}
     diff = settings_diff(old, settings)
     if diff:
       raise CLIError(f"--out {args.out!r} holds a run with other settings ({'; '.join(diff)})"
-                         "; use a new --out, or the same settings to resume (only --epochs and "
-                         "--updown-epochs may change)")
+                     "; use a new --out, or the same settings to resume (only --epochs, "
+                     "--updown-epochs and --finetune-epochs may change)")
     print(f"resuming the run in {out}")
   checkpoint.write_json(settings_path, settings)
 
@@ -218,6 +259,7 @@ def cmd_train_dbn(args) -> int:
                        "examples")
   key = make_key(args)
   k_bin, k_pre, k_ud, k_sample = jax.random.split(key, 4)
+  k_ft = jax.random.fold_in(k_ud, 1)
   spec = {"binarize": args.binarize}
   k_train, k_valid = jax.random.split(k_bin)
   x = _binarize(k_train, np.asarray(train_ds.x), args.binarize)
@@ -249,6 +291,10 @@ def cmd_train_dbn(args) -> int:
           "image_shape": list(ds.image_shape), "preprocess": spec, "settings": settings,
           "labels": labelled}
   path = checkpoint.save(out / MODEL_NAME, model, metadata=user)
+  if args.finetune_epochs:
+    metrics["finetune"] = _finetune(k_ft, model, (x, y), (v, y_valid), args, out)
+    print(f"fine-tuned network: validation error {metrics['finetune']['valid_error']:.4f} "
+          f"(epoch {metrics['finetune']['best_epoch']} of {metrics['finetune']['epochs']})")
   metrics["seconds"] = time.perf_counter() - t0
   checkpoint.write_json(out / "metrics.json", metrics)
   if labelled:
@@ -257,7 +303,10 @@ def cmd_train_dbn(args) -> int:
     images = D.generate(k_sample, model, n_steps=args.sample_steps, n_samples=100)
   png = _save_sheet(out / "samples.png", images, 10, ds.image_shape)
   print(f"trained in {metrics['seconds']:.1f} s")
-  for name, p in (("model", path), ("metrics", out / "metrics.json"), ("samples", png)):
+  files = [("model", path), ("metrics", out / "metrics.json"), ("samples", png)]
+  if args.finetune_epochs:
+    files.append(("network", out / CLASSIFIER_NAME))
+  for name, p in files:
     print(f"  {name:<8} {p}")
   return 0
 
@@ -297,6 +346,64 @@ def _updown(key, dbn, x, y, args, out: pathlib.Path):
     history.append(row)
     checkpoint.save(path, {"state": state}, metadata={"epoch": e + 1, "history": history})
   return state.params, history
+
+
+def _finetune(key, model, train, valid, args, out: pathlib.Path) -> dict:
+  """Discriminative fine-tuning of :func:`jdbn.finetune.from_dbn` ``(model)``, resumable.
+
+  The :class:`jdbn.finetune.FinetuneState` is saved after every epoch (``finetune.npz``); the
+  early-stopped variables go to ``classifier.npz`` with the network's shape in its metadata.
+  """
+  import jax
+  import optax
+  from jdbn import checkpoint
+  from jdbn import finetune as F
+  module, variables = F.from_dbn(model, key=jax.random.fold_in(key, 1),
+                                 dropout_rate=args.dropout, input_dropout_rate=args.input_dropout)
+  lr = args.finetune_lr
+  if args.finetune_schedule == "cosine":
+    lr = optax.cosine_decay_schedule(lr, args.finetune_epochs * (len(train[0]) // args.batch_size))
+  optimizer = optax.sgd(lr, momentum=0.9)
+  if args.max_norm:
+    optimizer = optax.chain(optimizer, F.max_norm(args.max_norm))
+  state, path = F.init_state(variables, optimizer), out / FINETUNE_NAME
+  history: list = []
+  if path.is_file():
+    tree, meta = checkpoint.restore(path, like={"state": state})
+    state, history = tree["state"], list(meta["history"])
+
+  def save(epoch, st, row):
+    history.append(row)
+    checkpoint.save(path, {"state": st}, metadata={"epoch": epoch, "history": history})
+    if args.no_progress:
+      print(f"fine-tuning epoch {epoch}: loss {row['loss']:.4f}, validation error "
+            f"{row['valid_error']:.4f}", flush=True)
+
+  state, _ = F.train(jax.random.fold_in(key, 0), module, variables, train, valid, optimizer,
+                     epochs=args.finetune_epochs, batch_size=args.batch_size,
+                     patience=args.patience, state=state,
+                     progress="fine-tune" if not args.no_progress else False, callback=save)
+  summary = {"valid_error": float(state.best_error), "best_epoch": int(state.best_epoch),
+             "epochs": int(state.epoch), "history": history}
+  checkpoint.save(out / CLASSIFIER_NAME, state.best_variables, metadata={
+      "kind": "classifier", "hidden_sizes": list(module.hidden_sizes),
+      "n_classes": module.n_classes, "dropout": args.dropout,
+      "input_dropout": args.input_dropout, "valid_error": summary["valid_error"],
+      "best_epoch": summary["best_epoch"]})
+  return summary
+
+
+def load_classifier(folder: pathlib.Path):
+  """``(module, variables)`` of the fine-tuned network in a run folder, or None."""
+  from jdbn import checkpoint
+  from jdbn import finetune as F
+  path = folder / CLASSIFIER_NAME
+  if not path.is_file():
+    return None
+  variables, meta = checkpoint.restore(path)
+  module = F.Classifier(tuple(meta["hidden_sizes"]), meta["n_classes"], meta["dropout"],
+                        meta["input_dropout"])
+  return module, variables
 
 
 # --------------------------------------------------------------------------- generate
@@ -379,10 +486,19 @@ def cmd_evaluate_dbn(args) -> int:
   result: dict[str, Any] = {"n_examples": int(len(x))}
   print(f"evaluating the DBN {_resolve_model(args.checkpoint)} on {name} {args.split} "
         f"({len(x)} examples)")
+  x_in = _binarize(k_x, x, spec.get("binarize", "none"))
   if D.n_labels(model):
-    err = _generativeCLIError(model, _binarize(k_x, x, spec.get("binarize", "none")), y)
+    err = _generativeCLIError(model, x_in, y)
     result["generative_error"] = err
     print(f"generative classification error: {err:.4f} ({round(err * len(x))} of {len(x)})")
+  folder = pathlib.Path(args.checkpoint)
+  classifier = load_classifier(folder) if folder.is_dir() else None
+  if classifier is not None:
+    from jdbn import finetune as F
+    err = F.error_rate(*classifier, x_in, y)
+    result["finetuned_error"] = err
+    print(f"fine-tuned network's classification error: {err:.4f} ({round(err * len(x))} of "
+          f"{len(x)})")
   # Likelihood bound on binary data.
   xb = _binarize(k_b, x, "stochastic")
   train = _load_dataset(name, "train", args.data_dir)

@@ -234,6 +234,49 @@ def init_state(variables: dict, optimizer: optax.GradientTransformation) -> Fine
                        jnp.asarray(jnp.inf, jnp.float32), zero, zero)
 
 
+def max_norm(max_value: float) -> optax.GradientTransformation:
+  """Max-norm weight constraint (Srivastava et al. 2014, section 5.1) as an Optax transformation.
+
+  After the update, the weight vector coming into each unit, a column ``kernel[:, j]`` of every
+  parameter with two or more dimensions (flattened over all axes but the last), has Euclidean norm
+  at most ``max_value``: a column longer than that is scaled back onto the ball of radius
+  ``max_value``, ``w_j <- w_j * min(1, max_value / |w_j|)``. Biases (1-D parameters) are left
+  alone. Put it last in a chain so that it projects the parameters the update lands on::
+
+      optimizer = optax.chain(optax.sgd(0.1, momentum=0.9), max_norm(4.0))
+
+  The update it returns is ``projected(params + updates) - params``, so ``optax.apply_updates``
+  lands exactly on the projected parameters.
+
+  Args:
+    max_value: the largest norm allowed (Srivastava et al. use 3 to 4 with dropout).
+  """
+  if not max_value > 0:
+    raise ValueError(f"max_value must be positive, got {max_value!r}")
+
+  def update_fn(updates, state, params=None):
+    if params is None:
+      raise ValueError("max_norm needs the params: call update(updates, state, params)")
+
+    def project(u, p):
+      if p.ndim < 2:
+        return u
+      new = p + u
+      norm = jnp.sqrt(jnp.sum(jnp.square(new), axis=tuple(range(new.ndim - 1)), keepdims=True))
+      scale = jnp.minimum(1.0, max_value / jnp.maximum(norm, jnp.finfo(new.dtype).tiny))
+      return (new * scale - p).astype(u.dtype)
+
+    return jax.tree.map(project, updates, params), state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
+
+
+def column_norms(variables: dict) -> dict[str, Array]:
+  """Norm of the weights coming into each unit: ``{layer: [n_out]}`` for every Dense kernel."""
+  return {name: jnp.linalg.norm(layer["kernel"], axis=0)
+          for name, layer in variables["params"].items()}
+
+
 def loss_fn(module: Classifier, params, x: Array, y: Array, key: Optional[Array],
             train: bool = True) -> tuple[Array, Array]:
   """Mean softmax cross-entropy ``-mean_i log softmax(f(x_i))_{y_i}`` and the error rate."""

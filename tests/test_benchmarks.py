@@ -53,12 +53,13 @@ def test_dbn_benchmark_quick_run(tmp_path, mnist_dir):
   env = {**os.environ, "JDBN_MNIST_DIR": str(mnist_dir)}
   _run("benchmarks/dbn_mnist.py", "--quick", "--out", tmp_path, "--no-progress", "--prng",
        "philox4x32", "--dropout", "0.2", "--finetune-schedule", "cosine", "--updown-k-schedule",
-       "2:1,1", "--updown-lr-decay-start", "0", "--finetune-on-all", env=env)
+       "2:1,1", "--updown-lr-decay-start", "0", "--finetune-on-all", "--max-norm", "20", env=env)
   results = json.loads((tmp_path / "results.json").read_text())
   for stage in ("pretrain", "gen_pretrained", "updown", "gen_updown", "finetune", "finetune_all",
                 "ablation", "ll_bound_pretrained", "timing", "samples", "run"):
     assert stage in results, stage
   assert results["finetune"]["schedule"] == "cosine"
+  assert results["finetune"]["max_norm"] == results["ablation"]["max_norm"] == 20
   assert results["updown"]["final"]["k"] == 2  # the schedule's first entry
   assert results["updown"]["final"]["lr"] == pytest.approx(0.01)  # 1 epoch: decay starts at 0
   assert 0 <= results["finetune"]["test_error"] <= 1

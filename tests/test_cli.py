@@ -186,3 +186,35 @@ def test_dbn_train_generate_evaluate(tmp_path, capsys):
                    "--n-betas", "200"]) == 0
   text = capsys.readouterr().out
   assert "classification error" in text and "lower bound" in text
+
+
+def test_dbn_discriminative_fine_tuning_resumes_and_is_evaluated(tmp_path, capsys):
+  """`jdbn train dbn --finetune-epochs`: classifier.npz, resumable, reported by `jdbn evaluate`."""
+  from jdbn import checkpoint
+  from jdbn import cli_dbn
+  from jdbn import data
+  from jdbn import finetune as F
+  out = tmp_path / "dbn"
+  base = ["train", "dbn", "--dataset", "digits", "--sizes", "16,16", "--epochs", "1",
+          "--sample-steps", "2", "--out", str(out), "--no-progress", "--dropout", "0.2",
+          "--max-norm", "3"]
+  assert cli.main(base + ["--finetune-epochs", "2"]) == 0
+  assert cli.main(base + ["--finetune-epochs", "3"]) == 0  # resumes: one more epoch
+  metrics = json.loads((out / "metrics.json").read_text())["finetune"]
+  assert [r["epoch"] for r in metrics["history"]] == [1, 2, 3] and metrics["epochs"] == 3
+  ckpt_meta = checkpoint.read_metadata(out / "finetune.npz")
+  assert ckpt_meta["epoch"] == 3
+  module, variables = cli_dbn.load_classifier(out)
+  assert module.hidden_sizes == (16, 16) and module.dropout_rate == 0.2
+  for n in F.column_norms(variables).values():
+    assert float(n.max()) <= 3 * (1 + 1e-5)
+  valid = data.split_validation(data.load_digits("train"), 200)[1]
+  assert F.error_rate(module, variables, valid.x, valid.y) == pytest.approx(
+      metrics["valid_error"])
+  capsys.readouterr()
+  other = [("0.5" if a == "0.2" else a) for a in base]  # another dropout is another run
+  assert cli.main(other + ["--finetune-epochs", "3"]) == 2
+  assert "--dropout 0.2 there, 0.5 here" in capsys.readouterr().err
+  assert cli.main(["evaluate", str(out), "--dataset", "digits", "--n-chains", "10",
+                   "--n-betas", "100"]) == 0
+  assert "fine-tuned network's classification error" in capsys.readouterr().out

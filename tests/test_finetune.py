@@ -116,3 +116,41 @@ def test_class_conditional_samples_are_recognised_by_the_fine_tuned_network():
   hits = int(jnp.sum(pred == labels))
   p_value = stats.binomtest(hits, len(labels), 0.1, alternative="greater").pvalue
   assert p_value < 1e-6, f"{hits}/200 samples recognised"
+
+
+def test_max_norm_projects_each_incoming_weight_vector_onto_the_ball():
+  """The closed form: a column longer than c is scaled to length c, the rest and biases untouched."""
+  module, variables = F.init_random(KEY, [6, 5, 4])
+  params = variables["params"]
+  params = {**params, "hidden_0": {**params["hidden_0"],
+                                   "kernel": params["hidden_0"]["kernel"] * jnp.arange(1., 6.)}}
+  grads = jax.tree.map(lambda p: jnp.full_like(p, 0.5), params)
+  c = 2.0
+  base = optax.sgd(0.1)
+  plain = optax.apply_updates(params, base.update(grads, base.init(params), params)[0])
+  opt = optax.chain(base, F.max_norm(c))
+  projected = optax.apply_updates(params, opt.update(grads, opt.init(params), params)[0])
+  for name, layer in plain.items():
+    w = np.asarray(layer["kernel"], np.float64)
+    norm = np.linalg.norm(w, axis=0)
+    expected = w * np.minimum(1.0, c / norm)
+    np.testing.assert_allclose(projected[name]["kernel"], expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(projected[name]["bias"], layer["bias"])
+  norms = F.column_norms({"params": projected})
+  assert all(float(jnp.max(n)) <= c * (1 + 1e-5) for n in norms.values())
+  assert any(float(jnp.max(n)) > c for n in F.column_norms({"params": plain}).values())
+  with pytest.raises(ValueError, match="positive"):
+    F.max_norm(0.0)
+  with pytest.raises(ValueError, match="needs the params"):
+    F.max_norm(1.0).update(grads, optax.EmptyState())
+
+
+def test_max_norm_inside_training_bounds_every_kernel():
+  train, valid = _digits_split()
+  module, variables = F.init_random(KEY, [64, 16], dropout_rate=0.5)
+  optimizer = optax.chain(optax.sgd(0.5, momentum=0.9), F.max_norm(1.5))
+  state, history = F.train(KEY, module, variables, (train.x, train.y), (valid.x, valid.y),
+                           optimizer, epochs=3, batch_size=50, progress=False)
+  for n in F.column_norms(state.variables).values():
+    assert float(jnp.max(n)) <= 1.5 * (1 + 1e-5)
+  assert history[-1]["valid_error"] < 0.5  # still learns: chance is 0.9
