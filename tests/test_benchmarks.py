@@ -53,16 +53,23 @@ def test_dbn_benchmark_quick_run(tmp_path, mnist_dir):
   env = {**os.environ, "JDBN_MNIST_DIR": str(mnist_dir)}
   _run("benchmarks/dbn_mnist.py", "--quick", "--out", tmp_path, "--no-progress", "--prng",
        "philox4x32", "--dropout", "0.2", "--finetune-schedule", "cosine", "--updown-k-schedule",
-       "2:1,1", "--updown-lr-decay-start", "0", "--finetune-on-all", "--max-norm", "20", env=env)
+       "2:1,1", "--updown-lr-decay-start", "0", "--finetune-on-all", "--max-norm", "20",
+       "--updown-on-all", "--updown-all-max-epochs", "3", env=env)
   results = json.loads((tmp_path / "results.json").read_text())
-  for stage in ("pretrain", "gen_pretrained", "updown", "gen_updown", "finetune", "finetune_all",
-                "ablation", "ll_bound_pretrained", "timing", "samples", "run"):
+  for stage in ("pretrain", "gen_pretrained", "updown", "gen_updown", "updown_all", "finetune",
+                "finetune_all", "ablation", "ll_bound_pretrained", "timing", "samples", "run"):
     assert stage in results, stage
   assert results["finetune"]["schedule"] == "cosine"
   assert results["finetune"]["max_norm"] == results["ablation"]["max_norm"] == 20
   assert results["updown"]["final"]["k"] == 2  # the schedule's first entry
   assert results["updown"]["final"]["lr"] == pytest.approx(0.01)  # 1 epoch: decay starts at 0
   assert 0 <= results["finetune"]["test_error"] <= 1
+  # HOT's last phase on all 3,000 images: stops once their error is the training split's, or at
+  # the epoch limit; k is that of the last up-down epoch.
+  ud_all = results["updown_all"]
+  assert ud_all["n_train"] == 3000 and ud_all["k"] == 2 and 0 <= ud_all["test_error"] <= 1
+  assert ud_all["finished"] == (ud_all["train_error_all"] <= ud_all["target_train_error"])
+  assert ud_all["finished"] or ud_all["epochs"] == 3
   # All training images: 2,000 of the quick run's training split and its 1,000 validation images.
   assert results["finetune_all"]["n_train"] == 3000
   assert 0 <= results["finetune_all"]["test_error"] <= 1
