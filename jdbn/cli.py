@@ -685,7 +685,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   from jdbn.train import TrainingDiverged
   try:
     return args.func(args)
-  except TrainingDiverged as err:
+  except (TrainingDiverged, FloatingPointError) as err:  # the last good checkpoint is kept
     print(f"{PROG}: {err}", file=sys.stderr)
     return 1
   except (CLIError, ValueError) as err:
