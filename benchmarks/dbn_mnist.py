@@ -129,6 +129,11 @@ def parse_args(argv=None):
   cfg["dropout"] = args.dropout
   cfg["input_dropout"] = args.input_dropout
   cfg["updown_k_schedule"] = args.updown_k_schedule
+  if args.updown_k_schedule is not None:
+    try:
+      D.sweep_schedule(args.updown_k_schedule)
+    except ValueError as err:
+      p.error(f"--updown-k-schedule: {err}")
   cfg["updown_lr_decay_start"] = args.updown_lr_decay_start
   if args.updown_lr_decay_start is not None and not (
       0 <= args.updown_lr_decay_start < cfg["updown_epochs"]):
@@ -265,16 +270,8 @@ def stage_gen_error(name, model, test, results):
 
 def updown_k(cfg, epoch: int) -> int:
   """Gibbs sweeps in the top RBM in up-down epoch ``epoch`` (0-based): ``--updown-k``, or the
-  ``--updown-k-schedule`` such as ``3:100,6:200,10`` (CD-3 for epochs 1-100, CD-6 for 101-200,
-  then CD-10: the paper's 3, 6, 10)."""
-  schedule = cfg.get("updown_k_schedule")
-  if not schedule:
-    return cfg["updown_k"]
-  for part in schedule.split(","):
-    k, _, until = part.partition(":")
-    if not until or epoch < int(until):
-      return int(k)
-  return int(schedule.split(",")[-1].partition(":")[0])
+  ``--updown-k-schedule`` such as ``3:100,6:200,10`` (:func:`jdbn.dbn.sweep_schedule`)."""
+  return D.sweep_schedule(cfg.get("updown_k_schedule") or cfg["updown_k"])(epoch)
 
 
 def updown_lr(cfg, epoch: int) -> float:

@@ -175,7 +175,14 @@ def add_train_dbn(sub) -> None:
                  help="training examples held out (default 10000 for mnist, 200 for digits)")
   p.add_argument("--updown-epochs", type=int, default=0, help="up-down fine-tuning epochs")
   p.add_argument("--updown-lr", type=_positive_float, default=0.01)
-  p.add_argument("--updown-k", type=_positive_int, default=3)
+  p.add_argument("--updown-k", type=_positive_int, default=3,
+                 help="Gibbs sweeps in the top RBM per up-down update")
+  p.add_argument("--updown-k-schedule", default=None, metavar="SPEC",
+                 help="sweeps per up-down epoch instead of --updown-k, e.g. 3:100,6:200,10 (CD-3 "
+                 "for epochs 1-100, CD-6 to 200, then CD-10: the 2006 paper's)")
+  p.add_argument("--updown-lr-decay-start", type=int, default=None, metavar="E",
+                 help="from up-down epoch E on, the rate falls linearly to 0 at --updown-epochs "
+                 "(default: constant)")
   g = p.add_argument_group("discriminative fine-tuning (needs the labels)")
   g.add_argument("--finetune-epochs", type=int, default=0,
                  help="epochs of back-propagation fine-tuning of the network made from the DBN "
@@ -218,6 +225,15 @@ def cmd_train_dbn(args) -> int:
     raise CLIError(f"--momentum must be in [0, 1), got {args.momentum}")
   if args.updown_epochs < 0:
     raise CLIError(f"--updown-epochs must be >= 0, got {args.updown_epochs}")
+  if args.updown_k_schedule is not None:
+    try:
+      D.sweep_schedule(args.updown_k_schedule)
+    except ValueError as err:
+      raise CLIError(f"--updown-k-schedule: {err}") from err
+  if args.updown_lr_decay_start is not None and not (
+      0 <= args.updown_lr_decay_start < args.updown_epochs):
+    raise CLIError(f"--updown-lr-decay-start must be in [0, --updown-epochs="
+                   f"{args.updown_epochs}), got {args.updown_lr_decay_start}")
   if args.finetune_epochs < 0:
     raise CLIError(f"--finetune-epochs must be >= 0, got {args.finetune_epochs}")
   if args.finetune_epochs and args.no_labels:
@@ -245,7 +261,8 @@ def cmd_train_dbn(args) -> int:
     if diff:
       raise CLIError(f"--out {args.out!r} holds a run with other settings ({'; '.join(diff)})"
                      "; use a new --out, or the same settings to resume (only --epochs, "
-                     "--updown-epochs and --finetune-epochs may change)")
+                     "--updown-epochs, --updown-k-schedule, --updown-lr-decay-start and "
+                     "--finetune-epochs may change)")
     print(f"resuming the run in {out}")
   checkpoint.write_json(settings_path, settings)
 
@@ -280,12 +297,12 @@ def cmd_train_dbn(args) -> int:
   metrics: dict[str, Any] = {"pretrain": [h.epochs for h in history]}
   model = dbn
   if labelled:
-    metrics["valid_error_pretrained"] = _generativeCLIError(dbn, v, y_valid)
+    metrics["valid_error_pretrained"] = _generative_error(dbn, v, y_valid)
     print(f"generative classification error (validation): {metrics['valid_error_pretrained']:.4f}")
   if args.updown_epochs:
     model, metrics["updown"] = _updown(k_ud, dbn, x, y if labelled else None, args, out)
     if labelled:
-      metrics["valid_error_updown"] = _generativeCLIError(model, v, y_valid)
+      metrics["valid_error_updown"] = _generative_error(model, v, y_valid)
       print(f"after {args.updown_epochs} up-down epochs: {metrics['valid_error_updown']:.4f}")
   user = {"kind": "dbn", "command": "train dbn", "dataset": args.dataset,
           "image_shape": list(ds.image_shape), "preprocess": spec, "settings": settings,
@@ -311,7 +328,7 @@ def cmd_train_dbn(args) -> int:
   return 0
 
 
-def _generativeCLIError(model, x, y) -> float:
+def _generative_error(model, x, y) -> float:
   import jax
   import jax.numpy as jnp
   from jdbn import dbn as D
@@ -320,16 +337,29 @@ def _generativeCLIError(model, x, y) -> float:
 
 
 def _updown(key, dbn, x, y, args, out: pathlib.Path):
-  """Up-down epochs with a checkpoint after each (resumed from ``out/updown.npz``)."""
+  """Up-down epochs with a checkpoint after each (resumed from ``out/updown.npz``); each epoch's
+  sweeps and rate come from ``--updown-k-schedule`` and ``--updown-lr-decay-start``."""
   import jax
+  import jax.numpy as jnp
   import optax
   from jdbn import checkpoint
   from jdbn import dbn as D
-  trainer = D.updown(optax.sgd(args.updown_lr), k=args.updown_k)
-  state = trainer.init(None, dbn)
+  k_of = D.sweep_schedule(args.updown_k_schedule or args.updown_k)
+  lr_of = (optax.constant_schedule(args.updown_lr) if args.updown_lr_decay_start is None else
+           optax.linear_schedule(args.updown_lr, 0.0,
+                                 args.updown_epochs - args.updown_lr_decay_start,
+                                 args.updown_lr_decay_start))
+  optimizer = optax.inject_hyperparams(optax.sgd)(learning_rate=args.updown_lr)
+  trainers = {}
+  state = D.updown(optimizer, k=1).init(None, dbn)
   path, history, start = out / UPDOWN_NAME, [], 0
   if path.is_file():
-    tree, meta = checkpoint.restore(path, like={"state": state})
+    try:
+      tree, meta = checkpoint.restore(path, like={"state": state})
+    except ValueError:  # written before the rate was a hyperparameter: plain SGD, no state
+      old = D.updown(optax.sgd(args.updown_lr), k=1).init(None, dbn)
+      tree, meta = checkpoint.restore(path, like={"state": old})
+      tree = {"state": tree["state"].replace(opt_state=optimizer.init(tree["state"].params))}
     state, start, history = tree["state"], int(meta["epoch"]), list(meta["history"])
   data = x if y is None else (x, y)
   epochs = range(start, args.updown_epochs)
@@ -338,8 +368,13 @@ def _updown(key, dbn, x, y, args, out: pathlib.Path):
     epochs = tqdm(epochs, total=args.updown_epochs, initial=start, desc="up-down", unit="epoch")
   for e in epochs:
     t0 = time.perf_counter()
+    k, lr = k_of(e), float(lr_of(e))
+    state = state.replace(opt_state=optax.tree_utils.tree_set(
+        state.opt_state, learning_rate=jnp.asarray(lr, jnp.float32)))
+    trainer = trainers.setdefault(k, D.updown(optimizer, k=k))
     state, info = trainer.epoch(jax.random.fold_in(key, e), state, data, args.batch_size)
-    row = {"epoch": e + 1, **{k: float(val) for k, val in info._asdict().items()},
+    row = {"epoch": e + 1, "k": k, "lr": lr,
+           **{name: float(val) for name, val in info._asdict().items()},
            "seconds": time.perf_counter() - t0}
     if not np.isfinite(row["loss"]):
       raise FloatingPointError(f"up-down diverged in epoch {e + 1}; lower --updown-lr")
@@ -488,7 +523,7 @@ def cmd_evaluate_dbn(args) -> int:
         f"({len(x)} examples)")
   x_in = _binarize(k_x, x, spec.get("binarize", "none"))
   if D.n_labels(model):
-    err = _generativeCLIError(model, x_in, y)
+    err = _generative_error(model, x_in, y)
     result["generative_error"] = err
     print(f"generative classification error: {err:.4f} ({round(err * len(x))} of {len(x)})")
   folder = pathlib.Path(args.checkpoint)

@@ -695,6 +695,63 @@ def updown(optimizer: optax.GradientTransformation, k: int = 1) -> contrastive.T
   return contrastive.Trainer(init, update, epoch)
 
 
+def sweep_schedule(spec: Union[int, str]) -> Callable[[int], int]:
+  """Gibbs sweeps in the top RBM for each up-down epoch, as a function of the 0-based epoch.
+
+  Hinton, Osindero & Teh (2006) run CD-3 in the top RBM for the first 100 up-down epochs, CD-6
+  for the next 100 and CD-10 for the last 100: ``sweep_schedule("3:100,6:200,10")``. ::
+
+      k_of = sweep_schedule("3:100,6:200,10")
+      trainers = {}
+      for e in range(300):
+        trainer = trainers.setdefault(k_of(e), updown(optimizer, k=k_of(e)))
+        state, info = trainer.epoch(jax.random.fold_in(key, e), state, (x, y), 100)
+
+  (the optimizer state carries over between trainers: only ``k`` differs).
+
+  Args:
+    spec: an int ``k`` (every epoch), or ``"k1:e1,k2:e2,...,kn"``: ``k1`` sweeps in epochs
+      ``[0, e1)``, ``k2`` in ``[e1, e2)``, ..., ``kn`` from the last boundary on.
+
+  Raises:
+    ValueError: a sweep count that is not a positive int, boundaries that are not positive and
+      increasing, or a last part with a boundary (what comes after it would be unspecified).
+  """
+  if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+    parts = [(int(spec), None)]
+  elif isinstance(spec, str):
+    parts = []
+    for part in spec.replace(" ", "").split(","):
+      k, sep, until = part.partition(":")
+      try:
+        parts.append((int(k), int(until) if sep else None))
+      except ValueError:
+        raise ValueError(f"sweep schedule {spec!r}: {part!r} is not 'k:epoch' or 'k' with "
+                         f"integers") from None
+  else:
+    raise TypeError(f"a sweep schedule is an int or a string like '3:100,6:200,10', got "
+                    f"{type(spec).__name__}")
+  ks = [k for k, _ in parts]
+  bounds = [e for _, e in parts[:-1]]
+  if any(k < 1 for k in ks):
+    raise ValueError(f"sweep schedule {spec!r}: sweep counts must be positive")
+  if parts[-1][1] is not None:
+    raise ValueError(f"sweep schedule {spec!r}: the last part is a plain k (the sweeps after "
+                     f"the last boundary), e.g. '3:100,6:200,10'")
+  if any(e is None for e in bounds) or any(e < 1 for e in bounds) or bounds != sorted(
+      set(bounds)):
+    raise ValueError(f"sweep schedule {spec!r}: every part but the last needs an epoch "
+                     f"boundary, and the boundaries must be positive and increasing")
+
+  def k_of(epoch: int) -> int:
+    for k, until in zip(ks, bounds):
+      if epoch < until:
+        return k
+    return ks[-1]
+
+  return k_of
+
+
 # --------------------------------------------------------------------------- generation
 
 

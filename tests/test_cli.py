@@ -188,6 +188,37 @@ def test_dbn_train_generate_evaluate(tmp_path, capsys):
   assert "classification error" in text and "lower bound" in text
 
 
+def test_dbn_updown_schedules_and_resume(tmp_path, capsys):
+  """--updown-k-schedule and --updown-lr-decay-start set each epoch's sweeps and rate, recorded
+  per epoch; a run resumes, also from a checkpoint written before the rate was a
+  hyperparameter (plain SGD state)."""
+  import optax
+  from jdbn import checkpoint
+  from jdbn import dbn as D
+  out = tmp_path / "dbn"
+  base = ["train", "dbn", "--dataset", "digits", "--sizes", "16,16", "--epochs", "1",
+          "--sample-steps", "2", "--out", str(out), "--no-progress", "--updown-lr", "0.02",
+          "--updown-k-schedule", "1:2,3", "--updown-lr-decay-start", "2"]
+  assert cli.main(base + ["--updown-epochs", "4"]) == 0
+  rows = json.loads((out / "metrics.json").read_text())["updown"]
+  assert [r["k"] for r in rows] == [1, 1, 3, 3]
+  np.testing.assert_allclose([r["lr"] for r in rows], [0.02, 0.02, 0.02, 0.01])
+  # An old checkpoint: the same params under optax.sgd's state; resuming re-creates the rate.
+  model = checkpoint.restore(out / "dbn.npz")[0]
+  like = D.updown(optax.inject_hyperparams(optax.sgd)(learning_rate=0.02)).init(None, model)
+  tree, meta = checkpoint.restore(out / "updown.npz", like={"state": like})
+  old = D.updown(optax.sgd(0.02)).init(None, tree["state"].params)
+  checkpoint.save(out / "updown.npz", {"state": old}, metadata=meta)
+  assert cli.main(base + ["--updown-epochs", "5", "--updown-lr-decay-start", "4"]) == 0
+  rows = json.loads((out / "metrics.json").read_text())["updown"]
+  assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5] and rows[-1]["k"] == 3
+  assert rows[-1]["lr"] == pytest.approx(0.02)
+  capsys.readouterr()
+  for bad in (["--updown-k-schedule", "3:5,2:1,1"], ["--updown-lr-decay-start", "4"]):
+    assert cli.main(base[:-4] + ["--updown-epochs", "4"] + bad) == 2
+    assert "--updown-" in capsys.readouterr().err
+
+
 def test_dbn_discriminative_fine_tuning_resumes_and_is_evaluated(tmp_path, capsys):
   """`jdbn train dbn --finetune-epochs`: classifier.npz, resumable, reported by `jdbn evaluate`."""
   from jdbn import checkpoint

@@ -261,6 +261,19 @@ def test_updown_epoch_unties_the_weights_and_keeps_classifying():
   assert err < 0.6
 
 
+def test_sweep_schedule_is_the_papers_3_6_10():
+  k_of = D.sweep_schedule("3:100,6:200,10")
+  assert [k_of(e) for e in (0, 99, 100, 199, 200, 299, 10_000)] == [3, 3, 6, 6, 10, 10, 10]
+  assert [D.sweep_schedule(5)(e) for e in (0, 7)] == [5, 5]
+  assert D.sweep_schedule(" 2 : 1 , 4")(0) == 2 and D.sweep_schedule("2:1,4")(1) == 4
+  for bad in ("0", "3:100,6:50,10", "3:100,6:100,10", "3:100,6:200", "3,6:200,10", "a:1,2",
+              "3:0,6", "", "3:-5,1"):
+    with pytest.raises(ValueError, match="sweep schedule"):
+      D.sweep_schedule(bad)
+  with pytest.raises(TypeError):
+    D.sweep_schedule(3.0)
+
+
 # --------------------------------------------------------------------------- generation
 
 
