@@ -23,6 +23,9 @@ same too: sampling and AIS give the one-device results, and training differs fro
 the rounding of the cross-device gradient sum (the tests check both). On a JAX where it is
 still ``False``, set ``jax.config.update("jax_threefry_partitionable", True)`` first: otherwise
 random numbers may be generated whole on every device, or differ from the one-device ones.
+Philox keys (``philox4x32``, ``philox2x32``) do not compile on several devices under JAX 0.10's
+default Shardy partitioner; :func:`check_key` raises a ``ValueError`` saying what to do instead
+(under GSPMD, ``jax_use_shardy_partitioner=False``, they work and match one device).
 
 Meshes. :func:`make_mesh` makes a 1-D mesh whose axis is ``AxisType.Auto`` (GSPMD propagates the
 shardings). ``jax.make_mesh`` makes ``Explicit`` axes by default in JAX 0.10 (shardings are part
@@ -90,6 +93,50 @@ def _place(x: Any, sharding: NamedSharding) -> Any:
       return jax.sharding.reshard(x, sharding)
     return jax.lax.with_sharding_constraint(x, sharding)
   return jax.device_put(x, sharding)
+
+
+@functools.lru_cache(maxsize=32)
+def _key_impl_shards(impl: str, mesh: Mesh, shardy: bool) -> Optional[str]:
+  """``None`` if keys of ``impl`` draw on ``mesh``; else the compiler's message.
+
+  Probed by compiling one sharded draw: JAX 0.10's Shardy partitioner cannot lower the ``mulhi``
+  of the Philox implementations ("Unable to convert MHLO to StableHLO"), and the probe notices
+  when a JAX release fixes that.
+  """
+  del shardy  # part of the cache key: the answer depends on the partitioner in force
+  key = jax.random.key(0, impl=impl)
+  fn = jax.jit(lambda k: jax.random.bits(k, (2 * mesh.size,)),
+               out_shardings=NamedSharding(mesh, P(_axes(mesh))))
+  try:
+    fn.lower(replicate(key, mesh)).compile()
+  except Exception as e:  # pylint: disable=broad-except  (XLA raises JaxRuntimeError)
+    return str(e).splitlines()[0]
+  return None
+
+
+def check_key(key: Array, mesh: Mesh) -> None:
+  """Raises a ``ValueError`` with what to do if ``key``'s PRNG cannot draw on ``mesh``.
+
+  With Shardy, JAX's default partitioner (``jax_use_shardy_partitioner``), ``philox4x32`` and
+  ``philox2x32`` keys fail to compile on more than one device in JAX 0.10; ``threefry2x32`` and
+  ``rbg`` keys work, and so do Philox keys after
+  ``jax.config.update("jax_use_shardy_partitioner", False)`` (the GSPMD partitioner, with the
+  same numbers as on one device). Every function of this module calls it.
+  """
+  if mesh.size <= 1 or not jnp.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
+    return
+  impl = str(jax.random.key_impl(key))
+  if not impl.startswith("philox"):
+    return
+  shardy = bool(jax.config.jax_use_shardy_partitioner)
+  error = _key_impl_shards(impl, mesh, shardy)
+  if error is not None:
+    raise ValueError(
+        f"{impl} keys cannot draw random numbers on a mesh of {mesh.size} devices with this JAX "
+        f"{'and the Shardy partitioner ' if shardy else ''}({error}). Use a threefry2x32 key "
+        "(jax.random.key(seed)) or an rbg one"
+        + (", or jax.config.update('jax_use_shardy_partitioner', False) at the start of the "
+           "program, under which Philox keys work on a mesh" if shardy else "") + ".")
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
@@ -176,12 +223,15 @@ def data_parallel(trainer: contrastive.Trainer,
     return trainer
 
   def init(key: Array, params: R.RBM) -> contrastive.TrainState:
+    check_key(key, mesh)
     return shard_train_state(trainer.init(key, params), mesh)
 
   def update(key: Array, state: contrastive.TrainState, batch: ArrayLike):
+    check_key(key, mesh)
     return trainer.update(key, shard_train_state(state, mesh), shard_batch(batch, mesh))
 
   def epoch(key: Array, state: contrastive.TrainState, data: ArrayLike, batch_size: int):
+    check_key(key, mesh)
     return trainer.epoch(key, shard_train_state(state, mesh), replicate(data, mesh), batch_size)
 
   return contrastive.Trainer(init, update, epoch)
@@ -238,6 +288,7 @@ def sample_sharded(key: Array,
   if not isinstance(n_chains, int) or n_chains < 1 or n_chains % mesh.size:
     raise ValueError(f"n_chains must be a positive multiple of the {mesh.size} devices, "
                      f"got {n_chains!r}")
+  check_key(key, mesh)
   if v0 is not None:
     v0 = shard_batch(jnp.asarray(v0, params.W.dtype), mesh)
   if clamp is not None:
@@ -279,6 +330,7 @@ def ais_sharded(key: Array,
                      f"got {n_chains!r}")
   if base_b is not None and data is not None:
     raise ValueError("give base_b or data, not both")
+  check_key(key, mesh)
   betas = likelihood.default_betas() if betas is None else np.asarray(betas)
   likelihood._check_betas(betas)  # pylint: disable=protected-access
   if data is not None:

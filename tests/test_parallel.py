@@ -214,6 +214,45 @@ def test_ais_sharded_matches_one_device(mesh):
     np.testing.assert_allclose(res.ess, ref.ess, rtol=1e-5)
 
 
+@sharded
+def test_philox_keys_on_a_mesh(mesh):
+  """Philox keys: a clear error where the partitioner cannot compile them, else one-device results.
+
+  With Shardy (JAX's default), JAX 0.10 fails to lower Philox's ``mulhi`` on several devices; the
+  check must say so up front, and only when the compiler really fails. Under GSPMD the same keys
+  work and, being partitionable, draw the one-device numbers.
+  """
+  params, key = _params(), jax.random.key(4, impl="philox4x32")
+  betas = np.linspace(0.0, 1.0, 101).astype(np.float32)
+  draw = jax.jit(lambda k: jax.random.bits(k, (N_DEV,)), out_shardings=parallel.batch_sharding(mesh))
+  try:
+    draw.lower(parallel.replicate(key, mesh)).compile()
+    compiles = True
+  except Exception:  # pylint: disable=broad-except
+    compiles = False
+  if jax.config.jax_use_shardy_partitioner and not compiles:
+    for call in (lambda: parallel.ais_sharded(key, params, mesh, n_chains=N_CHAINS, betas=betas),
+                 lambda: parallel.sample_sharded(key, params, N_CHAINS, 3, mesh),
+                 lambda: parallel.data_parallel(contrastive.cd(optax.sgd(0.1)), mesh).init(
+                     key, params),
+                 lambda: contrastive.cd(optax.sgd(0.1)).epoch(
+                     key, contrastive.cd(optax.sgd(0.1)).init(key, params),
+                     parallel.shard_batch(_data(), mesh), BATCH)):
+      with pytest.raises(ValueError, match="threefry2x32.*jax_use_shardy_partitioner"):
+        call()
+  else:
+    assert compiles
+  previous = jax.config.jax_use_shardy_partitioner
+  jax.config.update("jax_use_shardy_partitioner", False)
+  try:
+    res = parallel.ais_sharded(key, params, mesh, n_chains=N_CHAINS, betas=betas)
+    ref = likelihood.ais(key, params, n_chains=N_CHAINS, betas=betas)
+  finally:
+    jax.config.update("jax_use_shardy_partitioner", previous)
+  _assert_split(res.log_w)
+  assert np.sum(~np.isclose(res.log_w, ref.log_w, rtol=1e-5, atol=1e-5)) <= 2
+
+
 def _jitted_epoch(trainer):
   """The jitted ``_epoch`` inside ``trainer.epoch`` (to read its compiled HLO)."""
   for cell in trainer.epoch.__closure__:
