@@ -17,7 +17,10 @@ stopped (finished stages are reloaded, an interrupted one continues from its las
    for at most ``--updown-all-max-epochs``; its test error is reported.
 4. ``finetune``: back-propagation fine-tuning of the sigmoid network initialised from the
    pretrained DBN, early-stopped on the last 10,000 training images (Hinton & Salakhutdinov 2006:
-   1.2%; Srivastava et al. 2014 with dropout: 0.92%).
+   1.2%; Srivastava et al. 2014 with dropout: 0.92%). With ``--finetune-on-all``, stage
+   ``finetune_all`` then fine-tunes on all 60,000 training images for the same epochs and reports
+   the last epoch's test error; list ``finetune_all`` without ``finetune`` in ``--stages`` to run
+   it alone once its epochs have been chosen on the validation split.
 5. ``ablation``: the same network from random initialisation, trained identically.
    ``--ablation-lr LR`` also runs both arms (pretrained and random) with learning rate ``LR``,
    as stages ``finetune_lrLR`` and ``ablation_lrLR``, for a like-for-like comparison where the
@@ -226,6 +229,9 @@ def _like_dbn(cfg, n_in: int, n_classes: int = 10):
 
 
 # --------------------------------------------------------------------------- stages
+
+STAGES = ("pretrain", "gen_pretrained", "updown", "finetune", "finetune_all", "ablation",
+          "ll_bound", "timing", "samples")
 
 
 def stage_pretrain(cfg, out, results, key, train, valid, progress):
@@ -524,6 +530,9 @@ def stage_timing(cfg, key, dbn, train, results, n: int = 10_000, repeats: int = 
 
 def main(argv=None):
   args, cfg, out, png = parse_args(argv)
+  if set(args.stages.split(",")) - set(STAGES):
+    sys.exit(f"unknown stages {sorted(set(args.stages.split(',')) - set(STAGES))}; choose from "
+             f"{', '.join(STAGES)}")
   out.mkdir(parents=True, exist_ok=True)
   settings_path = out / "settings.json"
   if settings_path.exists():
@@ -602,7 +611,7 @@ def main(argv=None):
                                         input_dropout_rate=cfg["input_dropout"])
       stage_finetune("ablation" + suffix, cfg, out, results, k_ft, module, variables, train,
                      valid, test, progress, lr)
-  if "finetune" in stages and args.finetune_on_all:
+  if ("finetune" in stages or "finetune_all" in stages) and args.finetune_on_all:
     module, variables = F.from_dbn(dbn, key=k_out, dropout_rate=cfg["dropout"],
                                    input_dropout_rate=cfg["input_dropout"])
     everything = data.Dataset(jnp.concatenate([train.x, valid.x]),

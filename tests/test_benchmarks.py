@@ -74,3 +74,17 @@ def test_dbn_benchmark_quick_run(tmp_path, mnist_dir):
   assert results["finetune_all"]["n_train"] == 3000
   assert 0 <= results["finetune_all"]["test_error"] <= 1
   assert (tmp_path / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  # finetune_all alone (its epochs chosen already): reloads the pretrained DBN, skips the 50,000.
+  del results["finetune_all"]
+  (tmp_path / "results.json").write_text(json.dumps(results))
+  (tmp_path / "finetune_all.npz").unlink()
+  _run("benchmarks/dbn_mnist.py", "--quick", "--out", tmp_path, "--no-progress", "--prng",
+       "philox4x32", "--dropout", "0.2", "--finetune-schedule", "cosine", "--finetune-on-all",
+       "--max-norm", "20", "--stages", "finetune_all", env=env)
+  again = json.loads((tmp_path / "results.json").read_text())
+  assert again["finetune_all"]["n_train"] == 3000 and again["finetune"] == results["finetune"]
+  bad = subprocess.run([sys.executable, "benchmarks/dbn_mnist.py", "--quick", "--out",
+                        tmp_path / "bad", "--stages", "pretrain,finetuning"], cwd=REPO_ROOT,
+                       capture_output=True, text=True, timeout=600, env=env)
+  assert bad.returncode != 0 and "unknown stages ['finetuning']" in bad.stderr
+  assert not (tmp_path / "bad").exists()
