@@ -15,6 +15,10 @@ def test_benchmark_suite_quick_run():
                           capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
   assert "jdbn" in result.stdout
+  # every question ran, the AIS one with its chain-sharded subprocess
+  for section in ("CD-1 / PCD-1 epoch", "Gibbs sampling throughput", "AIS against its GEMM bound",
+                  "chains over 2 devices"):
+    assert section in result.stdout, section
 
 
 def _run(*argv, env=None):
