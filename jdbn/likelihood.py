@@ -290,6 +290,9 @@ def _transition(key: Array, params: R.RBM, base_b: Array, beta: Array,
   g = params.hidden.scaled(h, params.log_sigma_h) @ params.W.T
   b_beta = (1 - beta) * base_b + beta * params.b
   v = params.visible.sample(key_v, beta * g, b_beta, params.log_sigma_v)
+  # Materialise v once: otherwise XLA:CPU fuses the whole draw (Philox/Threefry rounds included)
+  # into each of v's three consumers, the next GEMM and the two visible energies of the weight.
+  v = jax.lax.optimization_barrier(v)
   return v, _visible_field(params, v)
 
 
