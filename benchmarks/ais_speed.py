@@ -10,8 +10,8 @@ For a 784x500 Bernoulli RBM, 100 chains and the paper's 14,500 temperatures
   device per core runs those on every core too). Philox keys there need the GSPMD partitioner
   (``JAX_USE_SHARDY_PARTITIONER=false``, see :func:`jdbn.parallel.check_key`);
 * the GEMM bound: the same 2 x 14,500 products ``[100 x 784] x [784 x 500]`` and
-  ``[100 x 500] x [500 x 784]`` alone in one ``lax.scan``, measured in the same process,
-  interleaved with the AIS runs.
+  ``[100 x 500] x [500 x 784]`` alone in one ``lax.scan``, measured in each process, interleaved
+  with its AIS runs; the faster of the two is the bound every AIS run is divided by.
 
 Compile time is reported apart (``jit(...).lower(...).compile()``). The params are random
 (``W ~ N(0, 0.05^2)``, biases around -1): the cost per temperature does not depend on them.
@@ -74,23 +74,26 @@ def measure(*, quick: bool, repeats: int, impls, n_devices: int = 1, log=print) 
   for impl in impls:
     key = jax.random.key(1, impl=impl)
     label = f"jdbn {impl}" + (f", chains over {n_devices} devices" if mesh else "")
+    args = (key, params, base, jnp.asarray(betas))
     t = time.perf_counter()
     if mesh is None:
-      compiled = likelihood._ais.lower(  # pylint: disable=protected-access
-          key, params, base, jnp.asarray(betas), n_chains=n_chains).compile()
-      fn = lambda compiled=compiled, key=key: compiled(key, params, base, jnp.asarray(betas))  # noqa
-    else:
-      fn = lambda key=key: parallel.ais_sharded(key, params, mesh, n_chains=n_chains,  # noqa
-                                                betas=betas, base_b=base)
-    res = jax.block_until_ready(fn())  # compiles (sharded: the first call) and checks it runs
+      compiled = likelihood._ais.lower(*args, n_chains=n_chains).compile()  # pylint: disable=W0212
+    else:  # what parallel.ais_sharded runs, compiled ahead of time to time the compilation
+      parallel.check_key(key, mesh)
+      args = parallel.replicate(args, mesh)
+      compiled = parallel._ais_fn(mesh, n_chains).lower(*args).compile()  # pylint: disable=W0212
     compile_s[label] = time.perf_counter() - t
+    fn = lambda compiled=compiled, args=args: compiled(*args)  # noqa: E731
+    res = jax.block_until_ready(fn())
     if not np.isfinite(float(res.log_z)):
       raise RuntimeError(f"{label}: AIS returned log Z = {float(res.log_z)}")
+    if mesh is not None:  # the same numbers as the library's entry point
+      ref = parallel.ais_sharded(key, params, mesh, n_chains=n_chains, betas=betas, base_b=base)
+      np.testing.assert_array_equal(np.asarray(res.log_w), np.asarray(ref.log_w))
     fns[label] = fn
   gemms = gemm_scan(n_steps, n_chains, n_visible, n_hidden)
-  t = time.perf_counter()
   gemms()
-  compile_s["GEMMs alone"] = time.perf_counter() - t
+  compile_s["GEMMs alone"] = None
   fns["GEMMs alone"] = gemms
   times = C.interleaved(fns, warmup=0, repeats=repeats, log=log)
   return {"n_visible": n_visible, "n_hidden": n_hidden, "n_chains": n_chains,
@@ -118,25 +121,34 @@ def _sharded_in_subprocess(*, quick, repeats, impls, n_devices, log) -> dict:
 
 
 def report(single: dict, sharded: dict | None) -> tuple[str, dict]:
-  """A markdown table of both runs and the targets ``{name: (value, met)}``."""
+  """A markdown table of both runs and the targets ``{name: (value, met)}``.
+
+  The bound is the fastest GEMMs measured, in either process (the products ran 10-20% slower in
+  the process with several CPU devices); each AIS median is divided by it. The ratio to the
+  GEMMs of the same process, per interleaved round, is shown beside it.
+  """
+  runs = [r for r in (single, sharded) if r is not None]
+  bound = min(float(np.median(r["rows"]["GEMMs alone"]["wall"])) for r in runs)
   rows, targets = [], {}
-  for run in (single, sharded):
-    if run is None:
-      continue
+  for run in runs:
     g = run["rows"]["GEMMs alone"]
     for name, r in run["rows"].items():
       wall = np.asarray(r["wall"])
-      ratio = float(np.median(wall / np.asarray(g["wall"])))  # per interleaved round
-      cpu_ratio = float(np.median(np.asarray(r["cpu"]) / np.asarray(g["cpu"])))
-      rows.append([name + ("" if run["n_devices"] == 1 or name != "GEMMs alone"
-                           else f" (in the {run['n_devices']}-device process)"),
-                   f"{np.median(wall):.3g}", f"{1e3 * np.median(wall) / run['n_steps']:.3f}",
-                   f"{ratio:.2f}", f"{cpu_ratio:.2f}", f"{r['compile_s']:.1f}"])
+      to_bound = float(np.median(wall)) / bound
+      own = float(np.median(wall / np.asarray(g["wall"])))  # per interleaved round
+      cpu = float(np.median(np.asarray(r["cpu"]) / np.asarray(g["cpu"])))
+      label = name if name != "GEMMs alone" or run["n_devices"] == 1 else (
+          f"GEMMs alone, in the {run['n_devices']}-device process")
+      rows.append([label, f"{np.median(wall):.3g}",
+                   f"{1e3 * np.median(wall) / run['n_steps']:.3f}", f"{to_bound:.2f}",
+                   f"{own:.2f} / {cpu:.2f}",
+                   "" if r["compile_s"] is None else f"{r['compile_s']:.1f}"])
       if name != "GEMMs alone":
-        targets[f"AIS {name}: within {TARGET}x of its GEMMs"] = (f"{ratio:.2f}x",
-                                                                 ratio <= TARGET)
+        targets[f"AIS {name}: within {TARGET}x of the GEMM bound"] = (f"{to_bound:.2f}x",
+                                                                      to_bound <= TARGET)
   table = C.markdown_table(["variant", "wall s (median)", "ms per temperature",
-                            "AIS / GEMMs wall (median of rounds)", "AIS / GEMMs cpu",
+                            "/ GEMM bound (fastest GEMMs)",
+                            "/ GEMMs of its process, wall / cpu (median of rounds)",
                             "compile s"], rows)
   return table, targets
 
