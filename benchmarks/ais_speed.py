@@ -6,8 +6,9 @@ For a 784x500 Bernoulli RBM, 100 chains and the paper's 14,500 temperatures
 * ``jdbn.likelihood.ais`` on one device, with each PRNG implementation in ``--impls``;
 * ``jdbn.parallel.ais_sharded`` with the chains split over ``--devices`` CPU devices, in a
   subprocess started with ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (XLA:CPU runs a
-  matrix product on every core but each elementwise fusion, random numbers included, on one; one
-  device per core runs those on every core too). Philox keys there need the GSPMD partitioner
+  matrix product on every core, but the small elementwise fusions of a 100-chain step, random
+  numbers included, seemingly one at a time; one device per core runs two at once). Philox keys
+  there need the GSPMD partitioner
   (``JAX_USE_SHARDY_PARTITIONER=false``, see :func:`jdbn.parallel.check_key`);
 * the GEMM bound: the same 2 x 14,500 products ``[100 x 784] x [784 x 500]`` and
   ``[100 x 500] x [500 x 784]`` alone in one ``lax.scan``, measured in each process, interleaved
