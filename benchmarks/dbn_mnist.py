@@ -530,9 +530,9 @@ def stage_timing(cfg, key, dbn, train, results, n: int = 10_000, repeats: int = 
 
 def main(argv=None):
   args, cfg, out, png = parse_args(argv)
-  if set(args.stages.split(",")) - set(STAGES):
-    sys.exit(f"unknown stages {sorted(set(args.stages.split(',')) - set(STAGES))}; choose from "
-             f"{', '.join(STAGES)}")
+  stages = set(args.stages.split(","))
+  if stages - set(STAGES):
+    sys.exit(f"unknown stages {sorted(stages - set(STAGES))}; choose from {', '.join(STAGES)}")
   out.mkdir(parents=True, exist_ok=True)
   settings_path = out / "settings.json"
   if settings_path.exists():
@@ -547,7 +547,6 @@ def main(argv=None):
     if diff:
       sys.exit(f"{out} holds a run with other settings {diff}; use another --out")
   checkpoint.write_json(settings_path, cfg)
-  stages = set(args.stages.split(","))
   progress = not args.no_progress
   results = Results(out / "results.json")
   t_start = time.perf_counter()
