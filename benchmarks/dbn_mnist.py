@@ -98,6 +98,14 @@ def parse_args(argv=None):
   p.add_argument("--updown-all-max-epochs", type=int, default=100)
   p.add_argument("--updown-k-schedule", default=None,
                  help="Gibbs sweeps per up-down epoch, e.g. 3:100,6:200,10 (default: --updown-k)")
+  p.add_argument("--reconstruction", choices=("sample", "mean"), default="sample",
+                 help="pretraining CD-1 reconstructions: sampled, or the probabilities E[v | h] "
+                 "as in Hinton's rbm.m (contrastive.cd(mean_visible=True))")
+  p.add_argument("--updown-mean-labels", action="store_true",
+                 help="up-down: the top chain's label units take their softmax probabilities, as "
+                 "in HOT 2006 appendix B (dbn.updown(mean_labels=True))")
+  p.add_argument("--valid-every", type=int, default=10,
+                 help="record the generative validation error every this many up-down epochs")
   p.add_argument("--dropout", type=float, default=0.0, help="hidden dropout for fine-tuning")
   p.add_argument("--input-dropout", type=float, default=0.0, help="input dropout for fine-tuning")
   p.add_argument("--max-norm", type=float, default=None,
@@ -131,6 +139,10 @@ def parse_args(argv=None):
       cfg[k] = v
   cfg["dropout"] = args.dropout
   cfg["input_dropout"] = args.input_dropout
+  cfg["reconstruction"] = args.reconstruction
+  cfg["updown_mean_labels"] = args.updown_mean_labels
+  if args.valid_every < 1:
+    p.error(f"--valid-every must be positive, got {args.valid_every}")
   cfg["updown_k_schedule"] = args.updown_k_schedule
   if args.updown_k_schedule is not None:
     try:
@@ -239,7 +251,8 @@ def stage_pretrain(cfg, out, results, key, train, valid, progress):
   if path.exists() and "pretrain" in results:
     return checkpoint.load(path, like=_like_dbn(cfg, train.x.shape[1]))
   spe = train.x.shape[0] // cfg["batch_size"]
-  trainer = contrastive.cd(rbm_optimizer(cfg["pretrain_lr"], cfg["weight_decay"], spe), k=1)
+  trainer = contrastive.cd(rbm_optimizer(cfg["pretrain_lr"], cfg["weight_decay"], spe), k=1,
+                           mean_visible=cfg.get("reconstruction") == "mean")
   t0 = time.perf_counter()
   dbn, history = D.pretrain(key, [train.x.shape[1], *cfg["sizes"]], train.x, trainer,
                             epochs=cfg["pretrain_epochs"], batch_size=cfg["batch_size"],
@@ -290,12 +303,13 @@ def updown_lr(cfg, epoch: int) -> float:
                                      start)(epoch))
 
 
-def stage_updown(cfg, out, results, key, dbn, train, progress):
+def stage_updown(cfg, out, results, key, dbn, train, valid, progress, valid_every=10):
   path = out / "updown.npz"
   # Plain SGD, its rate a hyperparameter set before each epoch (the rate is its only state).
   optimizer = optax.inject_hyperparams(optax.sgd)(learning_rate=cfg["updown_lr"])
   trainers = {}  # one per k; they share the optimizer, so the state carries over
-  trainer = D.updown(optimizer, k=cfg["updown_k"])
+  mean_labels = bool(cfg.get("updown_mean_labels"))
+  trainer = D.updown(optimizer, k=cfg["updown_k"], mean_labels=mean_labels)
   state = trainer.init(None, dbn)
   history, start = [], 0
   if path.exists():
@@ -315,12 +329,14 @@ def stage_updown(cfg, out, results, key, dbn, train, progress):
     k, lr = updown_k(cfg, e), updown_lr(cfg, e)
     state = state.replace(opt_state=optax.tree_utils.tree_set(
         state.opt_state, learning_rate=jnp.asarray(lr, jnp.float32)))
-    trainer = trainers.setdefault(k, D.updown(optimizer, k=k))
+    trainer = trainers.setdefault(k, D.updown(optimizer, k=k, mean_labels=mean_labels))
     state, info = trainer.epoch(jax.random.fold_in(key, e), state, (train.x, train.y),
                                 cfg["batch_size"])
     jax.block_until_ready(state)
     row = {"epoch": e + 1, "k": k, "lr": lr, **{n: float(v) for n, v in info._asdict().items()},
            "seconds": time.perf_counter() - t0}
+    if (e + 1) % valid_every == 0 or e + 1 == cfg["updown_epochs"]:
+      row["valid_error"] = test_error_generative(state.params, valid.x, valid.y)
     if not np.isfinite(row["loss"]):
       raise FloatingPointError(f"up-down diverged in epoch {e + 1}: {row}")
     history.append(row)
@@ -538,7 +554,8 @@ def main(argv=None):
   if settings_path.exists():
     old = json.loads(settings_path.read_text())
     added = {"prng": "threefry2x32", "input_dropout": 0.0, "finetune_schedule": "constant",
-             "updown_k_schedule": None, "updown_lr_decay_start": None, "max_norm": None}
+             "updown_k_schedule": None, "updown_lr_decay_start": None, "max_norm": None,
+             "reconstruction": "sample", "updown_mean_labels": False}
     diff = {k: (old.get(k, added.get(k)), v) for k, v in json.loads(json.dumps(cfg)).items()
             if old.get(k, added.get(k)) != v
             and not k.endswith("epochs")
@@ -573,7 +590,8 @@ def main(argv=None):
   generator = dbn
   if "updown" in stages and cfg["updown_epochs"] > 0:
     t0 = time.perf_counter()
-    untied, history = stage_updown(cfg, out, results, k_ud, dbn, train, progress)
+    untied, history = stage_updown(cfg, out, results, k_ud, dbn, train, valid, progress,
+                                   args.valid_every)
     generator = untied
     secs = [r["seconds"] for r in history]
     done = len(history) >= cfg["updown_epochs"]

@@ -29,6 +29,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 from jax.sharding import PartitionSpec as P
@@ -159,8 +160,22 @@ def loss_and_grad(params: R.RBM,
   return loss, grads
 
 
+def _mean_mask(mean_visible):
+  """``mean_visible`` as ``None``, ``True`` or a 1-D boolean numpy mask (static, hashable use)."""
+  if mean_visible is None or mean_visible is False:
+    return None
+  if mean_visible is True:
+    return True
+  mask = np.asarray(mean_visible)
+  if mask.dtype != np.bool_ or mask.ndim != 1:
+    raise ValueError("mean_visible must be True, False, None or a 1-D boolean mask over the "
+                     f"visible units, got {mask.dtype} of shape {mask.shape}")
+  return mask if mask.any() else None
+
+
 def _make(optimizer: optax.GradientTransformation, k: int, n_chains: Optional[int],
-          sparsity_target: Optional[float], sparsity_cost: float) -> Trainer:
+          sparsity_target: Optional[float], sparsity_cost: float,
+          mean_visible=None) -> Trainer:
   if not isinstance(k, int) or k < 1:
     raise ValueError(f"k (Gibbs sweeps per update) must be a positive int, got {k!r}")
   if not isinstance(optimizer, optax.GradientTransformation):
@@ -168,6 +183,7 @@ def _make(optimizer: optax.GradientTransformation, k: int, n_chains: Optional[in
   if sparsity_target is not None and not 0 < sparsity_target < 1:
     raise ValueError(f"sparsity_target must lie in (0, 1), got {sparsity_target}")
   persistent = n_chains is not None
+  mean_visible = _mean_mask(mean_visible)
 
   def init(key: Array, params: R.RBM) -> TrainState:
     chains = gibbs.init_random(key, params, n_chains) if persistent else None
@@ -176,6 +192,10 @@ def _make(optimizer: optax.GradientTransformation, k: int, n_chains: Optional[in
   def update(key: Array, state: TrainState, batch: Array) -> tuple[TrainState, Info]:
     params = state.params
     batch = jnp.asarray(batch, params.W.dtype)
+    if mean_visible is not None and mean_visible is not True and (mean_visible.shape !=
+                                                                  (params.n_visible,)):
+      raise ValueError(f"mean_visible has {mean_visible.shape[0]} entries for "
+                       f"{params.n_visible} visible units")
     key_pos, key_neg = jax.random.split(key)
     if persistent:
       # The data's reconstruction is only a diagnostic here: h is sampled, v is not.
@@ -183,9 +203,9 @@ def _make(optimizer: optax.GradientTransformation, k: int, n_chains: Optional[in
       chains, _ = gibbs.chain(key_neg, params, state.chains, k)
     else:
       # The first sweep from the data starts the chain and gives the reconstruction.
-      first = gibbs.sweep(key_pos, params, gibbs.init(params, batch))
+      first = gibbs.sweep(key_pos, params, gibbs.init(params, batch), mean_visible=mean_visible)
       h0 = first.h
-      chains, _ = gibbs.chain(key_neg, params, first, k - 1)
+      chains, _ = gibbs.chain(key_neg, params, first, k - 1, mean_visible=mean_visible)
     recon = R.visible_mean(params, h0)
     loss, grads = loss_and_grad(params, batch, chains.v, sparsity_target=sparsity_target,
                                 sparsity_cost=sparsity_cost)
@@ -235,15 +255,21 @@ def cd(optimizer: optax.GradientTransformation,
        k: int = 1,
        *,
        sparsity_target: Optional[float] = None,
-       sparsity_cost: float = 0.0) -> Trainer:
+       sparsity_cost: float = 0.0,
+       mean_visible=None) -> Trainer:
   """CD-k (Hinton 2002): negatives are ``k`` Gibbs sweeps away from the batch.
 
   Args:
     optimizer: any Optax transformation, e.g. ``optax.sgd(0.05, momentum=0.9)``.
     k: Gibbs sweeps per update.
     sparsity_target, sparsity_cost: optional sparsity penalty (see module docstring).
+    mean_visible: ``True`` or a boolean mask ``[n_visible]``: those visible units of every
+      reconstruction take their mean ``E[v | h]`` instead of a sample (see
+      :func:`jdbn.gibbs.sweep`). Hinton's CD code (the 2006 DBN and autoencoder papers) uses
+      mean reconstructions: less sampling noise, and "slightly worse density models" (Hinton
+      2010, section 3.2). The default samples them.
   """
-  return _make(optimizer, k, None, sparsity_target, sparsity_cost)
+  return _make(optimizer, k, None, sparsity_target, sparsity_cost, mean_visible)
 
 
 def pcd(optimizer: optax.GradientTransformation,

@@ -564,7 +564,10 @@ def _split_batch(batch) -> tuple[Array, Optional[Array]]:
   return jnp.asarray(batch), None
 
 
-def updown(optimizer: optax.GradientTransformation, k: int = 1) -> contrastive.Trainer:
+def updown(optimizer: optax.GradientTransformation,
+           k: int = 1,
+           *,
+           mean_labels: bool = False) -> contrastive.Trainer:
   """Up-down fine-tuning: contrastive wake-sleep (Hinton, Osindero & Teh 2006, appendix B).
 
   Per mini-batch, with ``x_0`` the data and ``m`` lower layers:
@@ -593,6 +596,10 @@ def updown(optimizer: optax.GradientTransformation, k: int = 1) -> contrastive.T
     optimizer: Optax transformation applied to the whole :class:`UntiedDBN` gradient (the 2006
       paper uses plain SGD with a small learning rate).
     k: Gibbs sweeps in the top RBM per update (the paper uses 3, then 6, then 10).
+    mean_labels: the top chain's label units take their softmax probabilities instead of a
+      one-hot sample at every sweep, as in the paper's appendix B (``neglabprobs``); the
+      penultimate units are still sampled. The top RBM's step is then that of
+      ``contrastive.cd(optimizer, k, mean_visible=<the label units>)``.
 
   Returns:
     A :class:`jdbn.contrastive.Trainer` whose state is a ``contrastive.TrainState`` holding an
@@ -603,6 +610,8 @@ def updown(optimizer: optax.GradientTransformation, k: int = 1) -> contrastive.T
     raise ValueError(f"k (Gibbs sweeps per update) must be a positive int, got {k!r}")
   if not isinstance(optimizer, optax.GradientTransformation):
     raise TypeError(f"optimizer must be an optax.GradientTransformation, got {type(optimizer)}")
+  if not isinstance(mean_labels, bool):
+    raise TypeError(f"mean_labels must be a bool, got {mean_labels!r}")
 
   def init(key: Optional[Array], model: DBN) -> contrastive.TrainState:
     del key  # nothing random: CD chains start from the data
@@ -629,9 +638,12 @@ def updown(optimizer: optax.GradientTransformation, k: int = 1) -> contrastive.T
 
     # Top RBM: exactly contrastive.cd(optimizer, k).update's negative phase and gradient.
     k_pos, k_neg = jax.random.split(k_top)
-    first = gibbs.sweep(k_pos, top, gibbs.init(top, pos))
+    if mean_labels and not n_lab:
+      raise ValueError("mean_labels needs a top RBM with label units")
+    mask = (np.arange(top.n_visible) >= top.n_visible - n_lab) if mean_labels else None
+    first = gibbs.sweep(k_pos, top, gibbs.init(top, pos), mean_visible=mask)
     recon = R.visible_mean(top, first.h)
-    chains, _ = gibbs.chain(k_neg, top, first, k - 1)
+    chains, _ = gibbs.chain(k_neg, top, first, k - 1, mean_visible=mask)
     top_loss, g_top = contrastive.loss_and_grad(top, pos, chains.v)
 
     # Sleep: a down pass from the top chain's state, samples above the bottom, mean at it.

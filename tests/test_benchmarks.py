@@ -58,8 +58,11 @@ def test_dbn_benchmark_quick_run(tmp_path, mnist_dir):
   _run("benchmarks/dbn_mnist.py", "--quick", "--out", tmp_path, "--no-progress", "--prng",
        "philox4x32", "--dropout", "0.2", "--finetune-schedule", "cosine", "--updown-k-schedule",
        "2:1,1", "--updown-lr-decay-start", "0", "--finetune-on-all", "--max-norm", "20",
-       "--updown-on-all", "--updown-all-max-epochs", "3", env=env)
+       "--updown-on-all", "--updown-all-max-epochs", "3", "--reconstruction", "mean",
+       "--updown-mean-labels", env=env)
   results = json.loads((tmp_path / "results.json").read_text())
+  settings = json.loads((tmp_path / "settings.json").read_text())
+  assert settings["reconstruction"] == "mean" and settings["updown_mean_labels"] is True
   for stage in ("pretrain", "gen_pretrained", "updown", "gen_updown", "updown_all", "finetune",
                 "finetune_all", "ablation", "ll_bound_pretrained", "timing", "samples", "run"):
     assert stage in results, stage
@@ -67,6 +70,7 @@ def test_dbn_benchmark_quick_run(tmp_path, mnist_dir):
   assert results["finetune"]["max_norm"] == results["ablation"]["max_norm"] == 20
   assert results["updown"]["final"]["k"] == 2  # the schedule's first entry
   assert results["updown"]["final"]["lr"] == pytest.approx(0.01)  # 1 epoch: decay starts at 0
+  assert 0 <= results["updown"]["final"]["valid_error"] <= 1  # recorded at the last epoch
   assert 0 <= results["finetune"]["test_error"] <= 1
   # HOT's last phase on all 3,000 images: stops once their error is the training split's, or at
   # the epoch limit; k is that of the last up-down epoch.
@@ -84,7 +88,8 @@ def test_dbn_benchmark_quick_run(tmp_path, mnist_dir):
   (tmp_path / "finetune_all.npz").unlink()
   _run("benchmarks/dbn_mnist.py", "--quick", "--out", tmp_path, "--no-progress", "--prng",
        "philox4x32", "--dropout", "0.2", "--finetune-schedule", "cosine", "--finetune-on-all",
-       "--max-norm", "20", "--stages", "finetune_all", env=env)
+       "--max-norm", "20", "--stages", "finetune_all", "--reconstruction", "mean",
+       "--updown-mean-labels", env=env)
   again = json.loads((tmp_path / "results.json").read_text())
   assert again["finetune_all"]["n_train"] == 3000 and again["finetune"] == results["finetune"]
   bad = subprocess.run([sys.executable, "benchmarks/dbn_mnist.py", "--quick", "--out",

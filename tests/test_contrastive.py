@@ -38,6 +38,30 @@ def test_gradient_is_the_classic_cd_rule():
   np.testing.assert_allclose(g.c, -ph_d.mean(0) + ph_n.mean(0), rtol=1e-5, atol=1e-6)
 
 
+def test_mean_reconstruction_is_hintons_rbm_m_step():
+  """``cd(mean_visible=True)``, one step of plain SGD, is the update of Hinton's ``rbm.m`` (the
+  2006 DBN and autoencoder code): positive statistics ``data' p(h|data)``, a sampled ``h``,
+  reconstructions ``negdata = p(v|h)`` as probabilities, negative statistics
+  ``negdata' p(h|negdata)``."""
+  p = R.init(jax.random.key(0), 6, 4, weight_scale=0.5)
+  data = jax.random.bernoulli(jax.random.key(1), 0.4, (8, 6)).astype(jnp.float32)
+  lr, key = 0.1, jax.random.key(3)
+  trainer = contrastive.cd(optax.sgd(lr), k=1, mean_visible=True)
+  new, _ = jax.jit(trainer.update)(key, trainer.init(None, p), data)
+  # The hidden sample is the one gibbs.sweep draws: split(split(key)[0])[0].
+  h = R.sample_hidden(jax.random.split(jax.random.split(key)[0])[0], p, data)
+  poshid = jax.nn.sigmoid(data @ p.W + p.c)
+  negdata = jax.nn.sigmoid(h @ p.W.T + p.b)
+  assert 0.05 < float(jnp.mean(negdata * (1 - negdata)))  # fractional, not a binary sample
+  neghid = jax.nn.sigmoid(negdata @ p.W + p.c)
+  np.testing.assert_allclose(new.params.W, p.W + lr * (data.T @ poshid - negdata.T @ neghid) / 8,
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(new.params.b, p.b + lr * jnp.mean(data - negdata, 0), rtol=1e-5,
+                             atol=1e-6)
+  np.testing.assert_allclose(new.params.c, p.c + lr * jnp.mean(poshid - neghid, 0), rtol=1e-5,
+                             atol=1e-6)
+
+
 @pytest.mark.parametrize("make", [
     lambda: contrastive.cd(optax.sgd(0.1, momentum=0.5), k=1),
     lambda: contrastive.pcd(optax.sgd(0.05, momentum=0.5), k=1, n_chains=20),
@@ -154,6 +178,11 @@ def test_bad_arguments():
     contrastive.pcd(opt, n_chains=0)
   with pytest.raises(ValueError, match="sparsity_target"):
     contrastive.cd(opt, sparsity_target=1.5)
+  with pytest.raises(ValueError, match="mean_visible must be"):
+    contrastive.cd(opt, mean_visible=np.array([0.5, 1.0]))
+  with pytest.raises(ValueError, match="mean_visible has 3 entries for 4 visible units"):
+    t = contrastive.cd(opt, mean_visible=np.array([True, False, True]))
+    t.update(jax.random.key(0), t.init(None, R.init(jax.random.key(0), 4, 2)), jnp.ones((2, 4)))
   trainer = contrastive.cd(opt)
   state = trainer.init(jax.random.key(0), R.init(jax.random.key(0), 4, 2))
   with pytest.raises(ValueError, match=r"data must have shape \[n, 4\]"):

@@ -192,14 +192,18 @@ def test_classify_needs_label_units():
 # --------------------------------------------------------------------------- up-down
 
 
-def test_updown_on_a_one_layer_dbn_is_the_cd_step_of_its_rbm():
+@pytest.mark.parametrize("mean_labels", [False, True])
+def test_updown_on_a_one_layer_dbn_is_the_cd_step_of_its_rbm(mean_labels):
   """With no layers below the top, wake and sleep phases are empty and an up-down update is
-  exactly ``contrastive.cd(optimizer, k).update`` with key ``split(key, 3)[1]``."""
+  exactly ``contrastive.cd(optimizer, k).update`` with key ``split(key, 3)[1]``; with
+  ``mean_labels``, that of CD with the label units' mean reconstructions."""
   top = _tiny_dbn(jax.random.key(8), n_labels=3)[1]
   x = _binary(jax.random.key(9), (16, 4))
   y = jnp.arange(16) % 3
   optimizer = optax.sgd(0.1, momentum=0.9)
-  updown, cd = D.updown(optimizer, k=2), C.cd(optimizer, k=2)
+  mask = np.arange(top.n_visible) >= top.n_visible - 3
+  updown = D.updown(optimizer, k=2, mean_labels=mean_labels)
+  cd = C.cd(optimizer, k=2, mean_visible=mask if mean_labels else None)
   s_ud, s_cd = updown.init(None, (top,)), cd.init(KEY, top)
   step_ud, step_cd = jax.jit(updown.update), jax.jit(cd.update)
   for i in range(3):  # three steps, so that momentum is exercised too
@@ -216,6 +220,15 @@ def test_updown_on_a_one_layer_dbn_is_the_cd_step_of_its_rbm():
     np.testing.assert_array_equal(info_ud.recon_error, info_cd.recon_error)
   assert s_ud.params.recognition == () and s_ud.params.generative == ()
   assert int(s_ud.step) == int(s_cd.step) == 3
+
+
+def test_updown_mean_labels_errors():
+  with pytest.raises(TypeError, match="mean_labels must be a bool"):
+    D.updown(optax.sgd(0.1), mean_labels="yes")
+  unlabelled = _tiny_dbn(KEY)
+  trainer = D.updown(optax.sgd(0.1), mean_labels=True)
+  with pytest.raises(ValueError, match="mean_labels needs a top RBM with label units"):
+    trainer.update(KEY, trainer.init(None, unlabelled), _binary(KEY, (4, 5)))
 
 
 @jax.jit

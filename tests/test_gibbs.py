@@ -95,6 +95,32 @@ def test_clamped_chains_sample_the_conditional():
   assert stat < critical, (stat, critical)
 
 
+def test_mean_visible_units_take_their_conditional_mean():
+  """``mean_visible``: the masked units are ``E[v | h]`` of the sweep's sampled ``h``, the rest
+  are the very sample an unmasked sweep draws with the same key."""
+  p = _model(jax.random.key(3), U.Bernoulli(), 5, 3)
+  s0 = gibbs.init(p, jnp.tile(jnp.array([1.0, 0.0, 1.0, 0.0, 1.0]), (50, 1)))
+  key = jax.random.key(6)
+  plain = gibbs.sweep(key, p, s0)
+  full = gibbs.sweep(key, p, s0, mean_visible=True)
+  mask = np.array([True, False, True, False, False])
+  part = jax.jit(lambda k, s: gibbs.sweep(k, p, s, mean_visible=mask))(key, s0)
+  mean = R.visible_mean(p, plain.h)
+  for s in (full, part):
+    np.testing.assert_array_equal(s.h, plain.h)
+  np.testing.assert_allclose(full.v, mean, rtol=1e-6)
+  np.testing.assert_allclose(part.v[:, mask], mean[:, mask], rtol=1e-6)
+  np.testing.assert_array_equal(part.v[:, ~mask], plain.v[:, ~mask])
+  assert np.all((np.asarray(mean) > 0) & (np.asarray(mean) < 1))
+  assert set(np.unique(np.asarray(plain.v))) <= {0.0, 1.0}
+  # chain threads it through every sweep; False is the plain chain.
+  a, _ = gibbs.chain(key, p, s0, 3, mean_visible=True)
+  b, _ = gibbs.chain(key, p, s0, 3, mean_visible=False)
+  c, _ = gibbs.chain(key, p, s0, 3)
+  np.testing.assert_allclose(a.v, R.visible_mean(p, a.h), rtol=1e-6)
+  np.testing.assert_array_equal(b.v, c.v)
+
+
 def test_gaussian_visible_conditional_moments():
   """v | h ~ N(b + sigma W h, sigma^2): the sample mean and variance pass z-tests."""
   p = R.init(jax.random.key(5), 3, 2, U.Gaussian(learn_sigma=True), weight_scale=1.0)
