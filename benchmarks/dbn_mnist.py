@@ -104,6 +104,11 @@ def parse_args(argv=None):
   p.add_argument("--updown-mean-labels", action="store_true",
                  help="up-down: the top chain's label units take their softmax probabilities, as "
                  "in HOT 2006 appendix B (dbn.updown(mean_labels=True))")
+  p.add_argument("--updown-momentum", type=float, default=None,
+                 help="up-down SGD momentum (default none; HOT 2006 used momentum and weight "
+                 "decay, values not given)")
+  p.add_argument("--updown-weight-decay", type=float, default=None,
+                 help="up-down L2 weight cost on every W (default none)")
   p.add_argument("--valid-every", type=int, default=10,
                  help="record the generative validation error every this many up-down epochs")
   p.add_argument("--dropout", type=float, default=0.0, help="hidden dropout for fine-tuning")
@@ -141,6 +146,12 @@ def parse_args(argv=None):
   cfg["input_dropout"] = args.input_dropout
   cfg["reconstruction"] = args.reconstruction
   cfg["updown_mean_labels"] = args.updown_mean_labels
+  if args.updown_momentum is not None and not 0 < args.updown_momentum < 1:
+    p.error(f"--updown-momentum must be in (0, 1), got {args.updown_momentum}")
+  if args.updown_weight_decay is not None and not args.updown_weight_decay > 0:
+    p.error(f"--updown-weight-decay must be positive, got {args.updown_weight_decay}")
+  cfg["updown_momentum"] = args.updown_momentum
+  cfg["updown_weight_decay"] = args.updown_weight_decay
   if args.valid_every < 1:
     p.error(f"--valid-every must be positive, got {args.valid_every}")
   cfg["updown_k_schedule"] = args.updown_k_schedule
@@ -303,10 +314,27 @@ def updown_lr(cfg, epoch: int) -> float:
                                      start)(epoch))
 
 
+def updown_optimizer(cfg, lr: float) -> optax.GradientTransformation:
+  """SGD with its rate a hyperparameter (set before each epoch); ``--updown-momentum`` and
+  ``--updown-weight-decay`` (an L2 cost on every ``W``) when given. Without them the state is
+  that of plain SGD, so runs saved before the options resume."""
+  sgd = (optax.inject_hyperparams(optax.sgd)(learning_rate=lr) if not cfg.get("updown_momentum")
+         else optax.inject_hyperparams(optax.sgd)(learning_rate=lr,
+                                                  momentum=cfg["updown_momentum"]))
+  if not cfg.get("updown_weight_decay"):
+    return sgd
+
+  def weights_only(tree):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: getattr(path[-1], "name", None) == "W", tree)
+
+  return optax.chain(optax.add_decayed_weights(cfg["updown_weight_decay"], mask=weights_only),
+                     sgd)
+
+
 def stage_updown(cfg, out, results, key, dbn, train, valid, progress, valid_every=10):
   path = out / "updown.npz"
-  # Plain SGD, its rate a hyperparameter set before each epoch (the rate is its only state).
-  optimizer = optax.inject_hyperparams(optax.sgd)(learning_rate=cfg["updown_lr"])
+  optimizer = updown_optimizer(cfg, cfg["updown_lr"])
   trainers = {}  # one per k; they share the optimizer, so the state carries over
   mean_labels = bool(cfg.get("updown_mean_labels"))
   trainer = D.updown(optimizer, k=cfg["updown_k"], mean_labels=mean_labels)
@@ -352,7 +380,8 @@ def stage_updown_all(cfg, out, results, key, model, train, everything, test, pro
   low as the training split's was after ``updown``; resumable from ``updown_all.npz``."""
   path = out / "updown_all.npz"
   k = updown_k(cfg, cfg["updown_epochs"] - 1)
-  trainer = D.updown(optax.inject_hyperparams(optax.sgd)(learning_rate=lr), k=k)
+  trainer = D.updown(updown_optimizer(cfg, lr), k=k,
+                     mean_labels=bool(cfg.get("updown_mean_labels")))
   state = trainer.init(None, model)
   history, start = [], 0
   if path.exists():
@@ -555,7 +584,8 @@ def main(argv=None):
     old = json.loads(settings_path.read_text())
     added = {"prng": "threefry2x32", "input_dropout": 0.0, "finetune_schedule": "constant",
              "updown_k_schedule": None, "updown_lr_decay_start": None, "max_norm": None,
-             "reconstruction": "sample", "updown_mean_labels": False}
+             "reconstruction": "sample", "updown_mean_labels": False,
+             "updown_momentum": None, "updown_weight_decay": None}
     diff = {k: (old.get(k, added.get(k)), v) for k, v in json.loads(json.dumps(cfg)).items()
             if old.get(k, added.get(k)) != v
             and not k.endswith("epochs")
