@@ -318,9 +318,8 @@ def updown_optimizer(cfg, lr: float) -> optax.GradientTransformation:
   """SGD with its rate a hyperparameter (set before each epoch); ``--updown-momentum`` and
   ``--updown-weight-decay`` (an L2 cost on every ``W``) when given. Without them the state is
   that of plain SGD, so runs saved before the options resume."""
-  sgd = (optax.inject_hyperparams(optax.sgd)(learning_rate=lr) if not cfg.get("updown_momentum")
-         else optax.inject_hyperparams(optax.sgd)(learning_rate=lr,
-                                                  momentum=cfg["updown_momentum"]))
+  momentum = {"momentum": cfg["updown_momentum"]} if cfg.get("updown_momentum") else {}
+  sgd = optax.inject_hyperparams(optax.sgd)(learning_rate=lr, **momentum)
   if not cfg.get("updown_weight_decay"):
     return sgd
 
