@@ -104,6 +104,9 @@ def parse_args(argv=None):
   p.add_argument("--updown-mean-labels", action="store_true",
                  help="up-down: the top chain's label units take their softmax probabilities, as "
                  "in HOT 2006 appendix B (dbn.updown(mean_labels=True))")
+  p.add_argument("--updown-balanced", action="store_true",
+                 help="up-down on class-balanced mini-batches, batch-size/10 images of every "
+                 "digit in each, as HOT 2006 did (data.balanced_order)")
   p.add_argument("--updown-momentum", type=float, default=None,
                  help="up-down SGD momentum (default none; HOT 2006 used momentum and weight "
                  "decay, values not given)")
@@ -146,6 +149,7 @@ def parse_args(argv=None):
   cfg["input_dropout"] = args.input_dropout
   cfg["reconstruction"] = args.reconstruction
   cfg["updown_mean_labels"] = args.updown_mean_labels
+  cfg["updown_balanced"] = args.updown_balanced
   if args.updown_momentum is not None and not 0 < args.updown_momentum < 1:
     p.error(f"--updown-momentum must be in (0, 1), got {args.updown_momentum}")
   if args.updown_weight_decay is not None and not args.updown_weight_decay > 0:
@@ -331,6 +335,14 @@ def updown_optimizer(cfg, lr: float) -> optax.GradientTransformation:
                      sgd)
 
 
+def updown_order(cfg, key, labels):
+  """The up-down epoch's batches: ``None`` (a random permutation, drawn inside the epoch) or, with
+  ``--updown-balanced``, class-balanced batches drawn with the key the permutation would use."""
+  if not cfg.get("updown_balanced"):
+    return None
+  return data.balanced_order(jax.random.split(key)[0], labels, cfg["batch_size"], 10)
+
+
 def stage_updown(cfg, out, results, key, dbn, train, valid, progress, valid_every=10):
   path = out / "updown.npz"
   optimizer = updown_optimizer(cfg, cfg["updown_lr"])
@@ -357,8 +369,9 @@ def stage_updown(cfg, out, results, key, dbn, train, valid, progress, valid_ever
     state = state.replace(opt_state=optax.tree_utils.tree_set(
         state.opt_state, learning_rate=jnp.asarray(lr, jnp.float32)))
     trainer = trainers.setdefault(k, D.updown(optimizer, k=k, mean_labels=mean_labels))
-    state, info = trainer.epoch(jax.random.fold_in(key, e), state, (train.x, train.y),
-                                cfg["batch_size"])
+    ek = jax.random.fold_in(key, e)
+    state, info = trainer.epoch(ek, state, (train.x, train.y), cfg["batch_size"],
+                                order=updown_order(cfg, ek, train.y))
     jax.block_until_ready(state)
     row = {"epoch": e + 1, "k": k, "lr": lr, **{n: float(v) for n, v in info._asdict().items()},
            "seconds": time.perf_counter() - t0}
@@ -395,8 +408,9 @@ def stage_updown_all(cfg, out, results, key, model, train, everything, test, pro
   e = start
   while error > target and e < max_epochs:
     t = time.perf_counter()
-    state, info = trainer.epoch(jax.random.fold_in(key, e), state, (everything.x, everything.y),
-                                cfg["batch_size"])
+    ek = jax.random.fold_in(key, e)
+    state, info = trainer.epoch(ek, state, (everything.x, everything.y), cfg["batch_size"],
+                                order=updown_order(cfg, ek, everything.y))
     jax.block_until_ready(state)
     seconds = time.perf_counter() - t
     error = test_error_generative(state.params, everything.x, everything.y)
@@ -583,7 +597,7 @@ def main(argv=None):
     old = json.loads(settings_path.read_text())
     added = {"prng": "threefry2x32", "input_dropout": 0.0, "finetune_schedule": "constant",
              "updown_k_schedule": None, "updown_lr_decay_start": None, "max_norm": None,
-             "reconstruction": "sample", "updown_mean_labels": False,
+             "reconstruction": "sample", "updown_mean_labels": False, "updown_balanced": False,
              "updown_momentum": None, "updown_weight_decay": None}
     diff = {k: (old.get(k, added.get(k)), v) for k, v in json.loads(json.dumps(cfg)).items()
             if old.get(k, added.get(k)) != v

@@ -675,24 +675,27 @@ def updown(optimizer: optax.GradientTransformation,
                       gen_nll, rec_nll)
     return contrastive.TrainState(model, opt_state, None, state.step + 1), info
 
-  @functools.partial(jax.jit, static_argnames="batch_size")
-  def _epoch(key, state, data, batch_size):
-    key_perm, key_steps = jax.random.split(key)
-    n = jax.tree.leaves(data)[0].shape[0]
-    n_batches = n // batch_size
-    order = jax.random.permutation(key_perm, n)[:n_batches * batch_size]
-    batches = jax.tree.map(lambda a: a[order].reshape((n_batches, batch_size) + a.shape[1:]),
-                           data)
+  @jax.jit
+  def _epoch(key_steps, state, data, order):
+    batches = jax.tree.map(lambda a: a[order], data)  # [n_batches, batch_size, ...]
 
     def body(s, xs):
       kb, b = xs
       return update(kb, s, b)
 
-    state, infos = jax.lax.scan(body, state, (jax.random.split(key_steps, n_batches), batches))
+    state, infos = jax.lax.scan(body, state, (jax.random.split(key_steps, order.shape[0]), batches))
     return state, jax.tree.map(jnp.mean, infos)
 
-  def epoch(key: Array, state: contrastive.TrainState, data,
-            batch_size: int) -> tuple[contrastive.TrainState, UpDownInfo]:
+  def epoch(key: Array, state: contrastive.TrainState, data, batch_size: int, *,
+            order: Optional[ArrayLike] = None) -> tuple[contrastive.TrainState, UpDownInfo]:
+    """One pass of :func:`update` over mini-batches of ``data`` (``x`` or ``(x, labels)``).
+
+    ``key`` splits into ``key_order, key_steps``: by default the batches are a random permutation
+    drawn with ``key_order`` cut into ``n // batch_size`` batches (the remainder dropped);
+    ``order``, a ``[n_batches, batch_size]`` integer array of example indices, fixes them instead
+    (e.g. :func:`jdbn.data.balanced_order`'s class-balanced batches). Update ``i`` takes
+    ``split(key_steps, n_batches)[i]`` either way.
+    """
     x, y = _split_batch(data)
     n_vis = layer_sizes(state.params)[0]
     if x.ndim != 2 or x.shape[1] != n_vis:
@@ -701,8 +704,22 @@ def updown(optimizer: optax.GradientTransformation,
       raise ValueError(f"labels have shape {tuple(y.shape)} for {x.shape[0]} examples")
     if not isinstance(batch_size, int) or not 0 < batch_size <= x.shape[0]:
       raise ValueError(f"batch_size must be an int in [1, {x.shape[0]}], got {batch_size!r}")
+    key_order, key_steps = jax.random.split(key)
+    n = x.shape[0]
+    if order is None:
+      n_batches = n // batch_size
+      order = jax.random.permutation(key_order, n)[:n_batches * batch_size]
+      order = order.reshape(n_batches, batch_size)
+    else:
+      order = jnp.asarray(order)
+      if (order.ndim != 2 or order.shape[0] < 1 or order.shape[1] != batch_size
+          or not jnp.issubdtype(order.dtype, jnp.integer)):
+        raise ValueError(f"order must be an integer array [n_batches, {batch_size}], got "
+                         f"{order.dtype} of shape {tuple(order.shape)}")
+      if int(order.min()) < 0 or int(order.max()) >= n:
+        raise ValueError(f"order indexes examples outside [0, {n})")
     x = x.astype(state.params.top.W.dtype)
-    return _epoch(key, state, x if y is None else (x, y), batch_size)
+    return _epoch(key_steps, state, x if y is None else (x, y), order)
 
   return contrastive.Trainer(init, update, epoch)
 

@@ -60,11 +60,12 @@ def test_dbn_benchmark_quick_run(tmp_path, mnist_dir):
        "2:1,1", "--updown-lr-decay-start", "0", "--finetune-on-all", "--max-norm", "20",
        "--updown-on-all", "--updown-all-max-epochs", "3", "--reconstruction", "mean",
        "--updown-mean-labels", "--updown-momentum", "0.5", "--updown-weight-decay", "1e-4",
-       env=env)
+       "--updown-balanced", env=env)
   results = json.loads((tmp_path / "results.json").read_text())
   settings = json.loads((tmp_path / "settings.json").read_text())
   assert settings["reconstruction"] == "mean" and settings["updown_mean_labels"] is True
   assert settings["updown_momentum"] == 0.5 and settings["updown_weight_decay"] == 1e-4
+  assert settings["updown_balanced"] is True
   for stage in ("pretrain", "gen_pretrained", "updown", "gen_updown", "updown_all", "finetune",
                 "finetune_all", "ablation", "ll_bound_pretrained", "timing", "samples", "run"):
     assert stage in results, stage
@@ -92,7 +93,7 @@ def test_dbn_benchmark_quick_run(tmp_path, mnist_dir):
        "philox4x32", "--dropout", "0.2", "--finetune-schedule", "cosine", "--finetune-on-all",
        "--max-norm", "20", "--stages", "finetune_all", "--reconstruction", "mean",
        "--updown-mean-labels", "--updown-momentum", "0.5", "--updown-weight-decay", "1e-4",
-       env=env)
+       "--updown-balanced", env=env)
   again = json.loads((tmp_path / "results.json").read_text())
   assert again["finetune_all"]["n_train"] == 3000 and again["finetune"] == results["finetune"]
   bad = subprocess.run([sys.executable, "benchmarks/dbn_mnist.py", "--quick", "--out",

@@ -10,6 +10,8 @@ import pytest
 
 from jdbn import data
 
+KEY = jax.random.key(0)
+
 DIGITS_COUNTS = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -307,6 +309,38 @@ def test_batch_errors():
       data.batch(None, x, bad)
   with pytest.raises(ValueError, match="leading sizes differ"):
     data.batch(None, (x, jnp.zeros(4)), 2)
+
+
+def test_balanced_order():
+  """Every batch holds ``batch_size // n_classes`` examples of each class, no example twice; the
+  larger classes' surplus left out is drawn afresh, so every example is used across keys."""
+  y = np.array([0] * 7 + [1] * 9 + [2] * 12)
+  np.random.default_rng(0).shuffle(y)
+  order = data.balanced_order(jax.random.key(0), y, 6)
+  assert order.shape == (3, 6) and order.dtype == jnp.int32  # min count 7 // 2 per class
+  assert len(np.unique(order)) == order.size
+  for row in np.asarray(order):
+    np.testing.assert_array_equal(np.bincount(y[row], minlength=3), [2, 2, 2])
+  np.testing.assert_array_equal(order, data.balanced_order(jax.random.key(0), y, 6))
+  seen = set()
+  for i in range(50):  # a given example is left out with probability <= 1/2 per key
+    seen.update(np.asarray(data.balanced_order(jax.random.key(i), y, 6)).ravel().tolist())
+  assert seen == set(range(len(y)))
+  assert data.balanced_order(jax.random.key(0), y, 3, n_classes=3).shape == (7, 3)
+
+
+def test_balanced_order_errors():
+  y = np.array([0, 0, 1, 1, 2, 2])
+  with pytest.raises(ValueError, match="multiple of the 3 classes"):
+    data.balanced_order(KEY, y, 4)
+  with pytest.raises(ValueError, match="class 0 has 2 examples, fewer than the 3"):
+    data.balanced_order(KEY, y, 9)
+  with pytest.raises(ValueError, match="class 3 has 0 examples"):
+    data.balanced_order(KEY, y, 4, n_classes=4)
+  with pytest.raises(ValueError, match="must lie in"):
+    data.balanced_order(KEY, y, 2, n_classes=2)
+  with pytest.raises(ValueError, match="1-D integer array"):
+    data.balanced_order(KEY, y.astype(float), 3)
 
 
 def test_check_finite():

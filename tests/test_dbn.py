@@ -274,6 +274,46 @@ def test_updown_epoch_unties_the_weights_and_keeps_classifying():
   assert err < 0.6
 
 
+def test_updown_epoch_order_is_a_scan_of_updates_over_the_given_batches():
+  """``epoch(key, ..., order=o)`` is update ``i`` with ``split(split(key)[1], n)[i]`` on batch
+  ``o[i]``; without ``order`` the batches are ``permutation(split(key)[0])`` cut in rows."""
+  dbn = _tiny_dbn(jax.random.key(13), n_labels=3)
+  x = _binary(jax.random.key(14), (30, 5))
+  y = jnp.arange(30) % 3
+  trainer = D.updown(optax.sgd(0.1), k=2)
+  state0 = trainer.init(None, dbn)
+  key_order, key_steps = jax.random.split(KEY)
+  default_order = jax.random.permutation(key_order, 30).reshape(5, 6)
+  balanced = data.balanced_order(jax.random.key(15), y, 6)
+  step = jax.jit(trainer.update)
+  for order in (default_order, balanced):
+    want, infos = state0, []
+    for i, k in enumerate(jax.random.split(key_steps, order.shape[0])):
+      want, info = step(k, want, (x[order[i]], y[order[i]]))
+      infos.append(info)
+    got, info = trainer.epoch(KEY, state0, (x, y), 6, order=order)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6),
+                 got.params, want.params)
+    np.testing.assert_allclose(info.loss, np.mean([i.loss for i in infos]), rtol=1e-5)
+    assert int(got.step) == order.shape[0]
+  got, _ = trainer.epoch(KEY, state0, (x, y), 6)  # the default order
+  want, _ = trainer.epoch(KEY, state0, (x, y), 6, order=default_order)
+  jax.tree.map(np.testing.assert_array_equal, got.params, want.params)
+
+
+def test_updown_epoch_order_errors():
+  dbn = _tiny_dbn(KEY, n_labels=3)
+  x, y = _binary(KEY, (12, 5)), jnp.arange(12) % 3
+  trainer = D.updown(optax.sgd(0.1))
+  state = trainer.init(None, dbn)
+  for bad in (jnp.zeros((2, 4), jnp.int32), jnp.zeros((6,), jnp.int32),
+              jnp.zeros((2, 6), jnp.float32), jnp.zeros((0, 6), jnp.int32)):
+    with pytest.raises(ValueError, match="order must be an integer array"):
+      trainer.epoch(KEY, state, (x, y), 6, order=bad)
+  with pytest.raises(ValueError, match="outside"):
+    trainer.epoch(KEY, state, (x, y), 6, order=jnp.full((2, 6), 12))
+
+
 def test_sweep_schedule_is_the_papers_3_6_10():
   k_of = D.sweep_schedule("3:100,6:200,10")
   assert [k_of(e) for e in (0, 99, 100, 199, 200, 299, 10_000)] == [3, 3, 6, 6, 10, 10, 10]
