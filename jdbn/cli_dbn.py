@@ -39,6 +39,7 @@ MODEL_NAME = "dbn.npz"
 UPDOWN_NAME = "updown.npz"
 FINETUNE_NAME = "finetune.npz"  # the fine-tuning state, for resuming
 CLASSIFIER_NAME = "classifier.npz"  # the fine-tuned network's early-stopped variables
+N_CLASSES = 10  # both datasets' classes: the label units dbn.pretrain adds by default
 
 
 def add_subcommands(subparsers, train_models=None) -> None:
@@ -135,10 +136,10 @@ def _save_sheet(path, images: np.ndarray, n_rows: int, shape) -> pathlib.Path:
 _RUN_SETTINGS = ("dataset", "sizes", "no_labels", "method", "k", "n_chains", "lr", "momentum",
                  "weight_decay", "batch_size", "binarize", "propagate", "n_valid", "seed",
                  "prng", "updown_lr", "updown_k", "finetune_lr", "finetune_schedule", "dropout",
-                 "input_dropout", "max_norm")
+                 "input_dropout", "max_norm", "updown_balanced")
 # What runs saved before a setting existed did, for resuming them.
 _SETTING_DEFAULTS = {"finetune_lr": 0.1, "finetune_schedule": "constant", "dropout": 0.0,
-                     "input_dropout": 0.0, "max_norm": None}
+                     "input_dropout": 0.0, "max_norm": None, "updown_balanced": False}
 
 
 def add_train_dbn(sub) -> None:
@@ -183,6 +184,9 @@ def add_train_dbn(sub) -> None:
   p.add_argument("--updown-lr-decay-start", type=int, default=None, metavar="E",
                  help="from up-down epoch E on, the rate falls linearly to 0 at --updown-epochs "
                  "(default: constant)")
+  p.add_argument("--updown-balanced", action="store_true",
+                 help="up-down on class-balanced mini-batches, the same number of every class in "
+                 "each (HOT 2006 used 10 of each digit); --batch-size a multiple of the classes")
   g = p.add_argument_group("discriminative fine-tuning (needs the labels)")
   g.add_argument("--finetune-epochs", type=int, default=0,
                  help="epochs of back-propagation fine-tuning of the network made from the DBN "
@@ -239,6 +243,8 @@ def cmd_train_dbn(args) -> int:
   if args.finetune_epochs and args.no_labels:
     raise CLIError("discriminative fine-tuning (--finetune-epochs) needs the labels; drop "
                    "--no-labels")
+  if args.updown_balanced and args.no_labels:
+    raise CLIError("--updown-balanced needs the labels; drop --no-labels")
   out = pathlib.Path(args.out)
   if out.exists() and not out.is_dir():
     raise CLIError(f"--out {args.out!r} exists and is not a folder")
@@ -274,6 +280,11 @@ def cmd_train_dbn(args) -> int:
   if args.batch_size > len(train_ds.x):
     raise CLIError(f"--batch-size {args.batch_size} exceeds the {len(train_ds.x)} training "
                        "examples")
+  if args.updown_balanced and args.updown_epochs:
+    try:
+      data.balanced_order(jax.random.key(0), train_ds.y, args.batch_size, N_CLASSES)
+    except ValueError as err:
+      raise CLIError(f"--updown-balanced: {err}") from err
   key = make_key(args)
   k_bin, k_pre, k_ud, k_sample = jax.random.split(key, 4)
   k_ft = jax.random.fold_in(k_ud, 1)
@@ -342,7 +353,7 @@ def _updown(key, dbn, x, y, args, out: pathlib.Path):
   import jax
   import jax.numpy as jnp
   import optax
-  from jdbn import checkpoint
+  from jdbn import checkpoint, data as jdata
   from jdbn import dbn as D
   k_of = D.sweep_schedule(args.updown_k_schedule or args.updown_k)
   lr_of = (optax.constant_schedule(args.updown_lr) if args.updown_lr_decay_start is None else
@@ -372,7 +383,10 @@ def _updown(key, dbn, x, y, args, out: pathlib.Path):
     state = state.replace(opt_state=optax.tree_utils.tree_set(
         state.opt_state, learning_rate=jnp.asarray(lr, jnp.float32)))
     trainer = trainers.setdefault(k, D.updown(optimizer, k=k))
-    state, info = trainer.epoch(jax.random.fold_in(key, e), state, data, args.batch_size)
+    ek = jax.random.fold_in(key, e)
+    order = (jdata.balanced_order(jax.random.split(ek)[0], y, args.batch_size, N_CLASSES)
+             if args.updown_balanced else None)  # drawn with the key the permutation would use
+    state, info = trainer.epoch(ek, state, data, args.batch_size, order=order)
     row = {"epoch": e + 1, "k": k, "lr": lr,
            **{name: float(val) for name, val in info._asdict().items()},
            "seconds": time.perf_counter() - t0}

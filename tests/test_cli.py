@@ -219,6 +219,27 @@ def test_dbn_updown_schedules_and_resume(tmp_path, capsys):
     assert "--updown-" in capsys.readouterr().err
 
 
+def test_dbn_updown_balanced(tmp_path, capsys):
+  """--updown-balanced: up-down on class-balanced batches, recorded in the run's settings; a batch
+  size that is not a multiple of the 10 classes, or no labels, is refused before any training."""
+  out = tmp_path / "dbn"
+  base = ["train", "dbn", "--dataset", "digits", "--sizes", "16,16", "--epochs", "1",
+          "--sample-steps", "2", "--no-progress", "--updown-epochs", "1", "--updown-balanced"]
+  assert cli.main(base + ["--out", str(out)]) == 0
+  assert json.loads((out / "settings.json").read_text())["updown_balanced"] is True
+  # 1,300 training digits whose rarest class has 128: 64 batches of 2 per class (batch 20),
+  # where a shuffled epoch has 65.
+  from jdbn import checkpoint
+  tree, meta = checkpoint.restore(out / "updown.npz")
+  assert meta["epoch"] == 1 and int(tree["state"].step) == 64
+  capsys.readouterr()
+  assert cli.main(base + ["--out", str(tmp_path / "b"), "--batch-size", "25"]) == 2
+  assert "--updown-balanced: batch_size must be a positive multiple" in capsys.readouterr().err
+  assert not (tmp_path / "b" / "pretrain").exists()
+  assert cli.main(base + ["--out", str(tmp_path / "c"), "--no-labels"]) == 2
+  assert "--updown-balanced needs the labels" in capsys.readouterr().err
+
+
 def test_dbn_discriminative_fine_tuning_resumes_and_is_evaluated(tmp_path, capsys):
   """`jdbn train dbn --finetune-epochs`: classifier.npz, resumable, reported by `jdbn evaluate`."""
   from jdbn import checkpoint
