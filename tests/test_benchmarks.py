@@ -1,10 +1,12 @@
 """The benchmark suite's smoke run, so that it never rots (issue 5)."""
 
+import importlib.util
 import json
 import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -101,3 +103,30 @@ def test_dbn_benchmark_quick_run(tmp_path, mnist_dir):
                        capture_output=True, text=True, timeout=600, env=env)
   assert bad.returncode != 0 and "unknown stages ['finetuning']" in bad.stderr
   assert not (tmp_path / "bad").exists()
+
+
+def test_updown_curves_plots_run_folders(tmp_path):
+  """benchmarks/updown_curves.py reads a run's up-down history and test error into a PNG, and
+  names a folder without up-down instead of failing obscurely."""
+  pytest.importorskip("matplotlib")
+  from PIL import Image
+  from jdbn import checkpoint
+  run = tmp_path / "run"
+  run.mkdir()
+  history = [{"epoch": e, "gen_nll": 100.0 + e, **({"valid_error": 0.03 - e / 1000}
+                                                   if e % 2 == 0 else {})} for e in range(1, 7)]
+  checkpoint.save(run / "updown.npz", {"x": np.zeros(1)}, metadata={"epoch": 6,
+                                                                    "history": history})
+  (run / "results.json").write_text(json.dumps({"updown": {"epochs": 6},
+                                                "gen_updown": {"test_error": 0.02}}))
+  spec = importlib.util.spec_from_file_location("updown_curves",
+                                                REPO_ROOT / "benchmarks" / "updown_curves.py")
+  curves = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(curves)
+  loaded = curves.load_run(run)
+  assert loaded["test_error"] == 0.02 and loaded["epochs"] == 6 and len(loaded["history"]) == 6
+  out = curves.plot({"a run": loaded}, tmp_path / "curves.png")
+  with Image.open(out) as im:
+    assert im.format == "PNG" and im.size[0] > 500
+  with pytest.raises(SystemExit, match="has no updown.npz"):
+    curves.main([str(tmp_path), "--out", str(tmp_path / "x.png")])
