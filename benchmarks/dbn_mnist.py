@@ -335,12 +335,9 @@ def updown_optimizer(cfg, lr: float) -> optax.GradientTransformation:
                      sgd)
 
 
-def updown_order(cfg, key, labels):
-  """The up-down epoch's batches: ``None`` (a random permutation, drawn inside the epoch) or, with
-  ``--updown-balanced``, class-balanced batches drawn with the key the permutation would use."""
-  if not cfg.get("updown_balanced"):
-    return None
-  return data.balanced_order(jax.random.split(key)[0], labels, cfg["batch_size"], 10)
+def updown_order(cfg):
+  """The up-down epochs' batches: a random permutation, or class-balanced ones."""
+  return "balanced" if cfg.get("updown_balanced") else None
 
 
 def stage_updown(cfg, out, results, key, dbn, train, valid, progress, valid_every=10):
@@ -369,9 +366,8 @@ def stage_updown(cfg, out, results, key, dbn, train, valid, progress, valid_ever
     state = state.replace(opt_state=optax.tree_utils.tree_set(
         state.opt_state, learning_rate=jnp.asarray(lr, jnp.float32)))
     trainer = trainers.setdefault(k, D.updown(optimizer, k=k, mean_labels=mean_labels))
-    ek = jax.random.fold_in(key, e)
-    state, info = trainer.epoch(ek, state, (train.x, train.y), cfg["batch_size"],
-                                order=updown_order(cfg, ek, train.y))
+    state, info = trainer.epoch(jax.random.fold_in(key, e), state, (train.x, train.y),
+                                cfg["batch_size"], order=updown_order(cfg))
     jax.block_until_ready(state)
     row = {"epoch": e + 1, "k": k, "lr": lr, **{n: float(v) for n, v in info._asdict().items()},
            "seconds": time.perf_counter() - t0}
@@ -408,9 +404,8 @@ def stage_updown_all(cfg, out, results, key, model, train, everything, test, pro
   e = start
   while error > target and e < max_epochs:
     t = time.perf_counter()
-    ek = jax.random.fold_in(key, e)
-    state, info = trainer.epoch(ek, state, (everything.x, everything.y), cfg["batch_size"],
-                                order=updown_order(cfg, ek, everything.y))
+    state, info = trainer.epoch(jax.random.fold_in(key, e), state, (everything.x, everything.y),
+                                cfg["batch_size"], order=updown_order(cfg))
     jax.block_until_ready(state)
     seconds = time.perf_counter() - t
     error = test_error_generative(state.params, everything.x, everything.y)

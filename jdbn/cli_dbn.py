@@ -353,7 +353,7 @@ def _updown(key, dbn, x, y, args, out: pathlib.Path):
   import jax
   import jax.numpy as jnp
   import optax
-  from jdbn import checkpoint, data as jdata
+  from jdbn import checkpoint
   from jdbn import dbn as D
   k_of = D.sweep_schedule(args.updown_k_schedule or args.updown_k)
   lr_of = (optax.constant_schedule(args.updown_lr) if args.updown_lr_decay_start is None else
@@ -383,10 +383,8 @@ def _updown(key, dbn, x, y, args, out: pathlib.Path):
     state = state.replace(opt_state=optax.tree_utils.tree_set(
         state.opt_state, learning_rate=jnp.asarray(lr, jnp.float32)))
     trainer = trainers.setdefault(k, D.updown(optimizer, k=k))
-    ek = jax.random.fold_in(key, e)
-    order = (jdata.balanced_order(jax.random.split(ek)[0], y, args.batch_size, N_CLASSES)
-             if args.updown_balanced else None)  # drawn with the key the permutation would use
-    state, info = trainer.epoch(ek, state, data, args.batch_size, order=order)
+    state, info = trainer.epoch(jax.random.fold_in(key, e), state, data, args.batch_size,
+                                order="balanced" if args.updown_balanced else None)
     row = {"epoch": e + 1, "k": k, "lr": lr,
            **{name: float(val) for name, val in info._asdict().items()},
            "seconds": time.perf_counter() - t0}

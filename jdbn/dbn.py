@@ -36,6 +36,7 @@ import optax
 from flax import struct
 
 from jdbn import contrastive
+from jdbn import data as jdata
 from jdbn import gibbs
 from jdbn import rbm as R
 from jdbn import train as T
@@ -683,18 +684,21 @@ def updown(optimizer: optax.GradientTransformation,
       kb, b = xs
       return update(kb, s, b)
 
-    state, infos = jax.lax.scan(body, state, (jax.random.split(key_steps, order.shape[0]), batches))
+    keys = jax.random.split(key_steps, order.shape[0])
+    state, infos = jax.lax.scan(body, state, (keys, batches))
     return state, jax.tree.map(jnp.mean, infos)
 
   def epoch(key: Array, state: contrastive.TrainState, data, batch_size: int, *,
-            order: Optional[ArrayLike] = None) -> tuple[contrastive.TrainState, UpDownInfo]:
+            order: Union[None, str, ArrayLike] = None
+            ) -> tuple[contrastive.TrainState, UpDownInfo]:
     """One pass of :func:`update` over mini-batches of ``data`` (``x`` or ``(x, labels)``).
 
     ``key`` splits into ``key_order, key_steps``: by default the batches are a random permutation
     drawn with ``key_order`` cut into ``n // batch_size`` batches (the remainder dropped);
     ``order``, a ``[n_batches, batch_size]`` integer array of example indices, fixes them instead
-    (e.g. :func:`jdbn.data.balanced_order`'s class-balanced batches). Update ``i`` takes
-    ``split(key_steps, n_batches)[i]`` either way.
+    (e.g. from :func:`jdbn.data.balanced_order`), and ``"balanced"`` draws class-balanced ones,
+    ``balanced_order(key_order, labels, batch_size, n_labels)``. Update ``i`` takes
+    ``split(key_steps, n_batches)[i]`` in every case.
     """
     x, y = _split_batch(data)
     n_vis = layer_sizes(state.params)[0]
@@ -706,7 +710,13 @@ def updown(optimizer: optax.GradientTransformation,
       raise ValueError(f"batch_size must be an int in [1, {x.shape[0]}], got {batch_size!r}")
     key_order, key_steps = jax.random.split(key)
     n = x.shape[0]
-    if order is None:
+    if isinstance(order, str):
+      if order != "balanced":
+        raise ValueError(f"order must be None, 'balanced' or an index array, got {order!r}")
+      if y is None:
+        raise ValueError("order='balanced' needs labelled batches (x, labels)")
+      order = jdata.balanced_order(key_order, y, batch_size, n_labels(state.params.top))
+    elif order is None:
       n_batches = n // batch_size
       order = jax.random.permutation(key_order, n)[:n_batches * batch_size]
       order = order.reshape(n_batches, batch_size)

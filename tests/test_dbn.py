@@ -299,6 +299,10 @@ def test_updown_epoch_order_is_a_scan_of_updates_over_the_given_batches():
   got, _ = trainer.epoch(KEY, state0, (x, y), 6)  # the default order
   want, _ = trainer.epoch(KEY, state0, (x, y), 6, order=default_order)
   jax.tree.map(np.testing.assert_array_equal, got.params, want.params)
+  got, _ = trainer.epoch(KEY, state0, (x, y), 6, order="balanced")  # drawn with key_order
+  want, _ = trainer.epoch(KEY, state0, (x, y), 6,
+                          order=data.balanced_order(key_order, y, 6, 3))
+  jax.tree.map(np.testing.assert_array_equal, got.params, want.params)
 
 
 def test_updown_epoch_order_errors():
@@ -312,6 +316,11 @@ def test_updown_epoch_order_errors():
       trainer.epoch(KEY, state, (x, y), 6, order=bad)
   with pytest.raises(ValueError, match="outside"):
     trainer.epoch(KEY, state, (x, y), 6, order=jnp.full((2, 6), 12))
+  with pytest.raises(ValueError, match="must be None, 'balanced'"):
+    trainer.epoch(KEY, state, (x, y), 6, order="sorted")
+  with pytest.raises(ValueError, match="needs labelled batches"):
+    D.updown(optax.sgd(0.1)).epoch(KEY, trainer.init(None, _tiny_dbn(KEY)), x, 6,
+                                   order="balanced")
 
 
 def test_sweep_schedule_is_the_papers_3_6_10():
