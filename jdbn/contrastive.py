@@ -79,9 +79,13 @@ class Trainer(NamedTuple):
     init: ``(key, params) -> TrainState``.
     update: ``(key, state, batch) -> (state, Info)``, one update on ``batch [batch, n_visible]``;
       not jitted, so that it composes; wrap it in ``jax.jit`` to run it alone.
-    epoch: ``(key, state, data, batch_size) -> (state, Info)``, one pass over ``data`` in a
-      key-determined order (the remainder that does not fill a batch is skipped), all updates in
-      one ``lax.scan`` inside one ``jit``; ``Info`` holds the means over the epoch. If ``data``
+    epoch: ``(key, state, data, batch_size, *, metrics=True) -> (state, Info)``, one pass over
+      ``data`` in a key-determined order (the remainder that does not fill a batch is skipped),
+      all updates in one ``lax.scan`` inside one ``jit``; ``Info`` holds the means over the
+      epoch. ``metrics=False`` returns ``(state, None)``: the same updates without the
+      diagnostics, which XLA then does not compute (the loss's softplus, the gradient norm's
+      extra pass over the weights, the reconstruction): on a 2-core CPU they cost 11-14% of a
+      784 x 500 CD-1 epoch and 21-23% of a 64 x 32 one (``benchmarks/RESULTS.md``). If ``data``
       lives on a mesh of devices (a ``jax.sharding.NamedSharding``, replicated or split along its
       first axis), every batch is split over the devices: data parallelism, see
       :mod:`jdbn.parallel`.
@@ -215,8 +219,8 @@ def _make(optimizer: optax.GradientTransformation, k: int, n_chains: Optional[in
     new = TrainState(params, opt_state, chains if persistent else None, state.step + 1)
     return new, info
 
-  @functools.partial(jax.jit, static_argnames=("batch_size", "batch_sharding"))
-  def _epoch(key, state, data, batch_size, batch_sharding):
+  @functools.partial(jax.jit, static_argnames=("batch_size", "batch_sharding", "metrics"))
+  def _epoch(key, state, data, batch_size, batch_sharding, metrics):
     key_perm, key_steps = jax.random.split(key)
     n_batches = data.shape[0] // batch_size
     order = jax.random.permutation(key_perm, data.shape[0])[:n_batches * batch_size]
@@ -228,14 +232,15 @@ def _make(optimizer: optax.GradientTransformation, k: int, n_chains: Optional[in
 
     def body(s, xs):
       k, b = xs
-      return update(k, s, b)
+      s, info = update(k, s, b)
+      return s, (info if metrics else None)
 
     state, infos = jax.lax.scan(body, state,
                                 (jax.random.split(key_steps, n_batches), batches))
-    return state, jax.tree.map(jnp.mean, infos)
+    return state, (jax.tree.map(jnp.mean, infos) if metrics else None)
 
-  def epoch(key: Array, state: TrainState, data: Array,
-            batch_size: int) -> tuple[TrainState, Info]:
+  def epoch(key: Array, state: TrainState, data: Array, batch_size: int, *,
+            metrics: bool = True) -> tuple[TrainState, Optional[Info]]:
     data = jnp.asarray(data)
     if data.ndim != 2 or data.shape[1] != state.params.n_visible:
       raise ValueError(f"data must have shape [n, {state.params.n_visible}], got "
@@ -246,7 +251,9 @@ def _make(optimizer: optax.GradientTransformation, k: int, n_chains: Optional[in
     if sharding is not None:
       from jdbn import parallel  # pylint: disable=import-outside-toplevel  (it imports this)
       parallel.check_key(key, sharding.mesh)
-    return _epoch(key, state, data.astype(state.params.W.dtype), batch_size, sharding)
+    if not isinstance(metrics, bool):
+      raise TypeError(f"metrics must be True or False, got {metrics!r}")
+    return _epoch(key, state, data.astype(state.params.W.dtype), batch_size, sharding, metrics)
 
   return Trainer(init, update, epoch)
 

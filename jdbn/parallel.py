@@ -230,9 +230,11 @@ def data_parallel(trainer: contrastive.Trainer,
     check_key(key, mesh)
     return trainer.update(key, shard_train_state(state, mesh), shard_batch(batch, mesh))
 
-  def epoch(key: Array, state: contrastive.TrainState, data: ArrayLike, batch_size: int):
+  def epoch(key: Array, state: contrastive.TrainState, data: ArrayLike, batch_size: int, *,
+            metrics: bool = True):
     check_key(key, mesh)
-    return trainer.epoch(key, shard_train_state(state, mesh), replicate(data, mesh), batch_size)
+    return trainer.epoch(key, shard_train_state(state, mesh), replicate(data, mesh), batch_size,
+                         metrics=metrics)
 
   return contrastive.Trainer(init, update, epoch)
 
