@@ -220,7 +220,7 @@ def _make(optimizer: optax.GradientTransformation, k: int, n_chains: Optional[in
     return new, info
 
   @functools.partial(jax.jit, static_argnames=("batch_size", "batch_sharding", "metrics"))
-  def _epoch(key, state, data, batch_size, batch_sharding, metrics):
+  def _epoch(key, state, data, batch_size, batch_sharding, metrics=True):
     key_perm, key_steps = jax.random.split(key)
     n_batches = data.shape[0] // batch_size
     order = jax.random.permutation(key_perm, data.shape[0])[:n_batches * batch_size]

@@ -302,6 +302,10 @@ def test_data_parallel_pcd_epoch(mesh, pcd_reference):
   _assert_replicated(out.params)
   _assert_split(out.chains.v)
   _assert_same_training(out, info, ref_out, ref_info)
+  lean, none = dp.epoch(key, state, _data(), BATCH, metrics=False)
+  assert none is None
+  _assert_replicated(lean.params)
+  _assert_same_training(lean, (), ref_out, ())
   with pytest.raises(ValueError, match="multiple of 4"):
     dp.epoch(key, state, _data(), 30)
 
