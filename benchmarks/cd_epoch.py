@@ -80,13 +80,11 @@ def jdbn_fns(data: np.ndarray, n_hidden: int, batch: int, impls, algos=("CD-1", 
         return new, info
 
       fns[label] = fn
-  if "CD-1" in algos and LEAN_IMPL in impls:
-    # The same CD-1 updates without the per-update diagnostics (``epoch(..., metrics=False)``):
-    # what the loss, gradient norm and reconstruction error cost.
-    key = jax.random.key(1, impl=LEAN_IMPL)
-    trainer = contrastive.cd(optax.sgd(LR, momentum=MOMENTUM), k=1)
-    state = trainer.init(key, params0)
-    fns[LEAN_LABEL] = lambda: trainer.epoch(key, state, x, batch, metrics=False)
+      if algo == "CD-1" and impl == LEAN_IMPL:
+        # The same updates without the per-update diagnostics (``epoch(..., metrics=False)``):
+        # what the loss, gradient norm and reconstruction error cost.
+        fns[LEAN_LABEL] = lambda trainer=trainer, state=state, key=key: trainer.epoch(
+            key, state, x, batch, metrics=False)
   return fns, infos, np.asarray(params0.W)
 
 
@@ -175,7 +173,8 @@ def report(res: dict, impls) -> tuple:
   ]
   targets = {}
   name = res["cfg"]["name"]
-  for label in [f"jdbn CD-1 ({impl})" for impl in impls] + [l for l in t if l == LEAN_LABEL]:
+  labels = [f"jdbn CD-1 ({impl})" for impl in impls] + ([LEAN_LABEL] if LEAN_LABEL in t else [])
+  for label in labels:
     tj = t[label].median
     if name.startswith("digits") and peers_all:
       worst = min(peers_all.values()) / tj

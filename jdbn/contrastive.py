@@ -247,12 +247,12 @@ def _make(optimizer: optax.GradientTransformation, k: int, n_chains: Optional[in
                        f"{tuple(data.shape)}")
     if not isinstance(batch_size, int) or not 0 < batch_size <= data.shape[0]:
       raise ValueError(f"batch_size must be an int in [1, {data.shape[0]}], got {batch_size!r}")
+    if not isinstance(metrics, bool):
+      raise TypeError(f"metrics must be True or False, got {metrics!r}")
     sharding = _batch_sharding(data, batch_size)
     if sharding is not None:
       from jdbn import parallel  # pylint: disable=import-outside-toplevel  (it imports this)
       parallel.check_key(key, sharding.mesh)
-    if not isinstance(metrics, bool):
-      raise TypeError(f"metrics must be True or False, got {metrics!r}")
     return _epoch(key, state, data.astype(state.params.W.dtype), batch_size, sharding, metrics)
 
   return Trainer(init, update, epoch)
