@@ -16,8 +16,10 @@ stopped (finished stages are reloaded, an interrupted one continues from its las
    further 59 epochs"), with the last epoch's k, at ``--updown-all-lr`` (default ``--updown-lr``),
    for at most ``--updown-all-max-epochs``; its test error is reported.
 4. ``finetune``: back-propagation fine-tuning of the sigmoid network initialised from the
-   pretrained DBN, early-stopped on the last 10,000 training images (Hinton & Salakhutdinov 2006:
-   1.2%; Srivastava et al. 2014 with dropout: 0.92%). With ``--finetune-on-all``, stage
+   pretrained DBN (``--finetune-from updown``: from the recognition weights and top RBM after
+   up-down), SGD with momentum ``--finetune-momentum`` (0.9), early-stopped on the last 10,000
+   training images (Hinton & Salakhutdinov 2006: 1.2%; Srivastava et al. 2014 with dropout:
+   0.92%). With ``--finetune-on-all``, stage
    ``finetune_all`` then fine-tunes on all 60,000 training images for the same epochs and reports
    the last epoch's test error; list ``finetune_all`` without ``finetune`` in ``--stages`` to run
    it alone once its epochs have been chosen on the validation split.
@@ -122,6 +124,11 @@ def parse_args(argv=None):
   p.add_argument("--finetune-schedule", choices=("constant", "cosine"), default="constant",
                  help="fine-tuning learning rate: constant, or cosine decay to 0 over "
                  "--finetune-epochs")
+  p.add_argument("--finetune-momentum", type=float, default=0.9,
+                 help="fine-tuning SGD momentum (default 0.9)")
+  p.add_argument("--finetune-from", choices=("pretrained", "updown"), default="pretrained",
+                 help="initialise the fine-tuned network from the pretrained DBN, or from the "
+                 "recognition weights and top RBM after up-down (needs stage updown)")
   p.add_argument("--finetune-on-all", action="store_true",
                  help="stage finetune_all: fine-tune on all 60,000 training images for "
                  "--finetune-epochs (choose them on the validation split first) and report the "
@@ -169,6 +176,13 @@ def parse_args(argv=None):
       0 <= args.updown_lr_decay_start < cfg["updown_epochs"]):
     p.error(f"--updown-lr-decay-start must be in [0, --updown-epochs={cfg['updown_epochs']})")
   cfg["finetune_schedule"] = args.finetune_schedule
+  if not 0 <= args.finetune_momentum < 1:
+    p.error(f"--finetune-momentum must be in [0, 1), got {args.finetune_momentum}")
+  cfg["finetune_momentum"] = args.finetune_momentum
+  cfg["finetune_from"] = args.finetune_from
+  if args.finetune_from == "updown" and ("updown" not in args.stages.split(",")
+                                          or cfg["updown_epochs"] < 1):
+    p.error("--finetune-from updown needs stage updown in --stages and --updown-epochs > 0")
   if args.max_norm is not None and not args.max_norm > 0:
     p.error(f"--max-norm must be positive, got {args.max_norm}")
   cfg["max_norm"] = args.max_norm
@@ -441,7 +455,7 @@ def stage_finetune(name, cfg, out, results, key, module, variables, train, valid
   if cfg.get("finetune_schedule", "constant") == "cosine":
     lr = optax.cosine_decay_schedule(lr, cfg["finetune_epochs"] * (
         train.x.shape[0] // cfg["batch_size"]))
-  optimizer = optax.sgd(lr, momentum=0.9)
+  optimizer = optax.sgd(lr, momentum=cfg.get("finetune_momentum", 0.9))
   if cfg.get("max_norm"):
     optimizer = optax.chain(optimizer, F.max_norm(cfg["max_norm"]))
   state = F.init_state(variables, optimizer)
@@ -473,6 +487,8 @@ def stage_finetune(name, cfg, out, results, key, module, variables, train, valid
   results.put(name, {
       "lr": lr if isinstance(lr, float) else float(lr(0)),
       "schedule": cfg.get("finetune_schedule", "constant"), "max_norm": cfg.get("max_norm"),
+      "momentum": cfg.get("finetune_momentum", 0.9),
+      "init": cfg.get("finetune_from", "pretrained") if name.startswith("finetune") else "random",
       **chosen,
       "epochs_run": int(state.epoch), "seconds_per_epoch": float(np.median(secs)) if secs else None,
       "effective_gflops": flops / np.median(secs) / 1e9 if secs else None,
@@ -593,7 +609,8 @@ def main(argv=None):
     added = {"prng": "threefry2x32", "input_dropout": 0.0, "finetune_schedule": "constant",
              "updown_k_schedule": None, "updown_lr_decay_start": None, "max_norm": None,
              "reconstruction": "sample", "updown_mean_labels": False, "updown_balanced": False,
-             "updown_momentum": None, "updown_weight_decay": None}
+             "updown_momentum": None, "updown_weight_decay": None, "finetune_momentum": 0.9,
+             "finetune_from": "pretrained"}
     diff = {k: (old.get(k, added.get(k)), v) for k, v in json.loads(json.dumps(cfg)).items()
             if old.get(k, added.get(k)) != v
             and not k.endswith("epochs")
@@ -647,6 +664,7 @@ def main(argv=None):
       generator = stage_updown_all(cfg, out, results, jax.random.fold_in(k_ud, 10**6), untied,
                                    train, everything, test, progress, lr,
                                    args.updown_all_max_epochs)
+  init = untied if cfg["finetune_from"] == "updown" else dbn  # parse_args checked the stage
   classifier = None
   lrs = [cfg["finetune_lr"]]
   if cfg["ablation_lr"] and cfg["ablation_lr"] != cfg["finetune_lr"]:
@@ -654,7 +672,7 @@ def main(argv=None):
   for lr in lrs:
     suffix = "" if lr == cfg["finetune_lr"] else f"_lr{lr:g}"
     if "finetune" in stages:
-      module, variables = F.from_dbn(dbn, key=k_out, dropout_rate=cfg["dropout"],
+      module, variables = F.from_dbn(init, key=k_out, dropout_rate=cfg["dropout"],
                                      input_dropout_rate=cfg["input_dropout"])
       st = stage_finetune("finetune" + suffix, cfg, out, results, k_ft, module, variables, train,
                           valid, test, progress, lr)
@@ -667,7 +685,7 @@ def main(argv=None):
       stage_finetune("ablation" + suffix, cfg, out, results, k_ft, module, variables, train,
                      valid, test, progress, lr)
   if ("finetune" in stages or "finetune_all" in stages) and args.finetune_on_all:
-    module, variables = F.from_dbn(dbn, key=k_out, dropout_rate=cfg["dropout"],
+    module, variables = F.from_dbn(init, key=k_out, dropout_rate=cfg["dropout"],
                                    input_dropout_rate=cfg["input_dropout"])
     everything = data.Dataset(jnp.concatenate([train.x, valid.x]),
                               jnp.concatenate([train.y, valid.y]), train.image_shape)

@@ -105,6 +105,23 @@ def test_dbn_benchmark_quick_run(tmp_path, mnist_dir):
   assert not (tmp_path / "bad").exists()
 
 
+def test_dbn_benchmark_finetunes_from_updown(tmp_path, mnist_dir):
+  """``--finetune-from updown`` starts fine-tuning from the up-down DBN and says so; without the
+  updown stage it refuses before training anything."""
+  import os
+  env = dict(os.environ, JDBN_MNIST_DIR=str(mnist_dir))
+  common = ["benchmarks/dbn_mnist.py", "--quick", "--no-progress", "--prng", "philox4x32",
+            "--finetune-from", "updown", "--finetune-momentum", "0.5"]
+  refused = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "bad"), "--stages",
+                            "pretrain,finetune"], cwd=REPO_ROOT, capture_output=True, text=True,
+                           timeout=600, env=env)
+  assert refused.returncode != 0 and "needs stage updown" in refused.stderr
+  _run(*common, "--out", tmp_path, "--stages", "pretrain,updown,finetune", env=env)
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert results["finetune"]["init"] == "updown" and results["finetune"]["momentum"] == 0.5
+  assert 0 <= results["finetune"]["test_error"] <= 1
+
+
 def test_updown_curves_plots_run_folders(tmp_path):
   """benchmarks/updown_curves.py reads a run's up-down history and test error into a PNG, and
   names a folder without up-down instead of failing obscurely."""
