@@ -13,6 +13,10 @@ A chain-sweep is one ``h ~ p(h | v)``, ``v ~ p(v | h)`` of one chain. For 1, 100
 * the same batched chain compiled with ``unroll`` sweeps per loop iteration (``--unroll``, with
   the PRNG named by ``--unroll-impl``), which matters where the loop's per-iteration cost
   dominates (one chain);
+* on CPUs, the same batched chain (PRNG ``--unroll-impl``) compiled with XLA's YNNPACK library
+  fusions off (``jax.jit(..., compiler_options=NO_YNN)``; ``--no-ynn-off`` skips it), so that
+  the products go to XLA's own dot kernels: faster for thousands of chains on the 2-core EPYC,
+  slower for a hundred (``benchmarks/RESULTS.md``);
 * NumPy and PyTorch batched sweeps doing the same (``peers.py``);
 * the bound of the two products ``v W`` and ``h W'`` alone, at the fastest measured speed.
 
@@ -35,6 +39,8 @@ from benchmarks import common as C
 CHAINS = (1, 100, 10_000, 100_000)
 IMPLS = ("threefry2x32", "philox2x32", "rbg")
 TARGETS = {"vs_torch": 1.5, "vs_numpy": 1.0, "bound": 0.85}  # at 10,000 chains
+# XLA:CPU compiler options (a DebugOptions field; an empty list turns every YNNPACK fusion off).
+NO_YNN = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
 def n_steps_for(n_chains: int, quick: bool) -> int:
@@ -48,21 +54,23 @@ def count_dots(hlo: str) -> int:
 
 
 def jdbn_fns(params, v0, n_steps: int, impls, vmap: bool, bf16: bool, unroll: int = 1,
-             unroll_impl: str = "philox2x32", log=print):
+             unroll_impl: str = "philox2x32", log=print, ynn_off: bool = True):
   """``{label: fn}`` for jdbn variants, and ``{label: (compile seconds, dots in HLO)}``."""
   import jax
   import jax.numpy as jnp
   from jdbn import gibbs
 
   fns, compiled_info = {}, {}
-  variants = [(impl, "batched", jnp.float32, 1) for impl in impls]
+  variants = [(impl, "batched", jnp.float32, 1, None) for impl in impls]
   if vmap:
-    variants.append((impls[0], "vmap", jnp.float32, 1))
+    variants.append((impls[0], "vmap", jnp.float32, 1, None))
   if bf16:
-    variants.append((impls[0], "batched", jnp.bfloat16, 1))
+    variants.append((impls[0], "batched", jnp.bfloat16, 1, None))
   if unroll > 1:
-    variants.append((unroll_impl, "batched", jnp.float32, unroll))
-  for impl, style, dtype, u in variants:
+    variants.append((unroll_impl, "batched", jnp.float32, unroll, None))
+  if ynn_off and jax.default_backend() == "cpu":
+    variants.append((unroll_impl, "batched", jnp.float32, 1, NO_YNN))
+  for impl, style, dtype, u, options in variants:
     p = jax.tree.map(lambda a: a.astype(dtype), params)
     v = v0.astype(dtype)
     key = jax.random.key(0, impl=impl)
@@ -79,17 +87,17 @@ def jdbn_fns(params, v0, n_steps: int, impls, vmap: bool, bf16: bool, unroll: in
         return jax.vmap(one)(keys, jax.vmap(lambda x: gibbs.init(p, x))(v))
 
     t = time.perf_counter()
-    compiled = jax.jit(f).lower(key, p, v).compile()
+    compiled = jax.jit(f, compiler_options=options).lower(key, p, v).compile()
     compile_s = time.perf_counter() - t
     label = (f"jdbn {style} {impl}" + (" bf16" if dtype == jnp.bfloat16 else "") +
-             (f" unroll {u}" if u > 1 else ""))
+             (f" unroll {u}" if u > 1 else "") + (" YNNPACK off" if options else ""))
     compiled_info[label] = (compile_s, count_dots(compiled.as_text()))
     fns[label] = lambda compiled=compiled, key=key, p=p, v=v: compiled(key, p, v)
   return fns, compiled_info
 
 
 def measure(n_visible, n_hidden, n_chains, worker, scratch, *, quick, repeats, peers, impls,
-            vmap, bf16, unroll=1, unroll_impl="philox2x32", log=print):
+            vmap, bf16, unroll=1, unroll_impl="philox2x32", ynn_off=True, log=print):
   import jax
   import jax.numpy as jnp
   from jdbn import rbm
@@ -99,7 +107,8 @@ def measure(n_visible, n_hidden, n_chains, worker, scratch, *, quick, repeats, p
   params = rbm.init(jax.random.key(0), n_visible, n_hidden)
   params = params.replace(b=0.1 * jax.random.normal(jax.random.key(1), (n_visible,)))
   v0 = (jax.random.uniform(jax.random.key(2), (n_chains, n_visible)) < 0.5).astype(jnp.float32)
-  fns, cinfo = jdbn_fns(params, v0, n_steps, impls, vmap, bf16, unroll, unroll_impl, log)
+  fns, cinfo = jdbn_fns(params, v0, n_steps, impls, vmap, bf16, unroll, unroll_impl, log,
+                        ynn_off)
   names = []
   if worker is not None:
     w0 = C.save_array(params.W, scratch, f"w_{n_visible}x{n_hidden}")
@@ -150,8 +159,9 @@ def targets_for(res, impls) -> dict:
   t, out = res["timings"], {}
   if res["n_chains"] != 10_000:
     return out
-  for impl in impls:
-    label = f"jdbn batched {impl}"
+  labels = [f"jdbn batched {impl}" for impl in impls]
+  labels += [k for k in t if k.endswith("YNNPACK off")]
+  for label in labels:
     tj = t[label].median
     if "PyTorch" in t:
       r = t["PyTorch"].median / tj
@@ -167,8 +177,8 @@ def targets_for(res, impls) -> dict:
 
 
 def run(*, quick=False, chains=None, repeats=None, write=False, peers=("numpy", "torch"),
-        impls=IMPLS, vmap=True, bf16=True, unroll=8, unroll_impl="philox2x32", log=print,
-        worker=None) -> dict:
+        impls=IMPLS, vmap=True, bf16=True, unroll=8, unroll_impl="philox2x32", ynn_off=True,
+        log=print, worker=None) -> dict:
   from benchmarks.cd_epoch import available_peers
   repeats = repeats or (3 if quick else 5)
   peers = available_peers(peers, quick, log)
@@ -187,7 +197,7 @@ def run(*, quick=False, chains=None, repeats=None, write=False, peers=("numpy", 
         t0 = time.perf_counter()
         res = measure(n_visible, n_hidden, n, worker, scratch, quick=quick, repeats=repeats,
                       peers=peers, impls=list(impls), vmap=vmap, bf16=bf16 and n == 10_000,
-                      unroll=unroll, unroll_impl=unroll_impl, log=log)
+                      unroll=unroll, unroll_impl=unroll_impl, ynn_off=ynn_off, log=log)
         text = report(res)
         targets.update(targets_for(res, impls))
         sections.append((f"{n:,} chains", text))
@@ -221,14 +231,17 @@ def main(argv=None):
   p.add_argument("--no-vmap", action="store_true")
   p.add_argument("--unroll", type=int, default=8,
                  help="also time the batched chain with this scan unroll (1: skip)")
-  p.add_argument("--unroll-impl", default="philox2x32", help="PRNG of the unrolled variant")
+  p.add_argument("--unroll-impl", default="philox2x32",
+                 help="PRNG of the unrolled and the YNNPACK-off variants")
+  p.add_argument("--no-ynn-off", action="store_true",
+                 help="skip the variant compiled with XLA:CPU's YNNPACK fusions off")
   p.add_argument("--no-write", action="store_true")
   args = p.parse_args(argv)
   chains = tuple(int(c) for c in args.chains.split(",")) if args.chains else None
   return run(quick=args.quick, chains=chains, repeats=args.repeats,
              write=not (args.quick or args.no_write), peers=args.peers.split(","),
              impls=tuple(args.impls.split(",")), vmap=not args.no_vmap, bf16=not args.no_bf16,
-             unroll=args.unroll, unroll_impl=args.unroll_impl)
+             unroll=args.unroll, unroll_impl=args.unroll_impl, ynn_off=not args.no_ynn_off)
 
 
 if __name__ == "__main__":
