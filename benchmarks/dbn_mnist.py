@@ -129,6 +129,10 @@ def parse_args(argv=None):
   p.add_argument("--finetune-from", choices=("pretrained", "updown"), default="pretrained",
                  help="initialise the fine-tuned network from the pretrained DBN, or from the "
                  "recognition weights and top RBM after up-down (needs stage updown)")
+  p.add_argument("--pretrain-on-all", action="store_true",
+                 help="pretrain on all 60,000 training images (the top RBM sees the validation "
+                 "labels too, so the stages that select on the validation split are refused): "
+                 "for a final model with --finetune-on-all --stages pretrain,finetune_all")
   p.add_argument("--finetune-on-all", action="store_true",
                  help="stage finetune_all: fine-tune on all 60,000 training images for "
                  "--finetune-epochs (choose them on the validation split first) and report the "
@@ -180,6 +184,12 @@ def parse_args(argv=None):
     p.error(f"--finetune-momentum must be in [0, 1), got {args.finetune_momentum}")
   cfg["finetune_momentum"] = args.finetune_momentum
   cfg["finetune_from"] = args.finetune_from
+  cfg["pretrain_on_all"] = args.pretrain_on_all
+  selecting = {"updown", "finetune", "ablation"} & set(args.stages.split(","))
+  if args.pretrain_on_all and selecting:
+    p.error(f"--pretrain-on-all: stages {sorted(selecting)} use the validation split, which "
+            "pretraining on all images has seen; run pretrain,finetune_all (with "
+            "--finetune-on-all), gen_pretrained, ll_bound or samples")
   if args.finetune_from == "updown" and ("updown" not in args.stages.split(",")
                                           or cfg["updown_epochs"] < 1):
     p.error("--finetune-from updown needs stage updown in --stages and --updown-epochs > 0")
@@ -303,6 +313,7 @@ def stage_pretrain(cfg, out, results, key, train, valid, progress):
   flops = sum(5 * 2 * train.x.shape[0] * a * b for a, b in (lyr["sizes"] for lyr in layers))
   secs = sum(lyr["seconds_per_epoch"] or 0 for lyr in layers)
   results.put("pretrain", {"wall_seconds_this_call": wall, "layers": layers,
+                           "n_train": int(train.x.shape[0]),
                            "epoch_seconds_all_layers": secs,
                            "effective_gflops": flops / secs / 1e9 if secs else None})
   return dbn
@@ -610,7 +621,7 @@ def main(argv=None):
              "updown_k_schedule": None, "updown_lr_decay_start": None, "max_norm": None,
              "reconstruction": "sample", "updown_mean_labels": False, "updown_balanced": False,
              "updown_momentum": None, "updown_weight_decay": None, "finetune_momentum": 0.9,
-             "finetune_from": "pretrained"}
+             "finetune_from": "pretrained", "pretrain_on_all": False}
     diff = {k: (old.get(k, added.get(k)), v) for k, v in json.loads(json.dumps(cfg)).items()
             if old.get(k, added.get(k)) != v
             and not k.endswith("epochs")
@@ -639,7 +650,10 @@ def main(argv=None):
   k_pre, k_ud, k_ft, k_ab, k_abinit, k_out, k_samples = jax.random.split(
       jax.random.key(cfg["seed"], impl=cfg["prng"]), 7)
 
-  dbn = stage_pretrain(cfg, out, results, k_pre, train, valid, progress)
+  everything = data.Dataset(jnp.concatenate([train.x, valid.x]),
+                            jnp.concatenate([train.y, valid.y]), train.image_shape)
+  dbn = stage_pretrain(cfg, out, results, k_pre, everything if cfg["pretrain_on_all"] else train,
+                       valid, progress)
   if "gen_pretrained" in stages:
     stage_gen_error("gen_pretrained", dbn, test, results)
   generator = dbn
@@ -658,8 +672,6 @@ def main(argv=None):
       results.data.pop("gen_updown", None)
     stage_gen_error("gen_updown", untied, test, results)
     if args.updown_on_all and done:
-      everything = data.Dataset(jnp.concatenate([train.x, valid.x]),
-                                jnp.concatenate([train.y, valid.y]), train.image_shape)
       lr = cfg["updown_lr"] if args.updown_all_lr is None else args.updown_all_lr
       generator = stage_updown_all(cfg, out, results, jax.random.fold_in(k_ud, 10**6), untied,
                                    train, everything, test, progress, lr,
@@ -687,8 +699,6 @@ def main(argv=None):
   if ("finetune" in stages or "finetune_all" in stages) and args.finetune_on_all:
     module, variables = F.from_dbn(init, key=k_out, dropout_rate=cfg["dropout"],
                                    input_dropout_rate=cfg["input_dropout"])
-    everything = data.Dataset(jnp.concatenate([train.x, valid.x]),
-                              jnp.concatenate([train.y, valid.y]), train.image_shape)
     stage_finetune("finetune_all", cfg, out, results, k_ft, module, variables, everything, valid,
                    test, progress, cfg["finetune_lr"], final=True)
   if "ll_bound" in stages:

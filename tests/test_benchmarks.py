@@ -122,6 +122,23 @@ def test_dbn_benchmark_finetunes_from_updown(tmp_path, mnist_dir):
   assert 0 <= results["finetune"]["test_error"] <= 1
 
 
+def test_dbn_benchmark_pretrains_on_all_images(tmp_path, mnist_dir):
+  """``--pretrain-on-all`` pretrains on the training split and the validation images together,
+  and refuses the stages that would then select on images pretraining has seen."""
+  import os
+  env = dict(os.environ, JDBN_MNIST_DIR=str(mnist_dir))
+  common = ["benchmarks/dbn_mnist.py", "--quick", "--no-progress", "--prng", "philox4x32",
+            "--pretrain-on-all", "--finetune-on-all"]
+  refused = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "bad")],
+                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env=env)
+  assert refused.returncode != 0 and "['ablation', 'finetune', 'updown']" in refused.stderr
+  assert not (tmp_path / "bad").exists()
+  _run(*common, "--out", tmp_path, "--stages", "pretrain,finetune_all", env=env)
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert results["pretrain"]["n_train"] == results["finetune_all"]["n_train"] == 3000
+  assert 0 <= results["finetune_all"]["test_error"] <= 1
+
+
 def test_updown_curves_plots_run_folders(tmp_path):
   """benchmarks/updown_curves.py reads a run's up-down history and test error into a PNG, and
   names a folder without up-down instead of failing obscurely."""
