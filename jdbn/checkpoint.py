@@ -401,6 +401,9 @@ def _read(path: PathLike, with_arrays: bool = True):
   if not path.is_file():
     raise FileNotFoundError(f"no checkpoint at {str(path)!r}" +
                             (" (it is a folder)" if path.is_dir() else ""))
+  with open(path, "rb") as f:
+    if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
+      raise ValueError(f"{str(path)!r} is not a jdbn checkpoint (not an .npz file)")
   try:
     with np.load(path, allow_pickle=False) as z:
       if _HEADER not in z.files:

@@ -24,6 +24,7 @@ its arguments and a ``cmd_*`` function running it; the numbers come from :mod:`j
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import time
 from typing import Any
@@ -248,7 +249,6 @@ def cmd_train_dbn(args) -> int:
   out = pathlib.Path(args.out)
   if out.exists() and not out.is_dir():
     raise CLIError(f"--out {args.out!r} exists and is not a folder")
-  out.mkdir(parents=True, exist_ok=True)
   if args.sizes is None:
     args.sizes = (500, 500, 2000) if args.dataset == "mnist" else (100, 200)
   mnist = args.dataset == "mnist"
@@ -270,7 +270,6 @@ def cmd_train_dbn(args) -> int:
                      "--updown-epochs, --updown-k-schedule, --updown-lr-decay-start and "
                      "--finetune-epochs may change)")
     print(f"resuming the run in {out}")
-  checkpoint.write_json(settings_path, settings)
 
   ds = _load_dataset(args.dataset, "train", args.data_dir)
   try:
@@ -285,6 +284,9 @@ def cmd_train_dbn(args) -> int:
       data.balanced_order(jax.random.key(0), train_ds.y, args.batch_size, N_CLASSES)
     except ValueError as err:
       raise CLIError(f"--updown-balanced: {err}") from err
+  # Only a run whose inputs passed the checks above claims the folder.
+  out.mkdir(parents=True, exist_ok=True)
+  checkpoint.write_json(settings_path, settings)
   key = make_key(args)
   k_bin, k_pre, k_ud, k_sample = jax.random.split(key, 4)
   k_ft = jax.random.fold_in(k_ud, 1)
@@ -317,7 +319,8 @@ def cmd_train_dbn(args) -> int:
       print(f"after {args.updown_epochs} up-down epochs: {metrics['valid_error_updown']:.4f}")
   user = {"kind": "dbn", "command": "train dbn", "dataset": args.dataset,
           "image_shape": list(ds.image_shape), "preprocess": spec, "settings": settings,
-          "labels": labelled}
+          "labels": labelled,
+          "data_dir": None if args.data_dir is None else str(pathlib.Path(args.data_dir).resolve())}
   path = checkpoint.save(out / MODEL_NAME, model, metadata=user)
   if args.finetune_epochs:
     metrics["finetune"] = _finetune(k_ft, model, (x, y), (v, y_valid), args, out)
@@ -371,7 +374,11 @@ def _updown(key, dbn, x, y, args, out: pathlib.Path):
       old = D.updown(optax.sgd(args.updown_lr), k=1).init(None, dbn)
       tree, meta = checkpoint.restore(path, like={"state": old})
       tree = {"state": tree["state"].replace(opt_state=optimizer.init(tree["state"].params))}
-    state, start, history = tree["state"], int(meta["epoch"]), list(meta["history"])
+    if meta.get("pretrain_epochs", args.epochs) == args.epochs:
+      state, start, history = tree["state"], int(meta["epoch"]), list(meta["history"])
+    else:  # the DBN under it has been pretrained further since: start again from it
+      print(f"pretraining now has {args.epochs} epochs per layer (up-down started after "
+            f"{meta['pretrain_epochs']}): up-down starts again")
   data = x if y is None else (x, y)
   epochs = range(start, args.updown_epochs)
   if not args.no_progress and start < args.updown_epochs:
@@ -391,7 +398,8 @@ def _updown(key, dbn, x, y, args, out: pathlib.Path):
     if not np.isfinite(row["loss"]):
       raise FloatingPointError(f"up-down diverged in epoch {e + 1}; lower --updown-lr")
     history.append(row)
-    checkpoint.save(path, {"state": state}, metadata={"epoch": e + 1, "history": history})
+    checkpoint.save(path, {"state": state}, metadata={"epoch": e + 1, "history": history,
+                                                      "pretrain_epochs": args.epochs})
   return state.params, history
 
 
@@ -415,13 +423,19 @@ def _finetune(key, model, train, valid, args, out: pathlib.Path) -> dict:
     optimizer = optax.chain(optimizer, F.max_norm(args.max_norm))
   state, path = F.init_state(variables, optimizer), out / FINETUNE_NAME
   history: list = []
+  source = {"pretrain_epochs": args.epochs, "updown_epochs": args.updown_epochs}
   if path.is_file():
     tree, meta = checkpoint.restore(path, like={"state": state})
-    state, history = tree["state"], list(meta["history"])
+    if meta.get("source", source) == source:
+      state, history = tree["state"], list(meta["history"])
+    else:  # the DBN it started from has been trained further since: start again from it
+      print(f"the DBN has changed since fine-tuning started ({meta['source']} then, {source} "
+            "now): fine-tuning starts again")
 
   def save(epoch, st, row):
     history.append(row)
-    checkpoint.save(path, {"state": st}, metadata={"epoch": epoch, "history": history})
+    checkpoint.save(path, {"state": st}, metadata={"epoch": epoch, "history": history,
+                                                   "source": source})
     if args.no_progress:
       print(f"fine-tuning epoch {epoch}: loss {row['loss']:.4f}, validation error "
             f"{row['valid_error']:.4f}", flush=True)
@@ -464,7 +478,7 @@ def add_generate(sub) -> None:
       "result down through the generative weights; saves a PNG with a row per label.")
   p.add_argument("model", metavar="MODEL", help="DBN run folder or model file")
   g = p.add_mutually_exclusive_group()
-  g.add_argument("--per-class", type=_positive_int, default=10,
+  g.add_argument("--per-class", type=_positive_int, default=None,
                  help="samples per label, one row per label (default 10)")
   g.add_argument("--labels", type=_labels_list, default=None, help="explicit labels, one row")
   g.add_argument("--n-samples", type=_positive_int, default=None,
@@ -482,6 +496,9 @@ def cmd_generate(args) -> int:
   shape = _image_shape(model, meta)
   n_labels = D.n_labels(model)
   key = make_key(args)
+  if not n_labels and (args.labels is not None or args.per_class is not None):
+    raise CLIError("this DBN has no label units, so --labels and --per-class do not apply; "
+                   "use --n-samples for free-running samples")
   if args.n_samples is not None or not n_labels:
     n = args.n_samples or 100
     images, n_rows = D.generate(key, model, n_steps=args.n_steps, n_samples=n), 1
@@ -490,7 +507,7 @@ def cmd_generate(args) -> int:
       labels = jnp.asarray(args.labels, jnp.int32)
       n_rows = 1
     else:
-      labels = jnp.repeat(jnp.arange(n_labels), args.per_class)
+      labels = jnp.repeat(jnp.arange(n_labels), args.per_class or 10)
       n_rows = n_labels
     if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= n_labels):
       raise CLIError(f"labels must lie in 0..{n_labels - 1}")
@@ -514,13 +531,18 @@ def cmd_evaluate_dbn(args) -> int:
   """
   import jax
   import jax.numpy as jnp
+  from jdbn import data
   from jdbn import dbn as D
   from jdbn import likelihood
   model, meta = load_model(args.checkpoint)
   name = args.dataset or meta.get("dataset")
   if name is None:
     raise CLIError("the model does not record its dataset; pass --dataset")
-  test = _load_dataset(name, args.split, args.data_dir)
+  data_dir = args.data_dir
+  if data_dir is None and not os.environ.get(data.MNIST_ENV_VAR) and meta.get("data_dir") and \
+     name == meta.get("dataset") and pathlib.Path(meta["data_dir"]).is_dir():
+    data_dir = meta["data_dir"]  # where the model's training data came from
+  test = _load_dataset(name, args.split, data_dir)
   n_in = D.layer_sizes(model)[0]
   if test.x.shape[1] != n_in:
     raise CLIError(f"{name} has {test.x.shape[1]} pixels but the DBN has {n_in} inputs")
@@ -548,7 +570,7 @@ def cmd_evaluate_dbn(args) -> int:
           f"{len(x)})")
   # Likelihood bound on binary data.
   xb = _binarize(k_b, x, "stochastic")
-  train = _load_dataset(name, "train", args.data_dir)
+  train = _load_dataset(name, "train", data_dir)
   top_data = D.penultimate(model, jnp.asarray(train.x[:10_000]))
   if D.n_labels(model):
     top_data = jnp.concatenate([top_data, jax.nn.one_hot(train.y[:10_000], D.n_labels(model))],

@@ -21,6 +21,7 @@ import math
 import operator
 import os
 import pathlib
+import zlib
 from typing import Any, NamedTuple
 
 import jax
@@ -202,8 +203,11 @@ def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.n
   path = pathlib.Path(path)
   with open(path, "rb") as f:
     gzipped = f.read(2) == b"\x1f\x8b"
-  with gzip.open(path, "rb") if gzipped else open(path, "rb") as f:
-    data = f.read()
+  try:
+    with gzip.open(path, "rb") if gzipped else open(path, "rb") as f:
+      data = f.read()
+  except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+    raise ValueError(f"{path}: damaged gzip file ({err}); download it again") from err
   if len(data) < 4:
     raise ValueError(f"{path}: too short for an IDX header ({len(data)} bytes)")
   magic = int.from_bytes(data[:4], "big")

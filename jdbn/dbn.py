@@ -144,6 +144,16 @@ def untie(dbn: DBN) -> UntiedDBN:
   return UntiedDBN(rec, gen, top)
 
 
+def _check_label_values(labels, n: int) -> None:
+  """Raises ValueError unless every (concrete) label lies in ``[0, n)``; under ``jit`` the
+  values are unknown and ``one_hot`` would silently give all-zero rows, so check before it."""
+  if n == 0 or isinstance(labels, jax.core.Tracer) or np.size(labels) == 0:
+    return  # no label units: the callers say so themselves
+  a = np.asarray(labels)
+  if a.min() < 0 or a.max() >= n:
+    raise ValueError(f"labels must lie in [0, {n}), got values from {a.min()} to {a.max()}")
+
+
 def _one_hot(labels: ArrayLike, n: int, dtype, batch_ndim: int) -> Array:
   """Int labels ``[...]`` to one-hot ``[..., n]``; one-hot input (one more axis) is kept."""
   labels = jnp.asarray(labels)
@@ -706,6 +716,8 @@ def updown(optimizer: optax.GradientTransformation,
       raise ValueError(f"data must have shape [n, {n_vis}], got {tuple(x.shape)}")
     if y is not None and y.shape[:1] != x.shape[:1]:
       raise ValueError(f"labels have shape {tuple(y.shape)} for {x.shape[0]} examples")
+    if y is not None and y.ndim == 1:
+      _check_label_values(y, n_labels(state.params.top))
     if not isinstance(batch_size, int) or not 0 < batch_size <= x.shape[0]:
       raise ValueError(f"batch_size must be an int in [1, {x.shape[0]}], got {batch_size!r}")
     key_order, key_steps = jax.random.split(key)
@@ -794,7 +806,6 @@ def sweep_schedule(spec: Union[int, str]) -> Callable[[int], int]:
 # --------------------------------------------------------------------------- generation
 
 
-@functools.partial(jax.jit, static_argnames=("n_steps", "n_samples"))
 def generate(key: Array,
              model: DBN,
              labels: Optional[ArrayLike] = None,
@@ -820,8 +831,16 @@ def generate(key: Array,
   Returns:
     ``[n, n_visible]`` data-space means (pixel probabilities for Bernoulli visible units).
     Jitted (``n_steps`` and ``n_samples`` static): repeated calls with the same shapes reuse
-    the compiled chain.
+    the compiled chain. Labels outside ``[0, n_labels)`` raise ValueError (when their values
+    are known, i.e. not under the caller's own ``jit``).
   """
+  if labels is not None:
+    _check_label_values(labels, n_labels(_parts(model)[2]))
+  return _generate(key, model, labels, n_steps, n_samples=n_samples)
+
+
+@functools.partial(jax.jit, static_argnames=("n_steps", "n_samples"))
+def _generate(key, model, labels, n_steps, *, n_samples):
   _, _, top = _parts(model)
   n_lab = n_labels(top)
   n_pen = top.n_visible - n_lab

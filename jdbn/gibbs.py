@@ -48,6 +48,9 @@ def init_random(key: Array, params: R.RBM, n_chains: Optional[int] = None) -> Ch
 
   Returns a state of shape ``[n_chains, n_visible]``, or ``[n_visible]`` if ``n_chains`` is None.
   """
+  if n_chains is not None and (isinstance(n_chains, bool) or not isinstance(n_chains, int)
+                               or n_chains < 1):
+    raise ValueError(f"n_chains must be a positive int or None, got {n_chains!r}")
   shape = () if n_chains is None else (n_chains,)
   h0 = jnp.zeros(shape + (params.n_hidden,), params.W.dtype)
   return init(params, R.sample_visible(key, params, h0))

@@ -208,6 +208,7 @@ def _write_png(path: str | os.PathLike, grid: np.ndarray, zoom: int) -> pathlib.
   try:
     with os.fdopen(fd, "wb") as f:
       Image.fromarray(grid).save(f, format="PNG")
+    os.chmod(tmp, 0o644)  # mkstemp makes it 0600; an image is meant to be shared
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

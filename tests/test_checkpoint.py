@@ -246,8 +246,12 @@ def test_bad_files_and_values(tmp_path):
   with pytest.raises(FileNotFoundError, match="no checkpoint"):
     checkpoint.load(tmp_path / "missing.npz")
   (tmp_path / "junk.npz").write_bytes(b"not a zip")
-  with pytest.raises(ValueError, match="not a readable jdbn checkpoint"):
+  with pytest.raises(ValueError, match=r"not a jdbn checkpoint \(not an .npz file\)"):
     checkpoint.load(tmp_path / "junk.npz")
+  (tmp_path / "m.json").write_text("{}")  # no hint at unsafe (pickle) loading
+  with pytest.raises(ValueError, match="not an .npz file") as err:
+    checkpoint.load(tmp_path / "m.json")
+  assert "pickle" not in str(err.value)
   np.savez(tmp_path / "plain.npz", a=np.zeros(2))
   with pytest.raises(ValueError, match="not a readable jdbn checkpoint"):
     checkpoint.load(tmp_path / "plain.npz")

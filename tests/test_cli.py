@@ -157,7 +157,7 @@ def test_unknown_checkpoint(tmp_path, capsys):
   assert code == 2 and "holds no checkpoint.npz" in err
   (tmp_path / "junk.npz").write_bytes(b"junk")
   code, _, err = _run(capsys, "sample", tmp_path / "junk.npz")
-  assert code == 2 and "not a readable jdbn checkpoint" in err
+  assert code == 2 and "is not a jdbn checkpoint (not an .npz file)" in err
 
 
 def test_gaussian_preprocessing_round_trips():
@@ -277,3 +277,68 @@ def test_dbn_discriminative_fine_tuning_resumes_and_is_evaluated(tmp_path, capsy
   assert cli.main(["evaluate", str(out), "--dataset", "digits", "--n-chains", "10",
                    "--n-betas", "100"]) == 0
   assert "fine-tuned network's classification error" in capsys.readouterr().out
+
+
+def test_dbn_rejected_run_leaves_its_folder_usable(tmp_path, capsys):
+  """Inputs refused against the data (here a batch larger than the training split) leave no
+  settings behind, so the corrected command runs in the same --out."""
+  out = tmp_path / "dbn"
+  base = ["train", "dbn", "--dataset", "digits", "--sizes", "8", "--epochs", "1",
+          "--sample-steps", "2", "--out", str(out), "--no-progress"]
+  assert cli.main(base + ["--batch-size", "5000"]) == 2
+  assert "exceeds the 1300 training examples" in capsys.readouterr().err
+  assert not (out / "settings.json").exists()
+  assert cli.main(base + ["--batch-size", "20"]) == 0
+
+
+def test_dbn_resume_with_more_pretraining_redoes_the_later_stages(tmp_path, capsys):
+  """More --epochs on resume pretrains further, and up-down and fine-tuning then start again
+  from the new DBN instead of restoring states trained on the old one."""
+  out = tmp_path / "dbn"
+  base = ["train", "dbn", "--dataset", "digits", "--sizes", "8,8", "--sample-steps", "2",
+          "--out", str(out), "--no-progress", "--updown-epochs", "2", "--finetune-epochs", "1"]
+  assert cli.main(base + ["--epochs", "1"]) == 0
+  first = checkpoint.restore(out / "dbn.npz")[0]
+  capsys.readouterr()
+  assert cli.main(base + ["--epochs", "2"]) == 0
+  text = capsys.readouterr().out
+  assert "up-down starts again" in text and "fine-tuning starts again" in text
+  assert checkpoint.read_metadata(out / "updown.npz")["pretrain_epochs"] == 2
+  assert checkpoint.read_metadata(out / "finetune.npz")["source"] == {
+      "pretrain_epochs": 2, "updown_epochs": 2}
+  second = checkpoint.restore(out / "dbn.npz")[0]
+  assert not np.allclose(first.top.W, second.top.W)
+  # The same settings again: everything is resumed as it is, nothing restarts.
+  assert cli.main(base + ["--epochs", "2"]) == 0
+  assert "starts again" not in capsys.readouterr().out
+  np.testing.assert_array_equal(checkpoint.restore(out / "dbn.npz")[0].top.W, second.top.W)
+
+
+def test_generate_refuses_labels_for_a_dbn_without_label_units(tmp_path, capsys):
+  out = tmp_path / "nolab"
+  assert cli.main(["train", "dbn", "--dataset", "digits", "--sizes", "8", "--epochs", "1",
+                   "--no-labels", "--sample-steps", "2", "--out", str(out),
+                   "--no-progress"]) == 0
+  capsys.readouterr()
+  for extra in (["--labels", "3,3,7"], ["--per-class", "2"]):
+    assert cli.main(["generate", str(out), "--n-steps", "2", "--out",
+                     str(tmp_path / "g.png")] + extra) == 2
+    assert "no label units" in capsys.readouterr().err
+  assert not (tmp_path / "g.png").exists()
+  assert cli.main(["generate", str(out), "--n-steps", "2", "--n-samples", "4", "--out",
+                   str(tmp_path / "g.png")]) == 0
+
+
+def test_dbn_run_records_its_data_folder(tmp_path, mnist_dir, monkeypatch, capsys):
+  """A DBN trained with --data-dir is evaluated on the same folder without naming it again."""
+  from jdbn import data
+  monkeypatch.delenv(data.MNIST_ENV_VAR, raising=False)
+  out = tmp_path / "mdbn"
+  assert cli.main(["train", "dbn", "--dataset", "mnist", "--data-dir", str(mnist_dir),
+                   "--sizes", "8", "--epochs", "1", "--n-valid", "59000", "--sample-steps", "2",
+                   "--out", str(out), "--no-progress"]) == 0
+  assert checkpoint.read_metadata(out / "dbn.npz")["data_dir"] == str(mnist_dir.resolve())
+  capsys.readouterr()
+  assert cli.main(["evaluate", str(out), "--dataset", "mnist", "--max-examples", "200",
+                   "--n-chains", "4", "--n-betas", "50"]) == 0
+  assert "generative classification error" in capsys.readouterr().out

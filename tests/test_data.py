@@ -123,6 +123,11 @@ def test_read_idx_errors(tmp_path):
   (tmp_path / "e").write_bytes(b"\x00\x00")
   with pytest.raises(ValueError, match="too short"):
     data.read_idx(tmp_path / "e")
+  cut = tmp_path / "f.gz"  # a download cut short
+  cut.write_bytes(write_idx(tmp_path / "g", np.zeros((50, 28, 28), np.uint8), gz=True)
+                  .read_bytes()[:40])
+  with pytest.raises(ValueError, match="damaged gzip file"):
+    data.read_idx(cut)
 
 
 def test_load_mnist_from_folder(tmp_path):

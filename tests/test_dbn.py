@@ -402,3 +402,19 @@ def test_log_likelihood_bound_is_exact_for_one_rbm():
   log_z = likelihood.exact_log_z(top)
   np.testing.assert_allclose(D.log_likelihood_bound(KEY, (top,), v, log_z, n_samples=2),
                              -R.free_energy(top, v) - log_z, rtol=1e-6)
+
+
+def test_labels_outside_the_label_units_are_refused():
+  """Up-down and generation check label values: one_hot of 20 with 10 units is all zeros, which
+  would train on, or clamp, no label at all."""
+  key = jax.random.key(0)
+  dbn = _tiny_dbn(key, n_labels=3)
+  x = _binary(key, (6, 5))
+  trainer = D.updown(optax.sgd(0.01), k=1)
+  state = trainer.init(None, dbn)
+  with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\), got values from 0 to 4"):
+    trainer.epoch(key, state, (x, jnp.array([0, 1, 2, 4, 1, 0])), 3)
+  with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+    D.generate(key, dbn, np.array([-1]), n_steps=2)
+  trainer.epoch(key, state, (x, jnp.array([0, 1, 2, 2, 1, 0])), 3)  # in range: runs
+  assert D.generate(key, dbn, np.array([2]), n_steps=2).shape == (1, 5)

@@ -182,3 +182,10 @@ def test_sample_convenience_and_errors():
       gibbs.chain(jax.random.key(0), p, gibbs.init(p, v), 4, unroll=bad)
   with pytest.raises(ValueError, match=r"v must have shape \[\.\.\., 6\]"):
     gibbs.init(p, jnp.ones((3, 7)))
+
+
+@pytest.mark.parametrize("n_chains", [0, -1, 2.0, True])
+def test_init_random_rejects_bad_chain_counts(n_chains):
+  params = R.init(jax.random.key(0), 4, 3)
+  with pytest.raises(ValueError, match="n_chains must be a positive int"):
+    gibbs.init_random(jax.random.key(1), params, n_chains)

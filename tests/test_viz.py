@@ -132,3 +132,10 @@ def test_save_rows(tmp_path):
     np.testing.assert_array_equal(tiles, level)
   with pytest.raises(ValueError, match="n_rows, n_per_row, d"):
     viz.save_rows(tmp_path / "bad.png", np.zeros((4, 4)), (2, 2))
+
+
+def test_save_grid_file_is_readable_by_others(tmp_path):
+  """The atomic write goes through a private temporary file (mode 0600); the PNG itself gets
+  the usual 0644, like the checkpoints."""
+  path = viz.save_grid(tmp_path / "m.png", np.zeros((1, 4)), (2, 2))
+  assert os.stat(path).st_mode & 0o777 == 0o644
