@@ -143,6 +143,18 @@ def _trainer(method: str, lr: float, momentum: float, weight_decay: float, k: in
   return contrastive.pcd(optimizer, k=k, n_chains=n_chains, **sparsity)
 
 
+def _data_dir_for(given: Optional[str], name: str, meta: dict) -> Optional[str]:
+  """The data folder to evaluate a model on: ``given`` (``--data-dir``) if set; else, unless the
+  MNIST environment variable is set, the folder the model was trained from (recorded in its
+  metadata) when it is the same dataset and the folder still exists."""
+  from jdbn import data
+  recorded = meta.get("data_dir")
+  if given is None and not os.environ.get(data.MNIST_ENV_VAR) and recorded and \
+     name == meta.get("dataset") and pathlib.Path(recorded).is_dir():
+    return recorded
+  return given
+
+
 def _load_dataset(name: str, split: str, data_dir: Optional[str]):
   from jdbn import data
   try:
@@ -553,10 +565,7 @@ def cmd_evaluate(args) -> int:
           "intensities; a likelihood needs binary vectors)")
   key = make_key(args)
   k_test, k_ais = jax.random.split(key)
-  data_dir = args.data_dir
-  if data_dir is None and not os.environ.get(data.MNIST_ENV_VAR) and user.get("data_dir") and \
-     name == user.get("dataset") and pathlib.Path(user["data_dir"]).is_dir():
-    data_dir = user["data_dir"]  # where the model's training data came from
+  data_dir = _data_dir_for(args.data_dir, name, user)
   test = _load_dataset(name, args.split, data_dir)
   train = _load_dataset(name, "train", data_dir)
   if test.x.shape[1] != params.n_visible:

@@ -24,7 +24,6 @@ its arguments and a ``cmd_*`` function running it; the numbers come from :mod:`j
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import time
 from typing import Any
@@ -32,9 +31,9 @@ from typing import Any
 import numpy as np
 
 # jdbn.cli imports this module lazily, inside the functions that wire it in.
-from jdbn.cli import (CLIError, _binarize, _fmt, _load_dataset, _non_negative_float,
-                      _positive_float, _positive_int, _trainer, _zoom, add_seed, betas_schedule,
-                      make_key, settings_diff)
+from jdbn.cli import (CLIError, _binarize, _data_dir_for, _fmt, _load_dataset,
+                      _non_negative_float, _positive_float, _positive_int, _trainer, _zoom,
+                      add_seed, betas_schedule, make_key, settings_diff)
 
 MODEL_NAME = "dbn.npz"
 UPDOWN_NAME = "updown.npz"
@@ -531,17 +530,13 @@ def cmd_evaluate_dbn(args) -> int:
   """
   import jax
   import jax.numpy as jnp
-  from jdbn import data
   from jdbn import dbn as D
   from jdbn import likelihood
   model, meta = load_model(args.checkpoint)
   name = args.dataset or meta.get("dataset")
   if name is None:
     raise CLIError("the model does not record its dataset; pass --dataset")
-  data_dir = args.data_dir
-  if data_dir is None and not os.environ.get(data.MNIST_ENV_VAR) and meta.get("data_dir") and \
-     name == meta.get("dataset") and pathlib.Path(meta["data_dir"]).is_dir():
-    data_dir = meta["data_dir"]  # where the model's training data came from
+  data_dir = _data_dir_for(args.data_dir, name, meta)
   test = _load_dataset(name, args.split, data_dir)
   n_in = D.layer_sizes(model)[0]
   if test.x.shape[1] != n_in:
