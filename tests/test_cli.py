@@ -342,3 +342,21 @@ def test_dbn_run_records_its_data_folder(tmp_path, mnist_dir, monkeypatch, capsy
   assert cli.main(["evaluate", str(out), "--dataset", "mnist", "--max-examples", "200",
                    "--n-chains", "4", "--n-betas", "50"]) == 0
   assert "generative classification error" in capsys.readouterr().out
+
+
+def test_rbm_evaluate_reuses_the_recorded_data_folder(tmp_path, mnist_dir, monkeypatch, capsys):
+  """`jdbn evaluate` on an RBM trained with --data-dir finds the same MNIST folder by itself;
+  an explicit --data-dir still wins (a missing one is reported)."""
+  from jdbn import data
+  monkeypatch.delenv(data.MNIST_ENV_VAR, raising=False)
+  out = tmp_path / "mrbm"
+  code, text, err = _run(capsys, "train", "rbm", "--dataset", "mnist", "--data-dir", mnist_dir,
+                         "--n-hidden", 4, "--epochs", 1, "--sample-steps", 2, "--out", out,
+                         "--no-progress")
+  assert code == 0, text + err
+  code, text, err = _run(capsys, "evaluate", out, "--n-chains", 4, "--n-betas", 50,
+                         "--max-examples", 100)
+  assert code == 0 and "log Z (exact)" in text, text + err
+  code, _, err = _run(capsys, "evaluate", out, "--data-dir", tmp_path / "nowhere",
+                      "--max-examples", 100)
+  assert code == 2 and "nowhere" in err
