@@ -19,10 +19,11 @@ stopped (finished stages are reloaded, an interrupted one continues from its las
    pretrained DBN (``--finetune-from updown``: from the recognition weights and top RBM after
    up-down), SGD with momentum ``--finetune-momentum`` (0.9), early-stopped on the last 10,000
    training images (Hinton & Salakhutdinov 2006: 1.2%; Srivastava et al. 2014 with dropout:
-   0.92%). With ``--finetune-on-all``, stage
-   ``finetune_all`` then fine-tunes on all 60,000 training images for the same epochs and reports
-   the last epoch's test error; list ``finetune_all`` without ``finetune`` in ``--stages`` to run
-   it alone once its epochs have been chosen on the validation split.
+   0.92%). With ``--finetune-on-all``, stage ``finetune_all`` then fine-tunes on all 60,000
+   training images for the same epochs and reports the last epoch's test error; list
+   ``finetune_all`` without ``finetune`` in ``--stages`` to run it alone once its epochs have been
+   chosen on the validation split. ``--pretrain-on-all`` pretrains on all 60,000 images too, for
+   a final model (it refuses the stages that select on the validation split).
 5. ``ablation``: the same network from random initialisation, trained identically.
    ``--ablation-lr LR`` also runs both arms (pretrained and random) with learning rate ``LR``,
    as stages ``finetune_lrLR`` and ``ablation_lrLR``, for a like-for-like comparison where the
