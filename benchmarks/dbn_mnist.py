@@ -23,7 +23,10 @@ stopped (finished stages are reloaded, an interrupted one continues from its las
    training images for the same epochs and reports the last epoch's test error; list
    ``finetune_all`` without ``finetune`` in ``--stages`` to run it alone once its epochs have been
    chosen on the validation split. ``--pretrain-on-all`` pretrains on all 60,000 images too, for
-   a final model (it refuses the stages that select on the validation split).
+   a final model: it refuses the stages that select on the validation split, and its ``updown``
+   runs the fixed ``--updown-epochs`` schedule on all 60,000 images (HOT 2006's final model was
+   trained on all of them), recording the error on the last 10,000 of them instead of a
+   validation error.
 5. ``ablation``: the same network from random initialisation, trained identically.
    ``--ablation-lr LR`` also runs both arms (pretrained and random) with learning rate ``LR``,
    as stages ``finetune_lrLR`` and ``ablation_lrLR``, for a like-for-like comparison where the
@@ -34,8 +37,9 @@ stopped (finished stages are reloaded, an interrupted one continues from its las
 7. ``samples``: class-conditional samples (a PNG with a row per class) from the top RBM's Gibbs
    chains and a down pass, and the fine-tuned network's accuracy on them.
 
-No augmentation; intensities in [0, 1] are used as probabilities (as Hinton's code does). All
-training uses the first 50,000 training images; the last 10,000 are the validation set.
+No augmentation; intensities in [0, 1] are used as probabilities (as Hinton's code does). Unless
+an ``--*-on-all`` flag says otherwise, training uses the first 50,000 training images and the
+last 10,000 are the validation set.
 
     python benchmarks/dbn_mnist.py --quick                 # CI smoke run, < 1 minute
     python benchmarks/dbn_mnist.py --out benchmarks/runs/dbn_mnist   # the full run (hours on CPU)
@@ -133,7 +137,8 @@ def parse_args(argv=None):
   p.add_argument("--pretrain-on-all", action="store_true",
                  help="pretrain on all 60,000 training images (the top RBM sees the validation "
                  "labels too, so the stages that select on the validation split are refused): "
-                 "for a final model with --finetune-on-all --stages pretrain,finetune_all")
+                 "for a final model with --finetune-on-all --stages pretrain,finetune_all, or "
+                 "--stages pretrain,updown (up-down on all 60,000 images for its fixed schedule)")
   p.add_argument("--finetune-on-all", action="store_true",
                  help="stage finetune_all: fine-tune on all 60,000 training images for "
                  "--finetune-epochs (choose them on the validation split first) and report the "
@@ -186,11 +191,13 @@ def parse_args(argv=None):
   cfg["finetune_momentum"] = args.finetune_momentum
   cfg["finetune_from"] = args.finetune_from
   cfg["pretrain_on_all"] = args.pretrain_on_all
-  selecting = {"updown", "finetune", "ablation"} & set(args.stages.split(","))
+  selecting = {"finetune", "ablation"} & set(args.stages.split(","))
   if args.pretrain_on_all and selecting:
-    p.error(f"--pretrain-on-all: stages {sorted(selecting)} use the validation split, which "
-            "pretraining on all images has seen; run pretrain,finetune_all (with "
-            "--finetune-on-all), gen_pretrained, ll_bound or samples")
+    p.error(f"--pretrain-on-all: stages {sorted(selecting)} select on the validation split, "
+            "which pretraining on all images has seen; run pretrain,finetune_all (with "
+            "--finetune-on-all), updown (on all images), gen_pretrained, ll_bound or samples")
+  if args.pretrain_on_all and args.updown_on_all:
+    p.error("--pretrain-on-all runs up-down on all images already; drop --updown-on-all")
   if args.finetune_from == "updown" and ("updown" not in args.stages.split(",")
                                           or cfg["updown_epochs"] < 1):
     p.error("--finetune-from updown needs stage updown in --stages and --updown-epochs > 0")
@@ -367,7 +374,13 @@ def updown_order(cfg):
 
 
 def stage_updown(cfg, out, results, key, dbn, train, valid, progress, valid_every=10):
+  """Up-down on ``train`` for ``--updown-epochs``, resumable from ``updown.npz``; every
+  ``valid_every`` epochs the generative error on ``valid`` is recorded, as ``valid_error``, or
+  with ``--pretrain-on-all`` (``valid`` is then part of ``train``) as
+  ``error_on_last_10000_training_images``."""
   path = out / "updown.npz"
+  monitor = ("error_on_last_10000_training_images" if cfg.get("pretrain_on_all")
+             else "valid_error")
   optimizer = updown_optimizer(cfg, cfg["updown_lr"])
   trainers = {}  # one per k; they share the optimizer, so the state carries over
   mean_labels = bool(cfg.get("updown_mean_labels"))
@@ -398,7 +411,7 @@ def stage_updown(cfg, out, results, key, dbn, train, valid, progress, valid_ever
     row = {"epoch": e + 1, "k": k, "lr": lr, **{n: float(v) for n, v in info._asdict().items()},
            "seconds": time.perf_counter() - t0}
     if (e + 1) % valid_every == 0 or e + 1 == cfg["updown_epochs"]:
-      row["valid_error"] = test_error_generative(state.params, valid.x, valid.y)
+      row[monitor] = test_error_generative(state.params, valid.x, valid.y)
     if not np.isfinite(row["loss"]):
       raise FloatingPointError(f"up-down diverged in epoch {e + 1}: {row}")
     history.append(row)
@@ -660,13 +673,15 @@ def main(argv=None):
   generator = dbn
   if "updown" in stages and cfg["updown_epochs"] > 0:
     t0 = time.perf_counter()
-    untied, history = stage_updown(cfg, out, results, k_ud, dbn, train, valid, progress,
+    ud_train = everything if cfg["pretrain_on_all"] else train
+    untied, history = stage_updown(cfg, out, results, k_ud, dbn, ud_train, valid, progress,
                                    args.valid_every)
     generator = untied
     secs = [r["seconds"] for r in history]
     done = len(history) >= cfg["updown_epochs"]
     if "updown" not in results or results["updown"]["epochs"] != len(history):
       results.put("updown", {"epochs": len(history), "finished": done,
+                             "n_train": int(ud_train.x.shape[0]),
                              "seconds_per_epoch": float(np.median(secs)) if secs else None,
                              "final": history[-1] if history else None,
                              "wall_seconds_this_call": time.perf_counter() - t0})

@@ -131,12 +131,20 @@ def test_dbn_benchmark_pretrains_on_all_images(tmp_path, mnist_dir):
             "--pretrain-on-all", "--finetune-on-all"]
   refused = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "bad")],
                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env=env)
-  assert refused.returncode != 0 and "['ablation', 'finetune', 'updown']" in refused.stderr
+  assert refused.returncode != 0 and "['ablation', 'finetune']" in refused.stderr
   assert not (tmp_path / "bad").exists()
-  _run(*common, "--out", tmp_path, "--stages", "pretrain,finetune_all", env=env)
+  both = subprocess.run([sys.executable, *common, "--updown-on-all", "--out", str(tmp_path / "bad"),
+                        "--stages", "pretrain,updown"], cwd=REPO_ROOT, capture_output=True,
+                       text=True, timeout=600, env=env)
+  assert both.returncode != 0 and "drop --updown-on-all" in both.stderr
+  _run(*common, "--out", tmp_path, "--stages", "pretrain,updown,finetune_all", env=env)
   results = json.loads((tmp_path / "results.json").read_text())
-  assert results["pretrain"]["n_train"] == results["finetune_all"]["n_train"] == 3000
+  assert (results["pretrain"]["n_train"] == results["updown"]["n_train"]
+          == results["finetune_all"]["n_train"] == 3000)
   assert 0 <= results["finetune_all"]["test_error"] <= 1
+  # The validation images are training images here, and the up-down record says so.
+  final = results["updown"]["final"]
+  assert "valid_error" not in final and 0 <= final["error_on_last_10000_training_images"] <= 1
 
 
 def test_updown_curves_plots_run_folders(tmp_path):
