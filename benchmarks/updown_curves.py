@@ -39,6 +39,10 @@ def load_run(folder: pathlib.Path) -> dict:
   return {"history": history, "test_error": test, "epochs": meta["epoch"]}
 
 
+#: the up-down monitor of runs trained on all 60,000 images (``dbn_mnist.py --pretrain-on-all``)
+TRAIN_MONITOR = "error_on_last_10000_training_images"
+
+
 def plot(runs: dict[str, dict], out: pathlib.Path) -> pathlib.Path:
   import matplotlib
   matplotlib.use("Agg")
@@ -48,9 +52,14 @@ def plot(runs: dict[str, dict], out: pathlib.Path) -> pathlib.Path:
   for label, run in runs.items():
     rows = run["history"]
     valid = [(r["epoch"], 100 * r["valid_error"]) for r in rows if "valid_error" in r]
+    # Runs with --pretrain-on-all train on the validation images too and record this instead.
+    seen = [(r["epoch"], 100 * r[TRAIN_MONITOR]) for r in rows if TRAIN_MONITOR in r]
     line = None
     if valid:
       line, = ax_err.plot(*zip(*valid), marker=".", label=f"{label} (validation)")
+    elif seen:
+      line, = ax_err.plot(*zip(*seen), marker=".", linestyle="--",
+                          label=f"{label} (last 10,000 training images)")
     if run["test_error"] is not None:
       ax_err.plot([run["epochs"]], [100 * run["test_error"]], marker="*", markersize=12,
                   linestyle="none", color=line.get_color() if line else None,

@@ -147,7 +147,7 @@ def test_dbn_benchmark_pretrains_on_all_images(tmp_path, mnist_dir):
   assert "valid_error" not in final and 0 <= final["error_on_last_10000_training_images"] <= 1
 
 
-def test_updown_curves_plots_run_folders(tmp_path):
+def test_updown_curves_plots_run_folders(tmp_path, monkeypatch):
   """benchmarks/updown_curves.py reads a run's up-down history and test error into a PNG, and
   names a folder without up-down instead of failing obscurely."""
   pytest.importorskip("matplotlib")
@@ -167,7 +167,16 @@ def test_updown_curves_plots_run_folders(tmp_path):
   spec.loader.exec_module(curves)
   loaded = curves.load_run(run)
   assert loaded["test_error"] == 0.02 and loaded["epochs"] == 6 and len(loaded["history"]) == 6
-  out = curves.plot({"a run": loaded}, tmp_path / "curves.png")
+  import matplotlib.axes
+  labels = []
+  legend = matplotlib.axes.Axes.legend
+  monkeypatch.setattr(matplotlib.axes.Axes, "legend", lambda ax, *a, **k: (
+      labels.extend(ax.get_legend_handles_labels()[1]), legend(ax, *a, **k))[1])
+  # A run trained on all images records its error on training images, and is labelled so.
+  all_images = [{"epoch": e, "gen_nll": 90.0, curves.TRAIN_MONITOR: 0.02} for e in (1, 2)]
+  out = curves.plot({"a run": loaded, "on all": {"history": all_images, "test_error": None,
+                                                 "epochs": 2}}, tmp_path / "curves.png")
+  assert "on all (last 10,000 training images)" in labels
   with Image.open(out) as im:
     assert im.format == "PNG" and im.size[0] > 500
   with pytest.raises(SystemExit, match="has no updown.npz"):
