@@ -289,6 +289,10 @@ def _like_dbn(cfg, n_in: int, n_classes: int = 10):
 
 # --------------------------------------------------------------------------- stages
 
+#: the name under which a run trained on all 60,000 images records its error on the last 10,000
+#: (they are training images then, not a validation set); ``updown_curves.py`` reads it
+TRAIN_MONITOR = "error_on_last_10000_training_images"
+
 STAGES = ("pretrain", "gen_pretrained", "updown", "finetune", "finetune_all", "ablation",
           "ll_bound", "timing", "samples")
 
@@ -379,8 +383,7 @@ def stage_updown(cfg, out, results, key, dbn, train, valid, progress, valid_ever
   with ``--pretrain-on-all`` (``valid`` is then part of ``train``) as
   ``error_on_last_10000_training_images``."""
   path = out / "updown.npz"
-  monitor = ("error_on_last_10000_training_images" if cfg.get("pretrain_on_all")
-             else "valid_error")
+  monitor = TRAIN_MONITOR if cfg.get("pretrain_on_all") else "valid_error"
   optimizer = updown_optimizer(cfg, cfg["updown_lr"])
   trainers = {}  # one per k; they share the optimizer, so the state carries over
   mean_labels = bool(cfg.get("updown_mean_labels"))
@@ -505,7 +508,7 @@ def stage_finetune(name, cfg, out, results, key, module, variables, train, valid
   if final:
     chosen = {"test_error": F.error_rate(module, state.variables, test.x, test.y),
               "n_train": int(train.x.shape[0]), "reported": "variables after the last epoch",
-              "error_on_last_10000_training_images": history[-1]["valid_error"]}
+              TRAIN_MONITOR: history[-1]["valid_error"]}
   else:
     chosen = {"test_error": F.error_rate(module, state.best_variables, test.x, test.y),
               "valid_error": float(state.best_error), "best_epoch": int(state.best_epoch)}

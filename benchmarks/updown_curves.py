@@ -39,7 +39,8 @@ def load_run(folder: pathlib.Path) -> dict:
   return {"history": history, "test_error": test, "epochs": meta["epoch"]}
 
 
-#: the up-down monitor of runs trained on all 60,000 images (``dbn_mnist.py --pretrain-on-all``)
+#: the up-down monitor of runs trained on all 60,000 images: ``dbn_mnist.TRAIN_MONITOR``, repeated
+#: because this script runs from its file without the benchmarks package on the path
 TRAIN_MONITOR = "error_on_last_10000_training_images"
 
 
