@@ -1,0 +1,74 @@
+"""README.md's Python examples run as printed, so the front page of the library stays true.
+
+The first example (the library in one screen) runs in this process; the second (many devices)
+needs several devices and runs in a subprocess on 4 CPU devices; the third needs a multi-host
+cluster (``jax.distributed.initialize``), so only the ``jdbn`` names it uses are checked. Each
+example's log-likelihood is checked against a bound it cannot fake: a model trained on the
+binarised digits must score above the uniform distribution over 64 binary pixels,
+``-64 ln 2 = -44.4`` nats.
+"""
+
+import ast
+import math
+import os
+import pathlib
+import pkgutil
+import re
+import subprocess
+import sys
+
+import numpy as np
+
+import jdbn
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+UNIFORM_NATS = -64 * math.log(2)
+
+
+def _examples() -> list[str]:
+  blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+  assert len(blocks) == 3, f"README.md has {len(blocks)} Python examples; this test knows 3"
+  return blocks
+
+
+def _jdbn_attributes(source: str) -> set[tuple[str, str]]:
+  """``(module, name)`` for every ``module.name`` in ``source`` where ``module`` is the name of
+  a jdbn module (``rbm.free_energy``, ``parallel.make_mesh`` ...)."""
+  modules = {m.name for m in pkgutil.iter_modules(jdbn.__path__)}
+  return {(n.value.id, n.attr) for n in ast.walk(ast.parse(source))
+          if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+          and n.value.id in modules}
+
+
+def test_every_jdbn_name_in_the_examples_exists():
+  import importlib  # pylint: disable=import-outside-toplevel
+  missing = []
+  for i, block in enumerate(_examples()):
+    for module, name in sorted(_jdbn_attributes(block)):
+      if not hasattr(importlib.import_module(f"jdbn.{module}"), name):
+        missing.append(f"example {i + 1}: jdbn.{module}.{name}")
+  assert not missing, f"README.md uses names jdbn does not have: {missing}"
+
+
+def test_library_in_one_screen_runs():
+  ns = {}
+  exec(compile(_examples()[0], "README.md example 1", "exec"), ns)  # pylint: disable=exec-used
+  assert ns["f"].shape == (1797,) and ns["ph"].shape == (1797, 100)
+  assert ns["final"].v.shape == (10_000, 64) and ns["final"].h.shape == (10_000, 100)
+  est = ns["est"]
+  assert float(est.lower) <= float(est.mean) <= float(est.upper)
+  assert float(est.upper) - float(est.lower) < 1.0, est
+  assert UNIFORM_NATS < float(est.mean) < 0, float(est.mean)
+
+
+def test_many_devices_example_runs_on_four_cpu_devices():
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+             JAX_PLATFORMS="cpu")
+  driver = ("import sys, jax\n"
+            "assert jax.device_count() == 4, jax.devices()\n"
+            "exec(compile(sys.stdin.read(), 'README.md example 2', 'exec'), {})\n")
+  run = subprocess.run([sys.executable, "-c", driver], input=_examples()[1], env=env,
+                       capture_output=True, text=True, timeout=600, check=False)
+  assert run.returncode == 0, run.stderr[-3000:]
+  nats = float(run.stdout.strip().splitlines()[-1])
+  assert np.isfinite(nats) and UNIFORM_NATS < nats < 0, run.stdout
