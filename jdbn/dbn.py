@@ -530,13 +530,6 @@ def _nll(units: U.Units, x: Array, phi: Array, bias: Array,
           units.log_partition(phi, bias, log_sigma))
 
 
-def _linear_energy(units: U.Units) -> bool:
-  """Whether ``-log p(x | phi)`` is linear in ``x`` (so its mean is the entropy)."""
-  if isinstance(units, U.Joint):
-    return all(_linear_energy(u) for u, _ in units.parts)
-  return isinstance(units, (U.Bernoulli, U.Softmax))
-
-
 def generative_nll(params: R.RBM, lower: Array, upper: Array) -> Array:
   """``-log p(lower | upper)`` under a layer's generative (top-down) connections: ``-> [...]``."""
   return _nll(params.visible, lower, R.visible_field(params, upper), params.b,
@@ -647,20 +640,19 @@ def updown(optimizer: optax.GradientTransformation,
       xs.append(R.sample_hidden(kl, rec[l], xs[-1]))
     pos = _top_visible(top, xs[-1], y)
 
-    # Top RBM: exactly contrastive.cd(optimizer, k).update's negative phase and gradient.
-    k_pos, k_neg = jax.random.split(k_top)
+    # Top RBM: the gradient of contrastive.cd(optimizer, k), the same phases and keys.
     if mean_labels and not n_lab:
       raise ValueError("mean_labels needs a top RBM with label units")
     mask = (np.arange(top.n_visible) >= top.n_visible - n_lab) if mean_labels else None
-    first = gibbs.sweep(k_pos, top, gibbs.init(top, pos), mean_visible=mask)
-    recon = R.visible_mean(top, first.h)
-    chains, _ = gibbs.chain(k_neg, top, first, k - 1, mean_visible=mask)
-    top_loss, g_top = contrastive.loss_and_grad(top, pos, chains.v)
+    phases = contrastive.Phases(contrastive.sweep_from_data(mask), contrastive.from_data(k, mask),
+                                contrastive.free_energy_score)
+    top_loss, g_top, _, positive, negatives = contrastive.gradient(k_top, phases, top, None, pos)
+    recon = R.visible_mean(top, positive.states[1])
 
     # Sleep: a down pass from the top chain's state, samples above the bottom, mean at it.
     n_pen = top.n_visible - n_lab
     ys = [None] * (m + 1)
-    ys[m] = chains.v[..., :n_pen]
+    ys[m] = negatives[0][..., :n_pen]
     for l, kl in zip(reversed(range(m)), jax.random.split(k_sleep, m) if m else []):
       ys[l] = (R.sample_visible(kl, gen[l], ys[l + 1]) if l > 0 else
                R.visible_mean(gen[l], ys[l + 1]))
@@ -918,7 +910,7 @@ def log_likelihood_bound(key: Array,
       phi = R.hidden_field(p, x)
       h = p.hidden.sample(kl, phi, p.c, p.log_sigma_h)
       mean = p.hidden.mean(phi, p.c, p.log_sigma_h)
-      neg_log_q = _nll(p.hidden, mean if _linear_energy(p.hidden) else h, phi, p.c,
+      neg_log_q = _nll(p.hidden, mean if p.hidden.linear_energy else h, phi, p.c,
                        p.log_sigma_h)
       total = total - generative_nll(gen[l], x, h) + neg_log_q
       x = h

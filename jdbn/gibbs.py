@@ -1,9 +1,10 @@
-"""Block Gibbs sampling: one sweep as a kernel, and chains of sweeps in one ``lax.scan``.
+"""Block Gibbs sampling of RBMs: one sweep as a kernel, and chains of sweeps in one ``lax.scan``.
 
-A sweep samples ``h ~ p(h | v)`` and then ``v ~ p(v | h)``; both conditionals factorise over
-units, so each is one matrix product and elementwise sampling (Hinton 2002). The kernel has the
-blackjax shape ``(key, params, state) -> state``; many chains are ``jax.vmap`` of it and nothing
-more::
+The RBM face of the generic sampler :mod:`jdbn.samplers.gibbs` (which samples any block model):
+states are :class:`ChainState` pairs ``(v, h)`` and the options speak of visible units. A sweep
+samples ``h ~ p(h | v)`` and then ``v ~ p(v | h)``; both conditionals factorise over units, so
+each is one matrix product and elementwise sampling (Hinton 2002). The kernel has the blackjax
+shape ``(key, params, state) -> state``; many chains are ``jax.vmap`` of it and nothing more::
 
     keys = jax.random.split(key, 10_000)
     states = jax.vmap(lambda v: gibbs.init(params, v))(v0)          # v0: [10_000, n_visible]
@@ -20,7 +21,8 @@ from typing import NamedTuple, Optional, Union
 import jax
 import jax.numpy as jnp
 
-from jdbn import rbm as R
+from jdbn.models import rbm as R
+from jdbn.samplers import gibbs as G
 
 Array = jax.Array
 
@@ -80,17 +82,7 @@ def sweep(key: Array,
   Returns:
     The new :class:`ChainState`.
   """
-  key_h, key_v = jax.random.split(key)
-  h = R.sample_hidden(key_h, params, state.v)
-  if mean_visible is None or mean_visible is False:
-    v = R.sample_visible(key_v, params, h)
-  elif mean_visible is True:
-    v = R.visible_mean(params, h)
-  else:
-    v = jnp.where(mean_visible, R.visible_mean(params, h), R.sample_visible(key_v, params, h))
-  if clamp is not None:
-    v = jnp.where(clamp, state.v, v)
-  return ChainState(v, h)
+  return G.step(key, params, state, clamp={0: clamp}, mean_field={0: mean_visible})[0]
 
 
 def chain(key: Array,
@@ -127,31 +119,8 @@ def chain(key: Array,
   Returns:
     ``(final_state, trace)``; ``trace`` is ``[n_steps // thin, ..., n_visible]`` or ``None``.
   """
-  if not isinstance(n_steps, int) or n_steps < 0:
-    raise ValueError(f"n_steps must be a non-negative int, got {n_steps!r}")
-  if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1:
-    raise ValueError(f"unroll must be a positive int, got {unroll!r}")
-  if thin is None:
-
-    def body(s, k):
-      return sweep(k, params, s, clamp, mean_visible=mean_visible), None
-
-    state, _ = jax.lax.scan(body, state, jax.random.split(key, n_steps),
-                            unroll=max(1, min(unroll, n_steps)))
-    return state, None
-  if not isinstance(thin, int) or thin <= 0:
-    raise ValueError(f"thin must be a positive int, got {thin!r}")
-  n_out, rest = divmod(n_steps, thin)
-
-  def inner(s, k):
-    s, _ = chain(k, params, s, thin, clamp=clamp, mean_visible=mean_visible, unroll=unroll)
-    return s, s.v
-
-  key_main, key_rest = jax.random.split(key)
-  state, trace = jax.lax.scan(inner, state, jax.random.split(key_main, n_out))
-  state, _ = chain(key_rest, params, state, rest, clamp=clamp, mean_visible=mean_visible,
-                   unroll=unroll)
-  return state, trace
+  return G.chain(key, params, state, n_steps, thin=thin, trace_fn=lambda s: s.v,
+                 clamp={0: clamp}, mean_field={0: mean_visible}, unroll=unroll)
 
 
 def sample(key: Array,

@@ -50,35 +50,6 @@ MAX_ENUMERATION_STATES = 2**26
 # ----------------------------------------------------------------------------- exact log Z
 
 
-def _bits(idx: Array, n: int, dtype) -> Array:
-  """Binary expansions of integer indices: ``[m] -> [m, n]`` (most significant bit first)."""
-  shifts = jnp.arange(n - 1, -1, -1, dtype=jnp.uint32)
-  return ((idx[:, None].astype(jnp.uint32) >> shifts) & 1).astype(dtype)
-
-
-def _states_at(units: U.Units, n: int, idx: Array, dtype) -> Array:
-  """The states number ``idx`` (``[m]`` ints) of a layer, ``[m, n]``, in ``units.states`` order.
-
-  Decodes the index in mixed radix instead of listing every state, so enumeration needs memory
-  for one chunk of states only.
-  """
-  if isinstance(units, U.Bernoulli):
-    return _bits(idx, n, dtype)
-  if isinstance(units, U.Softmax):
-    g, groups = units.group_size, n // units.group_size
-    powers = jnp.asarray([g**(groups - 1 - j) for j in range(groups)], jnp.int32)
-    digits = (idx[:, None] // powers) % g
-    return jax.nn.one_hot(digits, g, dtype=dtype).reshape(idx.shape[0], n)
-  if isinstance(units, U.Joint):
-    blocks, rest = [], idx
-    for part, k in reversed(units.parts):
-      count = part.n_states(k)
-      blocks.append(_states_at(part, k, rest % count, dtype))
-      rest = rest // count
-    return jnp.concatenate(blocks[::-1], axis=-1)
-  raise TypeError(f"cannot enumerate {type(units).__name__} units")
-
-
 @functools.partial(jax.jit, static_argnames=("layer", "chunk_size"))
 def _exact_log_z(params: R.RBM, layer: str, chunk_size: int) -> Array:
   units, n = ((params.hidden, params.n_hidden) if layer == "hidden" else
@@ -91,7 +62,7 @@ def _exact_log_z(params: R.RBM, layer: str, chunk_size: int) -> Array:
 
   def chunk(i):
     idx = i * size + jnp.arange(size, dtype=jnp.int32)
-    vals = neg_f(_states_at(units, n, jnp.minimum(idx, n_states - 1), params.W.dtype))
+    vals = neg_f(units.states_at(jnp.minimum(idx, n_states - 1), n, params.W.dtype))
     return jax.nn.logsumexp(jnp.where(idx < n_states, vals, -jnp.inf))
 
   return jax.nn.logsumexp(jax.lax.map(chunk, jnp.arange(n_chunks, dtype=jnp.int32)))
@@ -202,20 +173,7 @@ def base_rate_biases(params: R.RBM, data: ArrayLike, *, eps: float = 1e-3) -> Ar
 
 @functools.partial(jax.jit, static_argnums=(0, 2))
 def _base_from_mean(units: U.Units, mean: Array, eps: float) -> Array:
-  if isinstance(units, U.Joint):
-    out, start = [], 0
-    for part, k in units.parts:
-      out.append(_base_from_mean.__wrapped__(part, mean[start:start + k], eps))
-      start += k
-    return jnp.concatenate(out)
-  if isinstance(units, U.Bernoulli):
-    p = jnp.clip(mean, eps, 1 - eps)
-    return jnp.log(p) - jnp.log1p(-p)
-  if isinstance(units, U.Softmax):
-    return jnp.log(jnp.clip(mean, eps, 1.0))
-  if isinstance(units, (U.Gaussian, U.ReLU)):
-    return mean
-  return jnp.zeros_like(mean)
+  return units.base_rate(mean, eps)
 
 
 def base_log_z(params: R.RBM, base_b: ArrayLike) -> Array:
@@ -232,32 +190,6 @@ def base_log_z(params: R.RBM, base_b: ArrayLike) -> Array:
                                       jnp.zeros((params.n_hidden,), dtype), params.log_sigma_h))
 
 
-def _lp_terms(units: U.Units, phi: Array, bias: Array, log_sigma: Optional[Array]) -> Array:
-  """Per-unit (per-group for Softmax) terms ``[..., m]`` summing to ``units.log_partition``.
-
-  AIS subtracts log-partitions at neighbouring temperatures; differencing unit by unit before
-  summing keeps the float32 rounding error of each step at ``eps * max_j |term_j|`` instead of
-  ``eps * |sum_j term_j|``.
-  """
-  if isinstance(units, U.Bernoulli):
-    return U.softplus(bias + phi)
-  if isinstance(units, (U.Gaussian, U.ReLU)):
-    sig = None if log_sigma is None else log_sigma[..., None]
-    return units.log_partition(phi[..., None], bias[..., None], sig)
-  if isinstance(units, U.Softmax):
-    g = units.group_size
-    shape = phi.shape[:-1] + (phi.shape[-1] // g, g)
-    return units.log_partition(phi.reshape(shape), bias.reshape(shape[-2:]))
-  if isinstance(units, U.Joint):
-    out, start = [], 0
-    for part, k in units.parts:
-      sig = log_sigma[start:start + k] if (part.has_sigma and log_sigma is not None) else None
-      out.append(_lp_terms(part, phi[..., start:start + k], bias[start:start + k], sig))
-      start += k
-    return jnp.concatenate(out, axis=-1)
-  return units.log_partition(phi, bias, log_sigma)[..., None]
-
-
 def _visible_field(params: R.RBM, v: Array) -> Array:
   """``u = s_v(v) W``, the beta-independent hidden field: ``[..., n_hidden]`` (one GEMM)."""
   return params.visible.scaled(v, params.log_sigma_v) @ params.W
@@ -268,13 +200,14 @@ def _log_ratio(params: R.RBM, base_b: Array, v: Array, u: Array, beta_from: Arra
   """``log f_beta_to(v) - log f_beta_from(v)`` from the field ``u = s_v(v) W``: ``-> [...]``.
 
   The visible part is ``(beta_to - beta_from) (E_v(v; a) - E_v(v; b))``, exact to rounding of a
-  small number; the hidden part is differenced unit by unit (see :func:`_lp_terms`).
+  small number; the hidden part is differenced unit by unit
+  (:meth:`jdbn.units.Units.log_partition_terms`).
   """
   vis = params.visible
   d_vis = (vis.energy(v, base_b, params.log_sigma_v) - vis.energy(v, params.b, params.log_sigma_v))
   hid, c, sig = params.hidden, params.c, params.log_sigma_h
-  d_hid = (_lp_terms(hid, beta_to * u, beta_to * c, sig) -
-           _lp_terms(hid, beta_from * u, beta_from * c, sig))
+  d_hid = (hid.log_partition_terms(beta_to * u, beta_to * c, sig) -
+           hid.log_partition_terms(beta_from * u, beta_from * c, sig))
   return (beta_to - beta_from) * d_vis + jnp.sum(d_hid, axis=-1)
 
 

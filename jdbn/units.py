@@ -95,8 +95,46 @@ class Units:
     """``log ∫ exp(-E_x(x) + s_x(x) . phi) dx`` summed over units: ``[..., n] -> [...]``."""
     raise NotImplementedError
 
+  def log_partition_terms(self, phi: Array, bias: Array,
+                          log_sigma: Optional[Array] = None) -> Array:
+    """The terms ``[..., m]`` that sum to :meth:`log_partition`, one per independent piece.
+
+    One per unit (one per group for Softmax). AIS subtracts log-partitions at neighbouring
+    temperatures; differencing term by term before summing keeps the float32 rounding error of
+    a step at ``eps * max_j |term_j|`` instead of ``eps * |sum_j term_j|``.
+    """
+    sig = None if log_sigma is None else jnp.asarray(log_sigma)[..., None]
+    return self.log_partition(phi[..., None], jnp.asarray(bias)[..., None], sig)
+
+  def base_rate(self, mean: Array, eps: float = 1e-3) -> Array:
+    """Biases of independent units whose means match ``mean`` (``[n] -> [n]``, jittable).
+
+    The base-rate model of AIS (Salakhutdinov & Murray 2008, section 4.1). Families without a
+    closed form keep zero biases.
+    """
+    del eps
+    return jnp.zeros_like(mean)
+
+  def init_bias(self, data: np.ndarray,
+                log_sigma: Optional[np.ndarray]) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Initial ``(bias, log_sigma)`` of a layer from concrete data ``[n_examples, n]``.
+
+    Hinton's practical guide (2010), section 8: binary units get the log-odds of the data's
+    marginals. Families without a data-driven rule return zero biases and ``log_sigma``
+    unchanged.
+    """
+    return np.zeros(data.shape[-1]), log_sigma
+
+  #: Whether ``-log p(x | phi)`` is linear in ``x``, so that its mean under ``p`` is the entropy.
+  linear_energy = False
+
   def states(self, n: int) -> np.ndarray:
     """All joint states of ``n`` units, ``[n_states, n]`` (enumerable families only)."""
+    raise TypeError(f"{type(self).__name__} units are continuous and cannot be enumerated")
+
+  def states_at(self, idx: Array, n: int, dtype=jnp.float32) -> Array:
+    """The states number ``idx`` (``[m]`` ints) of ``n`` units, ``[m, n]``, in :meth:`states`
+    order, decoded in mixed radix so that enumeration needs memory for one chunk only."""
     raise TypeError(f"{type(self).__name__} units are continuous and cannot be enumerated")
 
   def n_states(self, n: int) -> int:
@@ -134,9 +172,26 @@ class Bernoulli(Units):
   def log_partition(self, phi, bias, log_sigma=None):
     return jnp.sum(softplus(bias + phi), axis=-1)
 
+  linear_energy = True
+
+  def log_partition_terms(self, phi, bias, log_sigma=None):
+    return softplus(bias + phi)
+
+  def base_rate(self, mean, eps=1e-3):
+    p = jnp.clip(mean, eps, 1 - eps)
+    return jnp.log(p) - jnp.log1p(-p)
+
+  def init_bias(self, data, log_sigma):
+    p = np.clip(data.reshape(-1, data.shape[-1]).mean(0), 1e-3, 1 - 1e-3)
+    return np.log(p / (1 - p)), log_sigma
+
   def states(self, n):
     return np.array(list(itertools.product([0.0, 1.0], repeat=n)), dtype=np.float32).reshape(
         -1, n)
+
+  def states_at(self, idx, n, dtype=jnp.float32):
+    shifts = jnp.arange(n - 1, -1, -1, dtype=jnp.uint32)
+    return ((idx[:, None].astype(jnp.uint32) >> shifts) & 1).astype(dtype)
 
   def n_states(self, n):
     return 2**n
@@ -187,6 +242,15 @@ class Gaussian(Units):
     log_s = 0.0 if log_sigma is None else log_sigma
     return jnp.sum(bias * phi / sigma + 0.5 * jnp.square(phi) + log_s + _HALF_LOG_2PI, axis=-1)
 
+  def base_rate(self, mean, eps=1e-3):
+    return mean
+
+  def init_bias(self, data, log_sigma):
+    flat = data.reshape(-1, data.shape[-1])
+    if log_sigma is not None:
+      log_sigma = np.log(np.maximum(flat.std(0), 1e-3))
+    return flat.mean(0), log_sigma
+
 
 @dataclasses.dataclass(frozen=True)
 class Softmax(Units):
@@ -218,6 +282,25 @@ class Softmax(Units):
   def log_partition(self, phi, bias, log_sigma=None):
     z = self._groups(bias + phi)
     return jnp.sum(jax.nn.logsumexp(z, axis=-1), axis=-1)
+
+  linear_energy = True
+
+  def log_partition_terms(self, phi, bias, log_sigma=None):
+    shape = phi.shape[:-1] + (phi.shape[-1] // self.group_size, self.group_size)
+    return jax.nn.logsumexp(bias.reshape(shape[-2:]) + phi.reshape(shape), axis=-1)
+
+  def base_rate(self, mean, eps=1e-3):
+    return jnp.log(jnp.clip(mean, eps, 1.0))
+
+  def init_bias(self, data, log_sigma):
+    p = np.clip(data.reshape(-1, data.shape[-1]).mean(0), 1e-3, 1.0)
+    return np.log(p), log_sigma
+
+  def states_at(self, idx, n, dtype=jnp.float32):
+    g, groups = self.group_size, n // self.group_size
+    powers = jnp.asarray([g**(groups - 1 - j) for j in range(groups)], jnp.int32)
+    digits = (idx[:, None] // powers) % g
+    return jax.nn.one_hot(digits, g, dtype=dtype).reshape(idx.shape[0], n)
 
   def states(self, n):
     self.check_size(n)
@@ -309,6 +392,9 @@ class ReLU(Units):
     z = bias + phi
     return jnp.sum(0.5 * jnp.square(z) + log_ndtr(z) + _HALF_LOG_2PI, axis=-1)
 
+  def base_rate(self, mean, eps=1e-3):
+    return mean
+
   def validate(self, x, name="x"):
     super().validate(x, name)
     if np.asarray(x).size and np.asarray(x).min() < 0:
@@ -385,6 +471,34 @@ class Joint(Units):
 
   def log_partition(self, phi, bias, log_sigma=None):
     return self._each("log_partition", phi, bias, log_sigma=log_sigma, concat=False)
+
+  def log_partition_terms(self, phi, bias, log_sigma=None):
+    return self._each("log_partition_terms", phi, bias, log_sigma=log_sigma)
+
+  def base_rate(self, mean, eps=1e-3):
+    return jnp.concatenate([u.base_rate(m, eps) for (u, _), m in zip(self.parts, self._split(mean))])
+
+  def init_bias(self, data, log_sigma):
+    biases, sigmas, start = [], [], 0
+    for part, n in self.parts:
+      sig = np.zeros(n) if part.has_sigma else None
+      bias, sig = part.init_bias(data[..., start:start + n], sig)
+      biases.append(bias)
+      sigmas.append(np.zeros(n) if sig is None else sig)
+      start += n
+    return np.concatenate(biases), (None if log_sigma is None else np.concatenate(sigmas))
+
+  @property
+  def linear_energy(self):  # type: ignore[override]
+    return all(u.linear_energy for u, _ in self.parts)
+
+  def states_at(self, idx, n, dtype=jnp.float32):
+    blocks, rest = [], idx
+    for part, k in reversed(self.parts):
+      count = part.n_states(k)
+      blocks.append(part.states_at(rest % count, k, dtype))
+      rest = rest // count
+    return jnp.concatenate(blocks[::-1], axis=-1)
 
   def states(self, n):
     if n != self.size:

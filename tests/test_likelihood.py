@@ -75,7 +75,7 @@ def test_exact_log_z_chunks_do_not_change_the_sum():
 def test_states_decoding_matches_units_states():
   for units, n in ((U.Bernoulli(), 5), (U.Softmax(3), 6), (JOINT, 9)):
     idx = jnp.arange(units.n_states(n), dtype=jnp.int32)
-    np.testing.assert_array_equal(L._states_at(units, n, idx, jnp.float32), units.states(n))
+    np.testing.assert_array_equal(units.states_at(idx, n, jnp.float32), units.states(n))
 
 
 @pytest.mark.parametrize("learn_sigma", [False, True])
@@ -244,7 +244,7 @@ def test_per_unit_log_partition_terms_sum_to_log_partition():
   for units, n in families:
     phi, bias, sig = (jnp.asarray(rng.standard_normal(s), jnp.float32) for s in ((4, n), n, n))
     sig = sig if units.has_sigma else None
-    terms, total = jax.jit(lambda *a, u=units: (L._lp_terms(u, *a), u.log_partition(*a)))(
+    terms, total = jax.jit(lambda *a, u=units: (u.log_partition_terms(*a), u.log_partition(*a)))(
         phi, bias, sig)
     assert terms.shape[0] == 4 and terms.ndim == 2
     np.testing.assert_allclose(terms.sum(-1), total, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,9 @@
+"""jdbn's models, one module each, all implementing :class:`jdbn.models.base.BlockModel`.
+
+* :mod:`jdbn.models.rbm`: restricted Boltzmann machines (also importable as ``jdbn.rbm``);
+* :mod:`jdbn.models.dbm`: layered chains of blocks, the Deep Boltzmann Machine's energy;
+* :mod:`jdbn.models.bm`: Boltzmann machines with lateral couplings on any graph, sampled by a
+  graph colouring or one unit at a time.
+"""
+
+from jdbn.models import base, bm, dbm, rbm  # noqa: F401
