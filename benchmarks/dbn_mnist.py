@@ -67,6 +67,7 @@ import optax
 from jdbn import checkpoint, contrastive, data
 from jdbn import dbn as D
 from jdbn import finetune as F
+from jdbn import updown as UD
 from jdbn import viz
 from jdbn.cli import PRNG_IMPLS
 
@@ -357,19 +358,10 @@ def updown_lr(cfg, epoch: int) -> float:
 
 def updown_optimizer(cfg, lr: float) -> optax.GradientTransformation:
   """SGD with its rate a hyperparameter (set before each epoch); ``--updown-momentum`` and
-  ``--updown-weight-decay`` (an L2 cost on every ``W``) when given. Without them the state is
-  that of plain SGD, so runs saved before the options resume."""
-  momentum = {"momentum": cfg["updown_momentum"]} if cfg.get("updown_momentum") else {}
-  sgd = optax.inject_hyperparams(optax.sgd)(learning_rate=lr, **momentum)
-  if not cfg.get("updown_weight_decay"):
-    return sgd
-
-  def weights_only(tree):
-    return jax.tree_util.tree_map_with_path(
-        lambda path, _: getattr(path[-1], "name", None) == "W", tree)
-
-  return optax.chain(optax.add_decayed_weights(cfg["updown_weight_decay"], mask=weights_only),
-                     sgd)
+  ``--updown-weight-decay`` (an L2 cost on every ``W``) when given (:func:`jdbn.updown.optimizer`).
+  Without them the state is that of plain SGD, so runs saved before the options resume."""
+  return UD.optimizer(lr, momentum=cfg.get("updown_momentum"),
+                      weight_decay=cfg.get("updown_weight_decay"))
 
 
 def updown_order(cfg):
@@ -382,45 +374,19 @@ def stage_updown(cfg, out, results, key, dbn, train, valid, progress, valid_ever
   ``valid_every`` epochs the generative error on ``valid`` is recorded, as ``valid_error``, or
   with ``--pretrain-on-all`` (``valid`` is then part of ``train``) as
   ``error_on_last_10000_training_images``."""
-  path = out / "updown.npz"
   monitor = TRAIN_MONITOR if cfg.get("pretrain_on_all") else "valid_error"
-  optimizer = updown_optimizer(cfg, cfg["updown_lr"])
-  trainers = {}  # one per k; they share the optimizer, so the state carries over
-  mean_labels = bool(cfg.get("updown_mean_labels"))
-  trainer = D.updown(optimizer, k=cfg["updown_k"], mean_labels=mean_labels)
-  state = trainer.init(None, dbn)
-  history, start = [], 0
-  if path.exists():
-    try:
-      tree, meta = checkpoint.restore(path, like={"state": state})
-    except ValueError:  # saved before the rate was a hyperparameter: optax.sgd(lr), no state
-      old = D.updown(optax.sgd(cfg["updown_lr"]), k=cfg["updown_k"]).init(None, dbn)
-      tree, meta = checkpoint.restore(path, like={"state": old})
-      tree = {"state": tree["state"].replace(opt_state=optimizer.init(tree["state"].params))}
-    state, start, history = tree["state"], meta["epoch"], meta["history"]
-  bar = range(start, cfg["updown_epochs"])
-  if progress and start < cfg["updown_epochs"]:
-    from tqdm.auto import tqdm
-    bar = tqdm(bar, total=cfg["updown_epochs"], initial=start, desc="up-down", unit="epoch")
-  for e in bar:
-    t0 = time.perf_counter()
-    k, lr = updown_k(cfg, e), updown_lr(cfg, e)
-    state = state.replace(opt_state=optax.tree_utils.tree_set(
-        state.opt_state, learning_rate=jnp.asarray(lr, jnp.float32)))
-    trainer = trainers.setdefault(k, D.updown(optimizer, k=k, mean_labels=mean_labels))
-    state, info = trainer.epoch(jax.random.fold_in(key, e), state, (train.x, train.y),
-                                cfg["batch_size"], order=updown_order(cfg))
-    jax.block_until_ready(state)
-    row = {"epoch": e + 1, "k": k, "lr": lr, **{n: float(v) for n, v in info._asdict().items()},
-           "seconds": time.perf_counter() - t0}
-    if (e + 1) % valid_every == 0 or e + 1 == cfg["updown_epochs"]:
-      row[monitor] = test_error_generative(state.params, valid.x, valid.y)
-    if not np.isfinite(row["loss"]):
-      raise FloatingPointError(f"up-down diverged in epoch {e + 1}: {row}")
-    history.append(row)
-    checkpoint.save(path, {"state": state}, metadata={"epoch": e + 1, "history": history})
-    if hasattr(bar, "set_postfix"):
-      bar.set_postfix(gen_nll=f"{row['gen_nll']:.2f}", rec_nll=f"{row['rec_nll']:.2f}")
+
+  def evaluate(done, state):
+    if done % valid_every and done != cfg["updown_epochs"]:
+      return {}
+    return {monitor: test_error_generative(state.params, valid.x, valid.y)}
+
+  state, history = UD.fit(key, dbn, (train.x, train.y), epochs=cfg["updown_epochs"],
+                          batch_size=cfg["batch_size"], opt=updown_optimizer(cfg, cfg["updown_lr"]),
+                          lr_of=lambda e: updown_lr(cfg, e), k_of=lambda e: updown_k(cfg, e),
+                          mean_labels=bool(cfg.get("updown_mean_labels")),
+                          order=updown_order(cfg), path=out / "updown.npz", evaluate=evaluate,
+                          progress="up-down" if progress else False)
   return state.params, history
 
 

@@ -352,53 +352,20 @@ def _generative_error(model, x, y) -> float:
 def _updown(key, dbn, x, y, args, out: pathlib.Path):
   """Up-down epochs with a checkpoint after each (resumed from ``out/updown.npz``); each epoch's
   sweeps and rate come from ``--updown-k-schedule`` and ``--updown-lr-decay-start``."""
-  import jax
-  import jax.numpy as jnp
   import optax
-  from jdbn import checkpoint
   from jdbn import dbn as D
-  k_of = D.sweep_schedule(args.updown_k_schedule or args.updown_k)
+  from jdbn import updown
   lr_of = (optax.constant_schedule(args.updown_lr) if args.updown_lr_decay_start is None else
            optax.linear_schedule(args.updown_lr, 0.0,
                                  args.updown_epochs - args.updown_lr_decay_start,
                                  args.updown_lr_decay_start))
-  optimizer = optax.inject_hyperparams(optax.sgd)(learning_rate=args.updown_lr)
-  trainers = {}
-  state = D.updown(optimizer, k=1).init(None, dbn)
-  path, history, start = out / UPDOWN_NAME, [], 0
-  if path.is_file():
-    try:
-      tree, meta = checkpoint.restore(path, like={"state": state})
-    except ValueError:  # written before the rate was a hyperparameter: plain SGD, no state
-      old = D.updown(optax.sgd(args.updown_lr), k=1).init(None, dbn)
-      tree, meta = checkpoint.restore(path, like={"state": old})
-      tree = {"state": tree["state"].replace(opt_state=optimizer.init(tree["state"].params))}
-    if meta.get("pretrain_epochs", args.epochs) == args.epochs:
-      state, start, history = tree["state"], int(meta["epoch"]), list(meta["history"])
-    else:  # the DBN under it has been pretrained further since: start again from it
-      print(f"pretraining now has {args.epochs} epochs per layer (up-down started after "
-            f"{meta['pretrain_epochs']}): up-down starts again")
-  data = x if y is None else (x, y)
-  epochs = range(start, args.updown_epochs)
-  if not args.no_progress and start < args.updown_epochs:
-    from tqdm.auto import tqdm
-    epochs = tqdm(epochs, total=args.updown_epochs, initial=start, desc="up-down", unit="epoch")
-  for e in epochs:
-    t0 = time.perf_counter()
-    k, lr = k_of(e), float(lr_of(e))
-    state = state.replace(opt_state=optax.tree_utils.tree_set(
-        state.opt_state, learning_rate=jnp.asarray(lr, jnp.float32)))
-    trainer = trainers.setdefault(k, D.updown(optimizer, k=k))
-    state, info = trainer.epoch(jax.random.fold_in(key, e), state, data, args.batch_size,
-                                order="balanced" if args.updown_balanced else None)
-    row = {"epoch": e + 1, "k": k, "lr": lr,
-           **{name: float(val) for name, val in info._asdict().items()},
-           "seconds": time.perf_counter() - t0}
-    if not np.isfinite(row["loss"]):
-      raise FloatingPointError(f"up-down diverged in epoch {e + 1}; lower --updown-lr")
-    history.append(row)
-    checkpoint.save(path, {"state": state}, metadata={"epoch": e + 1, "history": history,
-                                                      "pretrain_epochs": args.epochs})
+  state, history = updown.fit(
+      key, dbn, x if y is None else (x, y), epochs=args.updown_epochs,
+      batch_size=args.batch_size, opt=updown.optimizer(args.updown_lr), lr_of=lr_of,
+      k_of=D.sweep_schedule(args.updown_k_schedule or args.updown_k),
+      order="balanced" if args.updown_balanced else None, path=out / UPDOWN_NAME,
+      metadata={"pretrain_epochs": args.epochs},
+      progress=False if args.no_progress else "up-down")
   return state.params, history
 
 

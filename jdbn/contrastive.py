@@ -31,8 +31,6 @@ with respect to the hidden inputs is ``cost * (q_j - target)``.
 
 from __future__ import annotations
 
-import functools
-import math
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -40,12 +38,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
-from jax.sharding import PartitionSpec as P
 
 from jdbn import gibbs
+from jdbn import loop
+from jdbn import phases as PH
+from jdbn.phases import (NegativePhase, Phases, Positive, clamped,  # noqa: F401  (public here)
+                         energy_score, free_energy_score, from_data, persistent,
+                         sampled_hidden, sparsity, sweep_from_data)
+from jdbn import sharding
 from jdbn.models import base
 from jdbn.models import rbm as R
-from jdbn.samplers import gibbs as G
 
 Array = jax.Array
 
@@ -105,45 +107,6 @@ class Trainer(NamedTuple):
   epoch: Callable[..., tuple[TrainState, Info]]
 
 
-def _batch_sharding(data: Array, batch_size: int) -> Optional[jax.sharding.NamedSharding]:
-  """How :meth:`Trainer.epoch` lays out ``[n_batches, batch_size, ...]`` when ``data`` lives on a
-  mesh of several devices (a ``NamedSharding``): each batch is split over the mesh axes that
-  split ``data``'s first axis or, if ``data`` is replicated, over every mesh axis. ``None`` (no
-  constraint) for data on one device."""
-  if isinstance(data, jax.core.Tracer):  # under an outer jit: known on Explicit meshes only
-    sharding = jax.typeof(data).sharding
-  else:
-    sharding = getattr(data, "sharding", None)
-  if not isinstance(sharding, jax.sharding.NamedSharding) or sharding.mesh.size <= 1:
-    return None
-  spec = tuple(sharding.spec) + (None,) * (data.ndim - len(sharding.spec))
-  if spec[0] is not None:
-    axes = spec[0] if isinstance(spec[0], tuple) else (spec[0],)
-  elif all(a is None for a in spec):
-    axes = tuple(sharding.mesh.axis_names)
-  else:
-    return None
-  n = math.prod(sharding.mesh.shape[a] for a in axes)
-  if batch_size % n:
-    raise ValueError(f"the data's mesh splits each batch over {n} devices, so batch_size must be "
-                     f"a multiple of {n}, got {batch_size}")
-  return jax.sharding.NamedSharding(sharding.mesh,
-                                    P(None, axes[0] if len(axes) == 1 else axes, *spec[1:]))
-
-
-def _constrain(x: Array, sharding: jax.sharding.NamedSharding) -> Array:
-  """Lays ``x`` out as ``sharding`` inside ``jit``: ``reshard`` on an all-``Explicit`` mesh
-  (where ``with_sharding_constraint`` only asserts), ``with_sharding_constraint`` otherwise."""
-  if all(t == jax.sharding.AxisType.Explicit for t in sharding.mesh.axis_types):
-    return jax.sharding.reshard(x, sharding)
-  return jax.lax.with_sharding_constraint(x, sharding)
-
-
-def _sparsity_penalty(params: R.RBM, data: Array, target: float) -> Array:
-  q = jnp.clip(jnp.mean(R.hidden_mean(params, data), axis=0), 1e-6, 1 - 1e-6)
-  return -jnp.sum(target * jnp.log(q) + (1 - target) * jnp.log1p(-q))
-
-
 def loss_and_grad(params: R.RBM,
                   data: Array,
                   negatives: Array,
@@ -167,64 +130,11 @@ def loss_and_grad(params: R.RBM,
   def loss_fn(p):
     loss = jnp.mean(R.free_energy(p, data)) - jnp.mean(R.free_energy(p, negatives))
     if sparsity_target is not None:
-      return loss + sparsity_cost * _sparsity_penalty(p, data, sparsity_target), loss
+      return loss + sparsity_cost * PH.sparsity_penalty(p, data, sparsity_target), loss
     return loss, loss
 
   (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
   return loss, grads
-
-
-def _mean_mask(mean_visible):
-  """``mean_visible`` as ``None``, ``True`` or a 1-D boolean numpy mask (static, hashable use)."""
-  if mean_visible is None or mean_visible is False:
-    return None
-  if mean_visible is True:
-    return True
-  mask = np.asarray(mean_visible)
-  if mask.dtype != np.bool_ or mask.ndim != 1:
-    raise ValueError("mean_visible must be True, False, None or a 1-D boolean mask over the "
-                     f"visible units, got {mask.dtype} of shape {mask.shape}")
-  return mask if mask.any() else None
-
-
-class Positive(NamedTuple):
-  """What a positive phase returns.
-
-  Attributes:
-    states: the data's states with every block filled (block 0 the data, the others sampled or
-      mean-field), one array per block.
-    start: a chain state the negative phase may continue from (CD's first sweep), or ``None``.
-  """
-  states: Any
-  start: Any = None
-
-
-class NegativePhase(NamedTuple):
-  """A negative phase: how the model's samples are drawn.
-
-  Attributes:
-    init: ``(key, params) -> chains``, the persistent state (``None`` for CD).
-    sample: ``(key, params, chains, positive) -> (chains, states)``: the new persistent state and
-      the negative states, one array per block.
-  """
-  init: Callable[..., Any]
-  sample: Callable[..., tuple[Any, Any]]
-
-
-class Phases(NamedTuple):
-  """The pieces of a contrastive update (see the module docstring).
-
-  Attributes:
-    positive: ``(key, params, batch) -> Positive``.
-    negative: a :class:`NegativePhase`.
-    score: ``(params, states) -> [batch]``, the energy whose data-minus-samples mean is the
-      surrogate loss (its gradient is the likelihood gradient's estimate).
-    penalty: optional ``(params, positive) -> scalar`` added to the loss (e.g. sparsity).
-  """
-  positive: Callable[..., Positive]
-  negative: NegativePhase
-  score: Callable[..., Array]
-  penalty: Optional[Callable[..., Array]] = None
 
 
 class Estimate(NamedTuple):
@@ -300,26 +210,6 @@ def trainer(optimizer: optax.GradientTransformation, phases: Phases) -> Trainer:
     info = Info(loss, jnp.mean(jnp.square(batch - recon)), optax.tree.norm(grads))
     return TrainState(params, opt_state, chains, state.step + 1), info
 
-  @functools.partial(jax.jit, static_argnames=("batch_size", "batch_sharding", "metrics"))
-  def _epoch(key, state, data, batch_size, batch_sharding, metrics=True):
-    key_perm, key_steps = jax.random.split(key)
-    n_batches = data.shape[0] // batch_size
-    order = jax.random.permutation(key_perm, data.shape[0])[:n_batches * batch_size]
-    if batch_sharding is not None:  # a global shuffle needs every row (no-op if replicated)
-      data = _constrain(data, jax.sharding.NamedSharding(batch_sharding.mesh, P()))
-    batches = data[order].reshape((n_batches, batch_size) + data.shape[1:])
-    if batch_sharding is not None:  # each device keeps its part of every batch
-      batches = _constrain(batches, batch_sharding)
-
-    def body(s, xs):
-      k, b = xs
-      s, info = update(k, s, b)
-      return s, (info if metrics else None)
-
-    state, infos = jax.lax.scan(body, state,
-                                (jax.random.split(key_steps, n_batches), batches))
-    return state, (jax.tree.map(jnp.mean, infos) if metrics else None)
-
   def epoch(key: Array, state: TrainState, data: Array, batch_size: int, *,
             metrics: bool = True) -> tuple[TrainState, Optional[Info]]:
     data = jnp.asarray(data)
@@ -332,127 +222,13 @@ def trainer(optimizer: optax.GradientTransformation, phases: Phases) -> Trainer:
     if not isinstance(metrics, bool):
       raise TypeError(f"metrics must be True or False, got {metrics!r}")
     batch_size = int(batch_size)
-    sharding = _batch_sharding(data, batch_size)
-    if sharding is not None:
-      from jdbn import parallel  # pylint: disable=import-outside-toplevel  (it imports this)
-      parallel.check_key(key, sharding.mesh)
-    return _epoch(key, state, data.astype(_data_dtype(state.params)), batch_size, sharding,
-                  metrics)
+    layout = sharding.epoch_batch_sharding(data, batch_size)
+    if layout is not None:
+      sharding.check_key(key, layout.mesh)
+    return loop.run_epoch(update, key, state, data.astype(_data_dtype(state.params)), batch_size,
+                          layout=layout, metrics=metrics)
 
   return Trainer(init, update, epoch)
-
-
-# ----------------------------------------------------------------------------- any block model
-
-
-def energy_score(params: base.BlockModel, states) -> Array:
-  """The score of full states: the model's energy ``E(x)`` (DBMs, lateral BMs)."""
-  return params.energy(states)
-
-
-def clamped(n_steps: int, *, mean_field: bool = True,
-            init: Optional[Callable[..., Any]] = None) -> Callable[..., Positive]:
-  """A positive phase for any block model: block 0 clamped to the data, the rest inferred.
-
-  Runs ``n_steps`` sweeps of :func:`jdbn.samplers.gibbs.step` with the data block clamped.
-  With ``mean_field=True`` every other block takes its conditional mean, so the sweeps are the
-  fixed-point iteration of the factorised mean-field posterior ``q(h)`` (Salakhutdinov & Hinton
-  2009, section 3) and need no randomness; otherwise they are Gibbs sweeps of ``p(h | data)``.
-  The free blocks start at ``init(params, batch)`` (default: zeros).
-  """
-  if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-    raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
-
-  def positive(key, params, batch):
-    if init is not None:
-      states = tuple(init(params, batch))
-    else:
-      lead = batch.shape[:-1]
-      states = (batch,) + tuple(jnp.zeros(lead + (b.size,), batch.dtype)
-                                for b in params.blocks[1:])
-    hidden = {i: True for i in range(1, len(params.blocks))} if mean_field else None
-    states, _ = G.chain(key, params, states, int(n_steps), clamp={0: True}, mean_field=hidden)
-    return Positive(states)
-
-  return positive
-
-
-# ----------------------------------------------------------------------------- RBM phases
-
-
-def free_energy_score(params: R.RBM, states) -> Array:
-  """The score of an RBM's states: the free energy ``F(v)`` of the visible block."""
-  return R.free_energy(params, states[0])
-
-
-def sweep_from_data(mean_visible=None) -> Callable[..., Positive]:
-  """CD's positive phase: the first Gibbs sweep of a chain started at the data.
-
-  ``h_0 ~ p(h | data)`` are the data's hidden states (the reconstruction diagnostic uses them),
-  and the sweep's ``v_1 ~ p(v | h_0)`` (or its mean on the ``mean_visible`` units) is where
-  :func:`from_data` continues.
-  """
-  mask = _mean_mask(mean_visible)
-
-  def positive(key, params, batch):
-    _check_mean_mask(mask, params)
-    first = G.step(key, params, gibbs.init(params, batch), mean_field={0: mask})[0]
-    return Positive(gibbs.ChainState(batch, first.h), first)
-
-  return positive
-
-
-def sampled_hidden(key: Array, params: R.RBM, batch: Array) -> Positive:
-  """PCD's positive phase: the data with ``h ~ p(h | data)`` (for the diagnostics only)."""
-  return Positive(gibbs.ChainState(batch, R.sample_hidden(key, params, batch)))
-
-
-def from_data(k: int, mean_visible=None) -> NegativePhase:
-  """CD-k's negative phase: ``k - 1`` sweeps after the positive phase's first one."""
-  mask = _mean_mask(mean_visible)
-
-  def sample(key, params, chains, pos):
-    del chains
-    out, _ = gibbs.chain(key, params, pos.start, k - 1, mean_visible=mask)
-    return None, out
-
-  return NegativePhase(lambda key, params: None, sample)
-
-
-def persistent(k: int, n_chains: int, init: Optional[Callable[..., Any]] = None) -> NegativePhase:
-  """PCD's negative phase: ``n_chains`` persistent chains advance ``k`` sweeps per update.
-
-  Args:
-    k: sweeps per update.
-    n_chains: number of chains.
-    init: ``(key, params, n_chains) -> state``; default :func:`jdbn.gibbs.init_random` for RBMs
-      and :func:`jdbn.samplers.gibbs.init_random` for other block models.
-  """
-
-  def start(key, params):
-    if init is not None:
-      return init(key, params, n_chains)
-    if isinstance(params, R.RBM):
-      return gibbs.init_random(key, params, n_chains)
-    return G.init_random(key, params, n_chains)
-
-  def sample(key, params, chains, pos):
-    del pos
-    chains, _ = G.chain(key, params, chains, k)
-    return chains, chains
-
-  return NegativePhase(start, sample)
-
-
-def sparsity(target: float, cost: float) -> Callable[..., Array]:
-  """The sparsity penalty ``cost * sum_j CE(target, q_j)`` on the positive batch (see above)."""
-  return lambda params, pos: cost * _sparsity_penalty(params, pos.states[0], target)
-
-
-def _check_mean_mask(mask, params):
-  if mask is not None and mask is not True and mask.shape != (params.n_visible,):
-    raise ValueError(f"mean_visible has {mask.shape[0]} entries for {params.n_visible} visible "
-                     f"units")
 
 
 def _rbm_trainer(optimizer, k, positive, negative, sparsity_target, sparsity_cost):

@@ -38,6 +38,7 @@ from flax import struct
 from jdbn import contrastive
 from jdbn import data as jdata
 from jdbn import gibbs
+from jdbn import loop
 from jdbn import rbm as R
 from jdbn import train as T
 from jdbn import units as U
@@ -678,18 +679,6 @@ def updown(optimizer: optax.GradientTransformation,
                       gen_nll, rec_nll)
     return contrastive.TrainState(model, opt_state, None, state.step + 1), info
 
-  @jax.jit
-  def _epoch(key_steps, state, data, order):
-    batches = jax.tree.map(lambda a: a[order], data)  # [n_batches, batch_size, ...]
-
-    def body(s, xs):
-      kb, b = xs
-      return update(kb, s, b)
-
-    keys = jax.random.split(key_steps, order.shape[0])
-    state, infos = jax.lax.scan(body, state, (keys, batches))
-    return state, jax.tree.map(jnp.mean, infos)
-
   def epoch(key: Array, state: contrastive.TrainState, data, batch_size: int, *,
             order: Union[None, str, ArrayLike] = None
             ) -> tuple[contrastive.TrainState, UpDownInfo]:
@@ -712,7 +701,7 @@ def updown(optimizer: optax.GradientTransformation,
       _check_label_values(y, n_labels(state.params.top))
     if not isinstance(batch_size, int) or not 0 < batch_size <= x.shape[0]:
       raise ValueError(f"batch_size must be an int in [1, {x.shape[0]}], got {batch_size!r}")
-    key_order, key_steps = jax.random.split(key)
+    key_order, _ = jax.random.split(key)  # as loop.run_epoch splits it
     n = x.shape[0]
     if isinstance(order, str):
       if order != "balanced":
@@ -720,11 +709,7 @@ def updown(optimizer: optax.GradientTransformation,
       if y is None:
         raise ValueError("order='balanced' needs labelled batches (x, labels)")
       order = jdata.balanced_order(key_order, y, batch_size, n_labels(state.params.top))
-    elif order is None:
-      n_batches = n // batch_size
-      order = jax.random.permutation(key_order, n)[:n_batches * batch_size]
-      order = order.reshape(n_batches, batch_size)
-    else:
+    elif order is not None:
       order = jnp.asarray(order)
       if (order.ndim != 2 or order.shape[0] < 1 or order.shape[1] != batch_size
           or not jnp.issubdtype(order.dtype, jnp.integer)):
@@ -733,7 +718,7 @@ def updown(optimizer: optax.GradientTransformation,
       if int(order.min()) < 0 or int(order.max()) >= n:
         raise ValueError(f"order indexes examples outside [0, {n})")
     x = x.astype(state.params.top.W.dtype)
-    return _epoch(key_steps, state, x if y is None else (x, y), order)
+    return loop.run_epoch(update, key, state, x if y is None else (x, y), batch_size, order)
 
   return contrastive.Trainer(init, update, epoch)
 

@@ -35,17 +35,16 @@ and its functional ``apply(variables, x)`` over a plain pytree of params suits `
 from __future__ import annotations
 
 import functools
-import time
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
 from jdbn import dbn as D
+from jdbn import loop
 from jdbn import units as U
 
 Array = jax.Array
@@ -385,41 +384,27 @@ def train(key: Array,
   if state is None:
     state = init_state(variables, optimizer)
   epoch_fn = make_epoch(module, optimizer, batch_size)
-  start = int(state.epoch)
-  history: list[dict] = []
-  bar = None
-  if progress and start < epochs:
-    from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
-    bar = tqdm(total=epochs, initial=start, unit="epoch", dynamic_ncols=True,
-               desc=progress if isinstance(progress, str) else "finetune")
-  try:
-    for e in range(start, epochs):
-      if patience is not None and int(state.bad_epochs) >= patience:
-        break
-      t0 = time.perf_counter()
-      state, info = epoch_fn(jax.random.fold_in(key, e), state, x, y)
-      jax.block_until_ready(state)
-      seconds = time.perf_counter() - t0
-      valid_error = error_rate(module, state.variables, x_val, y_val, batch_size=eval_batch_size)
-      improved = valid_error < float(state.best_error)
-      state = state.replace(
-          epoch=state.epoch + 1,
-          best_variables=state.variables if improved else state.best_variables,
-          best_error=jnp.asarray(valid_error if improved else state.best_error, jnp.float32),
-          best_epoch=jnp.asarray(e + 1 if improved else state.best_epoch, jnp.int32),
-          bad_epochs=jnp.asarray(0 if improved else state.bad_epochs + 1, jnp.int32))
-      row = {"epoch": e + 1, "loss": float(info.loss), "train_error": float(info.error),
-             "valid_error": valid_error, "seconds": seconds}
-      if not np.isfinite(row["loss"]):
-        raise FloatingPointError(f"fine-tuning diverged in epoch {e + 1} (loss {row['loss']}); "
-                                 "lower the learning rate")
-      history.append(row)
-      if bar is not None:
-        bar.set_postfix(loss=f"{row['loss']:.4f}", valid=f"{valid_error:.4f}", refresh=False)
-        bar.update(1)
-      if callback is not None and callback(e + 1, state, row):
-        break
-  finally:
-    if bar is not None:
-      bar.close()
-  return state, history
+  if patience is not None and int(state.bad_epochs) >= patience:
+    return state, []
+
+  def one_epoch(e, state):
+    state, info = epoch_fn(jax.random.fold_in(key, e), state, x, y)
+    valid_error = error_rate(module, state.variables, x_val, y_val, batch_size=eval_batch_size)
+    improved = valid_error < float(state.best_error)
+    state = state.replace(
+        epoch=state.epoch + 1,
+        best_variables=state.variables if improved else state.best_variables,
+        best_error=jnp.asarray(valid_error if improved else state.best_error, jnp.float32),
+        best_epoch=jnp.asarray(e + 1 if improved else state.best_epoch, jnp.int32),
+        bad_epochs=jnp.asarray(0 if improved else state.bad_epochs + 1, jnp.int32))
+    return state, {"loss": float(info.loss), "train_error": float(info.error),
+                   "valid_error": valid_error}
+
+  def stop(epoch, state, row):
+    asked = callback is not None and callback(epoch, state, row)
+    return asked or (patience is not None and int(state.bad_epochs) >= patience)
+
+  return loop.fit(state, one_epoch, epochs=epochs, start=int(state.epoch), callback=stop,
+                  progress="finetune" if progress is True else progress,
+                  postfix=("loss", "valid_error"), advice="Lower the learning rate",
+                  params_of=lambda s: s.variables, describe_checkpoint=False)

@@ -48,6 +48,9 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jdbn import contrastive, gibbs, likelihood
+from jdbn import sharding as S
+from jdbn.sharding import (batch_sharding, check_key, replicate,  # noqa: F401  (public here)
+                           replicated)
 from jdbn import rbm as R
 
 Array = jax.Array
@@ -76,79 +79,6 @@ def make_mesh(n_devices: Optional[int] = None,
   return jax.make_mesh((n,), (axis_name,), axis_types=(AxisType.Auto,), devices=devices[:n])
 
 
-def _axes(mesh: Mesh):
-  """The leading-axis entry of a PartitionSpec splitting over every axis of ``mesh``."""
-  names = tuple(mesh.axis_names)
-  return names[0] if len(names) == 1 else names
-
-
-def _explicit(mesh: Mesh) -> bool:
-  return any(t == AxisType.Explicit for t in mesh.axis_types)
-
-
-def _place(x: Any, sharding: NamedSharding) -> Any:
-  """``device_put`` for concrete arrays; inside ``jit`` a sharding constraint."""
-  if isinstance(x, jax.core.Tracer):
-    if _explicit(sharding.mesh):
-      return jax.sharding.reshard(x, sharding)
-    return jax.lax.with_sharding_constraint(x, sharding)
-  return jax.device_put(x, sharding)
-
-
-@functools.lru_cache(maxsize=32)
-def _key_impl_shards(impl: str, mesh: Mesh, shardy: bool) -> Optional[str]:
-  """``None`` if keys of ``impl`` draw on ``mesh``; else the compiler's message.
-
-  Probed by compiling one sharded draw: JAX 0.10's Shardy partitioner cannot lower the ``mulhi``
-  of the Philox implementations ("Unable to convert MHLO to StableHLO"), and the probe notices
-  when a JAX release fixes that.
-  """
-  del shardy  # part of the cache key: the answer depends on the partitioner in force
-  key = jax.random.key(0, impl=impl)
-  fn = jax.jit(lambda k: jax.random.bits(k, (2 * mesh.size,)),
-               out_shardings=NamedSharding(mesh, P(_axes(mesh))))
-  try:
-    fn.lower(replicate(key, mesh)).compile()
-  except Exception as e:  # pylint: disable=broad-except  (XLA raises JaxRuntimeError)
-    return str(e).splitlines()[0]
-  return None
-
-
-def check_key(key: Array, mesh: Mesh) -> None:
-  """Raises a ``ValueError`` with what to do if ``key``'s PRNG cannot draw on ``mesh``.
-
-  With Shardy, JAX's default partitioner (``jax_use_shardy_partitioner``), ``philox4x32`` and
-  ``philox2x32`` keys fail to compile on more than one device in JAX 0.10; ``threefry2x32`` and
-  ``rbg`` keys work, and so do Philox keys after
-  ``jax.config.update("jax_use_shardy_partitioner", False)`` (the GSPMD partitioner, with the
-  same numbers as on one device). Every function of this module calls it.
-  """
-  if mesh.size <= 1 or not jnp.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
-    return
-  impl = str(jax.random.key_impl(key))
-  if not impl.startswith("philox"):
-    return
-  shardy = bool(jax.config.jax_use_shardy_partitioner)
-  error = _key_impl_shards(impl, mesh, shardy)
-  if error is not None:
-    raise ValueError(
-        f"{impl} keys cannot draw random numbers on a mesh of {mesh.size} devices with this JAX "
-        f"{'and the Shardy partitioner ' if shardy else ''}({error}). Use a threefry2x32 key "
-        "(jax.random.key(seed)) or an rbg one"
-        + (", or jax.config.update('jax_use_shardy_partitioner', False) at the start of the "
-           "program, under which Philox keys work on a mesh" if shardy else "") + ".")
-
-
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-  """``NamedSharding`` splitting an array's leading axis over every axis of ``mesh``."""
-  return NamedSharding(mesh, P(_axes(mesh)))
-
-
-def replicated(mesh: Mesh) -> NamedSharding:
-  """``NamedSharding`` with a full copy on every device of ``mesh``."""
-  return NamedSharding(mesh, P())
-
-
 def shard_batch(x: Any, mesh: Mesh) -> Any:
   """Splits the leading axis of every array in ``x`` over the devices of ``mesh``.
 
@@ -167,15 +97,9 @@ def shard_batch(x: Any, mesh: Mesh) -> Any:
     if a.ndim == 0 or a.shape[0] % mesh.size:
       raise ValueError(f"cannot split the leading axis of shape {tuple(a.shape)} over "
                        f"{mesh.size} devices: it must be a multiple of {mesh.size}")
-    return _place(a, sharding)
+    return S.place(a, sharding)
 
   return jax.tree.map(put, x)
-
-
-def replicate(tree: Any, mesh: Mesh) -> Any:
-  """A full copy of every array in ``tree`` on every device of ``mesh`` (params, optimizer state)."""
-  sharding = replicated(mesh)
-  return jax.tree.map(lambda a: _place(a, sharding), tree)
 
 
 def from_process_local(local: ArrayLike, mesh: Mesh) -> Array:
@@ -246,7 +170,7 @@ def _sharded_jit(fun, mesh: Mesh, out_specs):
   (on ``Explicit`` meshes through ``jax.sharding.auto_axes``), so the chains are split from their
   first draw on. Returns ``call(*args)``.
   """
-  if _explicit(mesh):
+  if S.is_explicit(mesh):
     jitted = jax.jit(jax.sharding.auto_axes(fun, out_sharding=out_specs))
 
     def call(*args):
@@ -264,8 +188,8 @@ def _sample_fn(mesh: Mesh, n_chains: int, n_steps: int, thin: Optional[int]):
   def fun(key, params, v0, clamp):
     return gibbs.sample(key, params, n_chains, n_steps, v0=v0, clamp=clamp, thin=thin)
 
-  trace_spec = None if thin is None else P(None, _axes(mesh))
-  return _sharded_jit(fun, mesh, (P(_axes(mesh)), trace_spec))
+  trace_spec = None if thin is None else P(None, S.leading_axes(mesh))
+  return _sharded_jit(fun, mesh, (P(S.leading_axes(mesh)), trace_spec))
 
 
 def sample_sharded(key: Array,
@@ -305,7 +229,8 @@ def _ais_fn(mesh: Mesh, n_chains: int):
     return likelihood.ais(key, params, n_chains=n_chains, betas=betas, base_b=base_b)
 
   rep = P()
-  return _sharded_jit(fun, mesh, likelihood.AISResult(rep, rep, rep, rep, P(_axes(mesh)), rep))
+  return _sharded_jit(fun, mesh,
+                      likelihood.AISResult(rep, rep, rep, rep, P(S.leading_axes(mesh)), rep))
 
 
 def ais_sharded(key: Array,

@@ -33,10 +33,8 @@ The metrics (Hinton 2010, "A practical guide to training RBMs", sections 5 and 6
 
 from __future__ import annotations
 
-import math
 import os
 import pathlib
-import time
 import warnings
 from typing import Any, Callable, Optional, Union
 
@@ -47,6 +45,8 @@ import numpy as np
 from jdbn import checkpoint as C
 from jdbn import contrastive
 from jdbn import likelihood
+from jdbn import loop
+from jdbn.loop import TrainingDiverged  # noqa: F401  (public here)
 from jdbn import rbm as R
 from jdbn import units as U
 
@@ -54,25 +54,6 @@ __all__ = ["CHECKPOINT_NAME", "METRICS_NAME", "TrainingDiverged", "fit", "evalua
 
 CHECKPOINT_NAME = "checkpoint.npz"
 METRICS_NAME = "metrics.json"
-
-
-class TrainingDiverged(FloatingPointError):
-  """Training produced NaN or inf params or loss.
-
-  Attributes:
-    epoch: the (1-based) epoch that diverged.
-    state: the last good :class:`~jdbn.contrastive.TrainState` (before that epoch).
-    history: the metrics of the good epochs.
-    checkpoint: path of the last good checkpoint on disk, or ``None``.
-  """
-
-  def __init__(self, message: str, *, epoch: int, state: Any, history: list,
-               checkpoint: Optional[pathlib.Path]):
-    super().__init__(message)
-    self.epoch = epoch
-    self.state = state
-    self.history = history
-    self.checkpoint = checkpoint
 
 
 @jax.jit
@@ -124,16 +105,6 @@ def _check_data(params: R.RBM, x, name: str) -> jax.Array:
   if x.shape[0] == 0:
     raise ValueError(f"{name} is empty")
   return x
-
-
-def _non_finite(state, info) -> list[str]:
-  bad = []
-  if not np.isfinite(float(info.loss)):
-    bad.append(f"loss={float(info.loss)}")
-  for path, leaf in jax.tree_util.tree_flatten_with_path(state.params)[0]:
-    if not bool(jnp.all(jnp.isfinite(leaf))):
-      bad.append(f"params{jax.tree_util.keystr(path)}")
-  return bad
 
 
 def _key_bits(key) -> list[int]:
@@ -247,52 +218,24 @@ def fit(key: jax.Array,
     m = min(n_eval, validation.shape[0])
     valid_sub = validation[np.sort(rng.permutation(validation.shape[0])[:m])]
 
-  bar = None
-  if progress and start < epochs:
-    from tqdm.auto import tqdm
-    bar = tqdm(total=epochs, initial=start, unit="epoch", dynamic_ncols=True,
-               desc=progress if isinstance(progress, str) else "train")
-  try:
-    for epoch in range(start, epochs):
-      t0 = time.perf_counter()
-      new_state, info = trainer.epoch(jax.random.fold_in(key_epochs, epoch), state, data,
-                                      batch_size)
-      jax.block_until_ready(new_state)
-      seconds = time.perf_counter() - t0
-      bad = _non_finite(new_state, info)
-      if bad:
-        good = ckpt_path if ckpt_path is not None and ckpt_path.exists() else None
-        where = (f"the last good checkpoint, {good} (epoch {epoch}), is untouched"
-                 if good is not None else "no checkpoint was written")
-        raise TrainingDiverged(
-            f"training diverged in epoch {epoch + 1} of {epochs}: non-finite "
-            f"{', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''}. Try a lower learning rate "
-            f"(or more weight decay, smaller initial weights); {where}.",
-            epoch=epoch + 1, state=state, history=history, checkpoint=good)
-      state = new_state
-      row = {"epoch": epoch + 1, "loss": float(info.loss), "recon_error": float(info.recon_error),
-             "grad_norm": float(info.grad_norm)}
-      row.update(evaluate_metrics(k_pl, state.params, train_sub, valid_sub))
-      row["seconds"] = seconds
-      history.append(row)
-      if ckpt_path is not None:
-        meta = {"epoch": epoch + 1, "epochs": epochs, "batch_size": batch_size,
-                "history": history, "user": metadata or {}}
-        C.save(ckpt_path, {"state": state, "key": key}, metadata=meta)
-        C.write_json(metrics_path, {"epochs_completed": epoch + 1, "history": history,
-                                    "user": metadata or {}})
-      if bar is not None:
-        bar.set_postfix(_postfix(row), refresh=False)
-        bar.update(1)
-      if callback is not None and callback(epoch + 1, state, row):
-        break
-  finally:
-    if bar is not None:
-      bar.close()
-  return state, history
+  def epoch_fn(epoch, state):
+    state, info = trainer.epoch(jax.random.fold_in(key_epochs, epoch), state, data, batch_size)
+    return state, {"loss": float(info.loss), "recon_error": float(info.recon_error),
+                   "grad_norm": float(info.grad_norm)}
+
+  def save(done, state, history):
+    meta = {"epoch": done, "epochs": epochs, "batch_size": batch_size, "history": history,
+            "user": metadata or {}}
+    C.save(ckpt_path, {"state": state, "key": key}, metadata=meta)
+    C.write_json(metrics_path, {"epochs_completed": done, "history": history,
+                                "user": metadata or {}})
+
+  return loop.fit(state, epoch_fn, epochs=epochs, start=start, history=history,
+                  evaluate=lambda _, s: evaluate_metrics(k_pl, s.params, train_sub, valid_sub),
+                  save=save if ckpt_path is not None else None, checkpoint=ckpt_path,
+                  progress=progress, callback=callback,
+                  postfix=("recon_error", "pseudo_likelihood", "free_energy_gap"),
+                  advice="Try a lower learning rate (or more weight decay, smaller initial "
+                  "weights)")
 
 
-def _postfix(row: dict) -> dict:
-  keys = ("recon_error", "pseudo_likelihood", "free_energy_gap")
-  return {k.replace("pseudo_likelihood", "pl").replace("free_energy_gap", "F_gap"):
-          f"{row[k]:.4g}" for k in keys if k in row and math.isfinite(row[k])}

@@ -42,7 +42,7 @@ import pytest
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jdbn import contrastive, gibbs, likelihood, parallel
+from jdbn import contrastive, gibbs, likelihood, loop, parallel, sharding
 from jdbn import rbm as R
 
 N_DEV = 4
@@ -75,9 +75,9 @@ def test_data_parallel_without_mesh_is_the_trainer():
 
 def test_epoch_on_one_device_adds_no_constraint():
   x = jnp.zeros((8, N_VIS))
-  assert contrastive._batch_sharding(x, 4) is None  # pylint: disable=protected-access
+  assert sharding.epoch_batch_sharding(x, 4) is None  # pylint: disable=protected-access
   x = jax.device_put(x, NamedSharding(parallel.make_mesh(1), P("data")))
-  assert contrastive._batch_sharding(x, 4) is None  # pylint: disable=protected-access
+  assert sharding.epoch_batch_sharding(x, 4) is None  # pylint: disable=protected-access
 
 
 @pytest.mark.skipif(jax.device_count() >= N_DEV, reason="already running with several devices")
@@ -253,12 +253,10 @@ def test_philox_keys_on_a_mesh(mesh):
   assert np.sum(~np.isclose(res.log_w, ref.log_w, rtol=1e-5, atol=1e-5)) <= 2
 
 
-def _jitted_epoch(trainer):
-  """The jitted ``_epoch`` inside ``trainer.epoch`` (to read its compiled HLO)."""
-  for cell in trainer.epoch.__closure__:
-    if getattr(cell.cell_contents, "__name__", "") == "_epoch":
-      return cell.cell_contents
-  raise AssertionError("contrastive.Trainer.epoch no longer closes over a jitted _epoch")
+def _epoch_hlo(trainer, key, state, data, batch_sharding, **kw):
+  """The compiled HLO of ``trainer.epoch``'s one jitted function, :func:`jdbn.loop.run_epoch`."""
+  return loop.run_epoch.lower(trainer.update, key, state, data, BATCH, layout=batch_sharding,
+                              **kw).compile().as_text()
 
 
 @pytest.fixture(scope="module")
@@ -287,9 +285,9 @@ def test_data_parallel_pcd_epoch(mesh, pcd_reference):
   _assert_split(state.chains.v)
 
   data = parallel.replicate(_data(), mesh)
-  batch_sharding = contrastive._batch_sharding(data, BATCH)  # pylint: disable=protected-access
+  batch_sharding = sharding.epoch_batch_sharding(data, BATCH)
   assert tuple(batch_sharding.spec)[:2] == (None, "data")
-  hlo = _jitted_epoch(trainer).lower(key, state, data, BATCH, batch_sharding).compile().as_text()
+  hlo = _epoch_hlo(trainer, key, state, data, batch_sharding)
   # positive phase on BATCH / 4 rows, chains on PCD_CHAINS / 4 rows; the gradient dots contract
   # the rows away ([N_VIS, N_HID] products)
   _assert_dot_rows(hlo, {BATCH // N_DEV, PCD_CHAINS // N_DEV, N_VIS, N_HID},
@@ -318,8 +316,8 @@ def test_epoch_follows_sharded_data_on_an_explicit_mesh(pcd_reference):
   assert mesh.axis_types == (AxisType.Explicit,)
   state = parallel.shard_train_state(state, mesh)
   data = jax.device_put(_data(), NamedSharding(mesh, P("data")))
-  batch_sharding = contrastive._batch_sharding(data, BATCH)  # pylint: disable=protected-access
-  hlo = _jitted_epoch(trainer).lower(key, state, data, BATCH, batch_sharding).compile().as_text()
+  batch_sharding = sharding.epoch_batch_sharding(data, BATCH)
+  hlo = _epoch_hlo(trainer, key, state, data, batch_sharding)
   _assert_dot_rows(hlo, {BATCH // N_DEV, PCD_CHAINS // N_DEV, N_VIS, N_HID},
                    {BATCH // N_DEV, PCD_CHAINS // N_DEV})
   coll = _collectives(hlo)

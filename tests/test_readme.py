@@ -1,8 +1,9 @@
 """README.md's Python examples run as printed, so the front page of the library stays true.
 
-The first example (the library in one screen) runs in this process; the second (many devices)
-needs several devices and runs in a subprocess on 4 CPU devices; the third needs a multi-host
-cluster (``jax.distributed.initialize``), so only the ``jdbn`` names it uses are checked. Each
+The first example (the library in one screen) and the second (the block core: a DBM-shaped
+model and a lattice Boltzmann machine) run in this process; the third (many devices) needs
+several devices and runs in a subprocess on 4 CPU devices; the fourth needs a multi-host cluster
+(``jax.distributed.initialize``), so only the ``jdbn`` names it uses are checked. Each
 example's log-likelihood is checked against a bound it cannot fake: a model trained on the
 binarised digits must score above the uniform distribution over 64 binary pixels,
 ``-64 ln 2 = -44.4`` nats.
@@ -27,7 +28,7 @@ UNIFORM_NATS = -64 * math.log(2)
 
 def _examples() -> list[str]:
   blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-  assert len(blocks) == 3, f"README.md has {len(blocks)} Python examples; this test knows 3"
+  assert len(blocks) == 4, f"README.md has {len(blocks)} Python examples; this test knows 4"
   return blocks
 
 
@@ -61,13 +62,25 @@ def test_library_in_one_screen_runs():
   assert UNIFORM_NATS < float(est.mean) < 0, float(est.mean)
 
 
+def test_block_core_example_runs(capsys):
+  ns = {}
+  exec(compile(_examples()[1], "README.md example 2", "exec"), ns)  # pylint: disable=exec-used
+  assert [len(g) for g in ns["ising"].groups] == [8, 8]  # a 4x4 lattice is bipartite
+  assert ns["trace"][0].shape == (10, 1000, 8)
+  v, h1, h2 = ns["state"]
+  assert v.shape == (1000, 6) and h1.shape == (1000, 4) and h2.shape == (1000, 3)
+  assert set(np.unique(h1).tolist()) - {0.0, 1.0}  # h1 took its mean, not a sample
+  log_z = float(capsys.readouterr().out.strip().splitlines()[-1])
+  assert np.isfinite(log_z) and log_z > 0  # the all-zero state alone has E = 0, so Z > 1
+
+
 def test_many_devices_example_runs_on_four_cpu_devices():
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
              JAX_PLATFORMS="cpu")
   driver = ("import sys, jax\n"
             "assert jax.device_count() == 4, jax.devices()\n"
-            "exec(compile(sys.stdin.read(), 'README.md example 2', 'exec'), {})\n")
-  run = subprocess.run([sys.executable, "-c", driver], input=_examples()[1], env=env,
+            "exec(compile(sys.stdin.read(), 'README.md example 3', 'exec'), {})\n")
+  run = subprocess.run([sys.executable, "-c", driver], input=_examples()[2], env=env,
                        capture_output=True, text=True, timeout=600, check=False)
   assert run.returncode == 0, run.stderr[-3000:]
   nats = float(run.stdout.strip().splitlines()[-1])

@@ -11,7 +11,6 @@ import pytest
 from scipy import stats
 
 from jdbn import rbm as R
-from jdbn import units as U
 from jdbn.models import base, bm, dbm
 from jdbn.samplers import gibbs as G
 
