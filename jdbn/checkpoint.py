@@ -45,6 +45,7 @@ from jdbn import rbm as R
 from jdbn import units as U
 
 __all__ = [
+    "CheckpointError",
     "FORMAT",
     "VERSION",
     "atomic_write",
@@ -66,6 +67,20 @@ VERSION = 1
 _HEADER = "__header__"
 #: Top-level packages whose NamedTuple / flax.struct classes a header may name.
 _TRUSTED_PACKAGES = ("jdbn", "optax", "flax")
+
+
+
+class CheckpointError(ValueError):
+  """A file that is not a readable jdbn checkpoint: damaged (truncated, altered bytes), another
+  kind of file, or written by a newer jdbn. The message names the file and what to do."""
+
+
+def _damaged(path, err: BaseException) -> CheckpointError:
+  detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+  return CheckpointError(
+      f"{str(path)!r} is damaged or not a jdbn checkpoint ({type(err).__name__}: {detail}); "
+      f"restore it from a copy, or move it aside to start again")
+
 
 _UNITS: dict[str, type] = {}
 _NODES: dict[str, type] = {}
@@ -403,19 +418,24 @@ def _read(path: PathLike, with_arrays: bool = True):
                             (" (it is a folder)" if path.is_dir() else ""))
   with open(path, "rb") as f:
     if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
-      raise ValueError(f"{str(path)!r} is not a jdbn checkpoint (not an .npz file)")
+      raise CheckpointError(f"{str(path)!r} is not a jdbn checkpoint (not an .npz file)")
   try:
     with np.load(path, allow_pickle=False) as z:
       if _HEADER not in z.files:
         raise ValueError("no header")
       header = json.loads(z[_HEADER].tobytes().decode("utf-8"))
       arrays = {n: z[n] for n in z.files if n != _HEADER} if with_arrays else {}
-  except (OSError, ValueError, KeyError, EOFError) as err:
-    raise ValueError(f"{str(path)!r} is not a readable jdbn checkpoint: {err}") from err
+    if not isinstance(header, dict) or not isinstance(header.get("metadata", {}), dict):
+      raise ValueError("malformed header")
+  except Exception as err:  # pylint: disable=broad-except  (zipfile, zlib, NumPy, JSON, ...)
+    if "no header" in str(err):
+      raise CheckpointError(f"{str(path)!r} is not a readable jdbn checkpoint: {err}") from err
+    raise _damaged(path, err) from err
   if header.get("format") != FORMAT:
-    raise ValueError(f"{str(path)!r} is not a jdbn checkpoint (format {header.get('format')!r})")
+    raise CheckpointError(
+        f"{str(path)!r} is not a jdbn checkpoint (format {header.get('format')!r})")
   if header.get("version", 0) > VERSION:
-    raise ValueError(f"{str(path)!r} has checkpoint format version {header['version']}; this "
+    raise CheckpointError(f"{str(path)!r} has checkpoint format version {header['version']}; this "
                      f"jdbn reads up to version {VERSION}: upgrade jdbn")
   return header, arrays
 
@@ -527,17 +547,30 @@ def restore(path: PathLike, like: Any = None) -> tuple[Any, dict]:
       expected and found shapes, dtypes or unit types).
   """
   header, arrays = _read(path)
-  records = header["leaves"]
-  raw = [arrays[f"leaf_{i}"] for i in range(len(records))]
-  if like is None:
-    leaves = [_leaf_value(a, r) for a, r in zip(raw, records, strict=True)]
-    return _decode(header["tree"], "", leaves), header["metadata"]
+  try:
+    records = header["leaves"]
+    raw = [arrays[f"leaf_{i}"] for i in range(len(records))]
+    if like is None:
+      leaves = [_leaf_value(a, r) for a, r in zip(raw, records, strict=True)]
+      return _decode(header["tree"], "", leaves), header["metadata"]
+  except ValueError:
+    raise
+  except Exception as err:  # pylint: disable=broad-except  (a header that contradicts itself)
+    raise _damaged(path, err) from err
   want_structure, want_leaves, want_records = _encode_tree(like)
   for r in want_records:  # a template key leaf from eval_shape names its dtype, not its impl
     r.pop("impl", None)
   saved_records = [{k: v for k, v in r.items() if k != "impl"} for r in records]
-  _compare(header["tree"], want_structure, "", saved_records, want_records, repr(str(path)))
-  leaves = [_leaf_value(a, r, w) for a, r, w in zip(raw, records, want_leaves, strict=True)]
+  try:
+    _compare(header["tree"], want_structure, "", saved_records, want_records, repr(str(path)))
+  except ValueError:
+    raise
+  except Exception as err:  # pylint: disable=broad-except  (a header that contradicts itself)
+    raise _damaged(path, err) from err
+  try:
+    leaves = [_leaf_value(a, r, w) for a, r, w in zip(raw, records, want_leaves, strict=True)]
+  except Exception as err:  # pylint: disable=broad-except
+    raise _damaged(path, err) from err
   return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(like), leaves), header[
       "metadata"]
 

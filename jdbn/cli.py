@@ -22,6 +22,7 @@ import functools
 import math
 import os
 import pathlib
+import tempfile
 import sys
 import time
 from typing import Any, Optional, Sequence
@@ -244,6 +245,34 @@ def _save_pictures(out: pathlib.Path, key, params, image_shape, spec: dict, n_sa
   return paths
 
 
+def writable_folder(text: str, what: str = "--out") -> pathlib.Path:
+  """The folder ``text``, created if need be, after writing and removing a probe file in it.
+
+  Raises :class:`CLIError` before any work if the folder cannot be made or written (a read-only
+  mount, ``/proc``, a path through a file), so that hours of training are not lost at the end.
+  """
+  out = pathlib.Path(text)
+  if out.exists() and not out.is_dir():
+    raise CLIError(f"{what} {text!r} exists and is not a folder")
+  try:
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=out, prefix=".jdbn-write-probe-"):
+      pass
+  except OSError as err:
+    raise CLIError(f"{what} {text!r} cannot be written ({err.strerror or err}); choose a folder "
+                   f"you can write to") from err
+  return out
+
+
+def writable_file(text: str, what: str = "--out") -> pathlib.Path:
+  """The file path ``text``, after checking that its folder can be written (see above)."""
+  path = pathlib.Path(text)
+  if path.is_dir():
+    raise CLIError(f"{what} {text!r} is a folder; give a file name such as samples.png")
+  writable_folder(str(path.parent), what=f"the folder of {what} {text!r}:")
+  return path
+
+
 def _resolve_checkpoint(text: str) -> pathlib.Path:
   from jdbn import train
   path = pathlib.Path(text)
@@ -358,9 +387,7 @@ def cmd_train_rbm(args) -> int:
     raise CLIError("--visible gaussian models real values: use --binarize none")
   if args.sparsity_target is not None and not args.sparsity_target < 1:
     raise CLIError(f"--sparsity-target must be in (0, 1), got {args.sparsity_target}")
-  out = pathlib.Path(args.out)
-  if out.exists() and not out.is_dir():
-    raise CLIError(f"--out {args.out!r} exists and is not a folder")
+  out = writable_folder(args.out)
   settings = {k: getattr(args, k) for k in _RUN_SETTINGS}
   if settings["n_valid"] is None:
     settings["n_valid"] = 10_000 if args.dataset == "mnist" else 200
@@ -444,6 +471,7 @@ def add_sample(sub) -> None:
 
 def cmd_sample(args) -> int:
   from jdbn import viz
+  writable_file(args.out)
   path = _resolve_checkpoint(args.checkpoint)
   params, user = _load_model(path)
   shape = _image_shape_of(params, user, args.image_shape)
@@ -612,9 +640,7 @@ def cmd_demo(args) -> int:
   import jax
   from jdbn import checkpoint, data, rbm, train
 
-  out = pathlib.Path(args.out)
-  if out.exists() and not out.is_dir():
-    raise CLIError(f"--out {args.out!r} exists and is not a folder")
+  out = writable_folder(args.out)
   s = DEMO
   t_start = time.perf_counter()
   ds = data.load_digits("train")

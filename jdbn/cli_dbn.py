@@ -33,7 +33,8 @@ import numpy as np
 # jdbn.cli imports this module lazily, inside the functions that wire it in.
 from jdbn.cli import (CLIError, _binarize, _data_dir_for, _fmt, _load_dataset,
                       _non_negative_float, _positive_float, _positive_int, _trainer, _zoom,
-                      add_seed, betas_schedule, make_key, settings_diff)
+                      add_seed, betas_schedule, make_key, settings_diff, writable_file,
+                      writable_folder)
 
 MODEL_NAME = "dbn.npz"
 UPDOWN_NAME = "updown.npz"
@@ -245,9 +246,7 @@ def cmd_train_dbn(args) -> int:
                    "--no-labels")
   if args.updown_balanced and args.no_labels:
     raise CLIError("--updown-balanced needs the labels; drop --no-labels")
-  out = pathlib.Path(args.out)
-  if out.exists() and not out.is_dir():
-    raise CLIError(f"--out {args.out!r} exists and is not a folder")
+  out = writable_folder(args.out)
   if args.sizes is None:
     args.sizes = (500, 500, 2000) if args.dataset == "mnist" else (100, 200)
   mnist = args.dataset == "mnist"
@@ -458,6 +457,7 @@ def add_generate(sub) -> None:
 def cmd_generate(args) -> int:
   import jax.numpy as jnp
   from jdbn import dbn as D
+  writable_file(args.out)
   model, meta = load_model(args.model)
   shape = _image_shape(model, meta)
   n_labels = D.n_labels(model)

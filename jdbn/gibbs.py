@@ -139,6 +139,9 @@ def sample(key: Array,
   given, the thinned trace (``unroll``: see :func:`chain`). Use :func:`jdbn.rbm.visible_mean` of the final ``h`` for smoother
   pictures.
   """
+  if v0 is not None and (jnp.ndim(v0) != 2 or jnp.shape(v0)[0] != n_chains):
+    raise ValueError(f"v0 has shape {tuple(jnp.shape(v0))} for n_chains={n_chains}; give one "
+                     f"starting state per chain, [n_chains, n_visible]")
   key_init, key_run = jax.random.split(key)
   state = init_random(key_init, params, n_chains) if v0 is None else init(params, v0)
   state, trace = chain(key_run, params, state, n_steps, thin=thin, clamp=clamp, unroll=unroll)

@@ -196,6 +196,8 @@ def fit(key: jax.Array,
     if ckpt_path.exists():
       try:
         tree, meta = C.restore(ckpt_path, like={"state": state, "key": key})
+      except C.CheckpointError:
+        raise  # damaged: its message says what to do; the file is left as it is
       except ValueError as err:
         raise ValueError(f"cannot resume from {ckpt_path}: {err}. Use a new checkpoint_dir or "
                          f"the params and trainer that wrote it.") from err

@@ -149,7 +149,7 @@ class Units:
 
   def check_size(self, n: int, name: str = "n") -> None:
     """Raises ``ValueError`` if a layer of ``n`` units is impossible for this family."""
-    if not isinstance(n, (int, np.integer)) or n <= 0:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
       raise ValueError(f"{name} must be a positive integer, got {n!r}")
 
 

@@ -163,6 +163,17 @@ def _as_float(x: ArrayLike, n: int, dtype, name: str) -> Array:
   return x.astype(dtype)
 
 
+def _check_params(params: RBM) -> None:
+  """Static shape checks of the params (at trace time, free under jit)."""
+  n_v, n_h = params.W.shape[-2:]
+  for name, x, n in (("b", params.b, n_v), ("c", params.c, n_h),
+                     ("log_sigma_v", params.log_sigma_v, n_v),
+                     ("log_sigma_h", params.log_sigma_h, n_h)):
+    if x is not None and jnp.shape(x)[-1:] != (n,):
+      raise ValueError(f"params.{name} has shape {tuple(jnp.shape(x))}; an RBM with W of shape "
+                       f"{tuple(params.W.shape)} needs [{n}]")
+
+
 def check_visible(params: RBM, v: ArrayLike, name: str = "v") -> Array:
   """Validates concrete visible data: shape, dtype, finiteness, the family's support.
 
@@ -176,8 +187,14 @@ def check_visible(params: RBM, v: ArrayLike, name: str = "v") -> Array:
 
 def energy(params: RBM, v: ArrayLike, h: ArrayLike) -> Array:
   """Joint energy ``E(v, h)``: ``[..., n_visible], [..., n_hidden] -> [...]``."""
+  _check_params(params)
   v = _as_float(v, params.n_visible, params.W.dtype, "v")
   h = _as_float(h, params.n_hidden, params.W.dtype, "h")
+  try:
+    jnp.broadcast_shapes(v.shape[:-1], h.shape[:-1])
+  except ValueError as err:
+    raise ValueError(f"v and h have batch shapes {v.shape[:-1]} and {h.shape[:-1]}, which do not "
+                     f"broadcast") from err
   sv = params.visible.scaled(v, params.log_sigma_v)
   sh = params.hidden.scaled(h, params.log_sigma_h)
   interaction = jnp.sum((sv @ params.W) * sh, axis=-1)
@@ -187,12 +204,14 @@ def energy(params: RBM, v: ArrayLike, h: ArrayLike) -> Array:
 
 def hidden_field(params: RBM, v: ArrayLike) -> Array:
   """The input the visible layer sends to the hidden units, ``s_v(v) @ W``: ``-> [..., n_hidden]``."""
+  _check_params(params)
   v = _as_float(v, params.n_visible, params.W.dtype, "v")
   return params.visible.scaled(v, params.log_sigma_v) @ params.W
 
 
 def visible_field(params: RBM, h: ArrayLike) -> Array:
   """The input the hidden layer sends to the visible units, ``s_h(h) @ W.T``: ``-> [..., n_visible]``."""
+  _check_params(params)
   h = _as_float(h, params.n_hidden, params.W.dtype, "h")
   return params.hidden.scaled(h, params.log_sigma_h) @ params.W.T
 
@@ -208,6 +227,7 @@ def free_energy(params: RBM, v: ArrayLike) -> Array:
     ``[...]``, so that ``p(v) = exp(-F(v)) / Z``. For Bernoulli hidden units this is
     ``E_v(v) - sum_j softplus(c_j + (s_v(v) W)_j)``.
   """
+  _check_params(params)
   v = _as_float(v, params.n_visible, params.W.dtype, "v")
   return (params.visible.energy(v, params.b, params.log_sigma_v) -
           params.hidden.log_partition(hidden_field(params, v), params.c, params.log_sigma_h))
@@ -215,6 +235,7 @@ def free_energy(params: RBM, v: ArrayLike) -> Array:
 
 def free_energy_hidden(params: RBM, h: ArrayLike) -> Array:
   """``F(h) = -log sum_v exp(-E(v, h))``, the visible layer marginalised: ``[..., n_hidden] -> [...]``."""
+  _check_params(params)
   h = _as_float(h, params.n_hidden, params.W.dtype, "h")
   return (params.hidden.energy(h, params.c, params.log_sigma_h) -
           params.visible.log_partition(visible_field(params, h), params.b, params.log_sigma_v))
