@@ -46,6 +46,7 @@ from jdbn.phases import (NegativePhase, Phases, Positive, clamped,  # noqa: F401
                          energy_score, free_energy_score, from_data, persistent,
                          sampled_hidden, sparsity, sweep_from_data)
 from jdbn import sharding
+from jdbn import units as U
 from jdbn.models import base
 from jdbn.models import rbm as R
 
@@ -91,20 +92,25 @@ class Trainer(NamedTuple):
     init: ``(key, params) -> TrainState``.
     update: ``(key, state, batch) -> (state, Info)``, one update on ``batch [batch, n_visible]``;
       not jitted, so that it composes; wrap it in ``jax.jit`` to run it alone.
-    epoch: ``(key, state, data, batch_size, *, metrics=True) -> (state, Info)``, one pass over
-      ``data`` in a key-determined order (the remainder that does not fill a batch is skipped),
-      all updates in one ``lax.scan`` inside one ``jit``; ``Info`` holds the means over the
-      epoch. ``metrics=False`` returns ``(state, None)``: the same updates without the
+    epoch: ``(key, state, data, batch_size, *, metrics=True, check=True) -> (state, Info)``,
+      one pass over ``data`` in a key-determined order (the remainder that does not fill a batch
+      is skipped), all updates in one ``lax.scan`` inside one ``jit``; ``Info`` holds the means
+      over the epoch. ``metrics=False`` returns ``(state, None)``: the same updates without the
       diagnostics, which XLA then does not compute (the loss's softplus, the gradient norm's
-      extra pass over the weights, the reconstruction): on a 2-core CPU they cost 11-14% of a
-      784 x 500 CD-1 epoch and 21-23% of a 64 x 32 one (``benchmarks/RESULTS.md``). If ``data``
-      lives on a mesh of devices (a ``jax.sharding.NamedSharding``, replicated or split along its
-      first axis), every batch is split over the devices: data parallelism, see
-      :mod:`jdbn.parallel`.
+      extra pass over the weights, the reconstruction; measured costs in
+      ``benchmarks/RESULTS.md``). ``check=True`` first checks concrete data with
+      :func:`check_data` (empty, NaN, inf, outside the units' range: one pass on the device);
+      ``check=False`` skips it (data checked once already, timing loops). If ``data`` lives on a
+      mesh of devices (a ``jax.sharding.NamedSharding``, replicated or split along its first
+      axis), every batch is split over the devices: data parallelism, see :mod:`jdbn.parallel`.
+    config: what the trainer was built with (``{"algorithm": "cd", "k": 1, "optimizer": ...}``),
+      so that :func:`jdbn.train.fit` can refuse to resume a run with other settings; ``None``
+      when unknown.
   """
   init: Callable[..., TrainState]
   update: Callable[..., tuple[TrainState, Info]]
   epoch: Callable[..., tuple[TrainState, Info]]
+  config: Optional[dict] = None
 
 
 def loss_and_grad(params: R.RBM,
@@ -183,13 +189,15 @@ def _data_dtype(params):
   return jnp.result_type(params.bias(0))
 
 
-def trainer(optimizer: optax.GradientTransformation, phases: Phases) -> Trainer:
+def trainer(optimizer: optax.GradientTransformation, phases: Phases,
+            config: Optional[dict] = None) -> Trainer:
   """A contrastive :class:`Trainer` for any block model from its :class:`Phases`.
 
   ``update`` takes a batch of block 0 (``[batch, size_0]``), runs :func:`gradient` and applies
   it with ``optimizer``; its :class:`Info` has the surrogate, the mean squared error of the
   data's mean reconstruction ``E[x_0 | positive states]`` and the gradient's norm. ``epoch``
-  runs every update of a pass over the data in one ``lax.scan`` inside one ``jit``.
+  runs every update of a pass over the data in one ``lax.scan`` inside one ``jit``. ``config``
+  (JSON-able settings) is kept with ``optimizer`` as the trainer's :attr:`Trainer.config`.
   """
   if not isinstance(optimizer, optax.GradientTransformation):
     raise TypeError(f"optimizer must be an optax.GradientTransformation, got {type(optimizer)}")
@@ -211,11 +219,13 @@ def trainer(optimizer: optax.GradientTransformation, phases: Phases) -> Trainer:
     return TrainState(params, opt_state, chains, state.step + 1), info
 
   def epoch(key: Array, state: TrainState, data: Array, batch_size: int, *,
-            metrics: bool = True) -> tuple[TrainState, Optional[Info]]:
+            metrics: bool = True, check: bool = True) -> tuple[TrainState, Optional[Info]]:
     data = jnp.asarray(data)
     n_data = state.params.blocks[0].size
     if data.ndim != 2 or data.shape[1] != n_data:
       raise ValueError(f"data must have shape [n, {n_data}], got {tuple(data.shape)}")
+    if check and not isinstance(data, jax.core.Tracer):
+      check_data(state.params, data)
     if (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
         or not 0 < batch_size <= data.shape[0]):
       raise ValueError(f"batch_size must be an int in [1, {data.shape[0]}], got {batch_size!r}")
@@ -228,15 +238,34 @@ def trainer(optimizer: optax.GradientTransformation, phases: Phases) -> Trainer:
     return loop.run_epoch(update, key, state, data.astype(_data_dtype(state.params)), batch_size,
                           layout=layout, metrics=metrics)
 
-  return Trainer(init, update, epoch)
+  return Trainer(init, update, epoch, {**(config or {}), "optimizer": optimizer})
 
 
-def _rbm_trainer(optimizer, k, positive, negative, sparsity_target, sparsity_cost):
-  del k  # checked by the caller, used by the phases
+def check_data(params, data, name: str = "data") -> None:
+  """Raises ``ValueError`` for empty data, NaN or inf, or values outside the data block's
+  family (e.g. not in [0, 1] for Bernoulli units), naming ``name``. Needs concrete values."""
+  if data.shape[0] == 0:
+    raise ValueError(f"{name} is empty")
+  units = params.blocks[0].units
+  if isinstance(units, U.Bernoulli):  # the common case, checked on the device in one pass
+    ok, low, high = _finite_range(jnp.asarray(data, _data_dtype(params)))
+    if bool(ok) and 0 <= float(low) <= float(high) <= 1:
+      return
+  units.validate(np.asarray(data), name)  # the family's own check and precise message
+
+
+@jax.jit
+def _finite_range(x):
+  return jnp.all(jnp.isfinite(x)), jnp.min(x), jnp.max(x)
+
+
+def _rbm_trainer(optimizer, k, positive, negative, sparsity_target, sparsity_cost, **config):
   if sparsity_target is not None and not 0 < sparsity_target < 1:
     raise ValueError(f"sparsity_target must lie in (0, 1), got {sparsity_target}")
   penalty = None if sparsity_target is None else sparsity(sparsity_target, sparsity_cost)
-  return trainer(optimizer, Phases(positive, negative, free_energy_score, penalty))
+  config = {"k": int(k), "sparsity_target": sparsity_target, "sparsity_cost": sparsity_cost,
+            **config}
+  return trainer(optimizer, Phases(positive, negative, free_energy_score, penalty), config)
 
 
 def cd(optimizer: optax.GradientTransformation,
@@ -258,8 +287,10 @@ def cd(optimizer: optax.GradientTransformation,
       2010, section 3.2). The default samples them.
   """
   _check_k(k)
+  mask = PH.mean_mask(mean_visible)
   return _rbm_trainer(optimizer, k, sweep_from_data(mean_visible), from_data(k, mean_visible),
-                      sparsity_target, sparsity_cost)
+                      sparsity_target, sparsity_cost, algorithm="cd",
+                      mean_visible=mask if mask is None or mask is True else mask.tolist())
 
 
 def pcd(optimizer: optax.GradientTransformation,
@@ -280,7 +311,7 @@ def pcd(optimizer: optax.GradientTransformation,
     raise ValueError(f"n_chains must be a positive int, got {n_chains!r}")
   _check_k(k)
   return _rbm_trainer(optimizer, k, sampled_hidden, persistent(k, int(n_chains)),
-                      sparsity_target, sparsity_cost)
+                      sparsity_target, sparsity_cost, algorithm="pcd", n_chains=int(n_chains))
 
 
 def _check_k(k):

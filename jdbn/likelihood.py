@@ -167,6 +167,8 @@ def base_rate_biases(params: R.RBM, data: ArrayLike, *, eps: float = 1e-3) -> Ar
   data = jnp.asarray(data, params.W.dtype)
   if not isinstance(data, jax.core.Tracer):
     data = R.check_visible(params, data, "data")
+    if data.size == 0:
+      raise ValueError("data is empty: base rates need at least one example")
   return _base_from_mean(params.visible, jnp.mean(data.reshape(-1, params.n_visible), axis=0),
                          eps)
 
@@ -413,6 +415,8 @@ def estimate_log_likelihood(key: Array, params: R.RBM, data: ArrayLike, /,
     data = jnp.asarray(data, params.W.dtype)
   else:
     data = R.check_visible(params, data, "data")
+    if data.size == 0:
+      raise ValueError("data is empty: there is nothing to score")
   if "base_b" not in ais_kwargs and "data" not in ais_kwargs:
     ais_kwargs["data"] = data
   res = ais(key, params, **ais_kwargs)

@@ -155,12 +155,12 @@ def data_parallel(trainer: contrastive.Trainer,
     return trainer.update(key, shard_train_state(state, mesh), shard_batch(batch, mesh))
 
   def epoch(key: Array, state: contrastive.TrainState, data: ArrayLike, batch_size: int, *,
-            metrics: bool = True):
+            metrics: bool = True, check: bool = True):
     check_key(key, mesh)
     return trainer.epoch(key, shard_train_state(state, mesh), replicate(data, mesh), batch_size,
-                         metrics=metrics)
+                         metrics=metrics, check=check)
 
-  return contrastive.Trainer(init, update, epoch)
+  return contrastive.Trainer(init, update, epoch, trainer.config)
 
 
 def _sharded_jit(fun, mesh: Mesh, out_specs):

@@ -107,6 +107,54 @@ def _check_data(params: R.RBM, x, name: str) -> jax.Array:
   return x
 
 
+def run_settings(trainer, params, data, batch_size: int) -> dict:
+  """What a resumed run must share with the run that wrote the checkpoint (JSON).
+
+  The trainer's :attr:`~jdbn.contrastive.Trainer.config` (algorithm, ``k``, sparsity, chains),
+  the optimizer's first update of an all-ones gradient (which differs when the learning rate,
+  momentum, weight decay or the optimizer itself differs), the batch size and a digest of the
+  data.
+  """
+  out = {"batch_size": int(batch_size), "data": _digest(data)}
+  config = dict(getattr(trainer, "config", None) or {})
+  optimizer = config.pop("optimizer", None)
+  out.update({k: v for k, v in config.items() if isinstance(v, (str, int, float, bool, list,
+                                                                 type(None)))})
+  if optimizer is not None:
+    ones = jax.tree.map(jnp.ones_like, params)
+    first, _ = optimizer.update(ones, optimizer.init(params), params)
+    out["optimizer_first_update"] = [float(f"{float(jnp.mean(u)):.6g}")
+                                     for u in jax.tree.leaves(first)]
+  return out
+
+
+def settings_diff(old: Optional[dict], new: dict) -> list[str]:
+  """``"name: old -> new"`` for every setting both runs record that differs (a trainer without
+  a ``config`` records only the data and the batch size)."""
+  if not old:
+    return []
+  names = {"optimizer_first_update": "optimizer (learning rate, momentum, decay)",
+           "data": "training data"}
+  return [f"{names.get(k, k)}: {old.get(k)!r} -> {new.get(k)!r}"
+          for k in sorted(set(old) & set(new)) if old[k] != new[k]]
+
+
+def _digest(data) -> str:
+  import hashlib  # pylint: disable=import-outside-toplevel
+  x = np.ascontiguousarray(np.asarray(data))
+  return f"{x.shape[0]}x{x.shape[1]}:" + hashlib.sha256(x.tobytes()).hexdigest()[:16]
+
+
+def _checked_once(trainer) -> dict:
+  """``check=False`` for trainers whose epoch takes it: fit has checked the data already."""
+  import inspect  # pylint: disable=import-outside-toplevel
+  try:
+    params = inspect.signature(trainer.epoch).parameters
+  except (TypeError, ValueError):
+    return {}
+  return {"check": False} if "check" in params else {}
+
+
 def _key_bits(key) -> list[int]:
   """The bits of a typed or raw PRNG key, as ints (to seed NumPy)."""
   if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
@@ -187,6 +235,7 @@ def fit(key: jax.Array,
 
   key_init, key_eval, key_epochs = jax.random.split(key, 3)
   state = trainer.init(key_init, params)
+  settings = run_settings(trainer, params, data, batch_size) if checkpoint_dir else None
   history: list[dict] = []
   start = 0
   ckpt_path = metrics_path = None
@@ -194,6 +243,18 @@ def fit(key: jax.Array,
     ckpt_path = pathlib.Path(checkpoint_dir) / CHECKPOINT_NAME
     metrics_path = pathlib.Path(checkpoint_dir) / METRICS_NAME
     if ckpt_path.exists():
+      saved = C.read_metadata(ckpt_path).get("settings") or {}
+      if "data" in saved and saved["data"] != settings["data"]:
+        # A warning, not an error: a DBN's upper layers legitimately resume on the features of
+        # a lower layer that was trained further.
+        warnings.warn(f"resuming from {ckpt_path}, which was trained on other data "
+                      f"({saved['data']} -> {settings['data']}); continuing on the data given",
+                      stacklevel=2)
+      changed = settings_diff({k: v for k, v in saved.items() if k != "data"}, settings)
+      if changed:
+        raise ValueError(f"cannot resume from {ckpt_path}: it was trained with other settings "
+                         f"({'; '.join(changed)}). Use a new checkpoint_dir, or the same "
+                         f"trainer, data and batch size (only epochs may change).")
       try:
         tree, meta = C.restore(ckpt_path, like={"state": state, "key": key})
       except C.CheckpointError:
@@ -221,13 +282,14 @@ def fit(key: jax.Array,
     valid_sub = validation[np.sort(rng.permutation(validation.shape[0])[:m])]
 
   def epoch_fn(epoch, state):
-    state, info = trainer.epoch(jax.random.fold_in(key_epochs, epoch), state, data, batch_size)
+    state, info = trainer.epoch(jax.random.fold_in(key_epochs, epoch), state, data, batch_size,
+                                **_checked_once(trainer))
     return state, {"loss": float(info.loss), "recon_error": float(info.recon_error),
                    "grad_norm": float(info.grad_norm)}
 
   def save(done, state, history):
     meta = {"epoch": done, "epochs": epochs, "batch_size": batch_size, "history": history,
-            "user": metadata or {}}
+            "settings": settings, "user": metadata or {}}
     C.save(ckpt_path, {"state": state, "key": key}, metadata=meta)
     C.write_json(metrics_path, {"epochs_completed": done, "history": history,
                                 "user": metadata or {}})

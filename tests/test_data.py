@@ -196,6 +196,17 @@ def test_load_mnist_tfds_mock(monkeypatch, split, n):
   assert set(np.unique(ds.y)) <= set(range(10))
 
 
+def test_tfds_download_path_has_its_dependencies():
+  """TFDS prepares a data set (the download path, which mock_data skips) with modules it imports
+  lazily; on a fresh install without ``importlib_resources`` that path failed with
+  ModuleNotFoundError before reaching the network. jdbn's dependencies must bring them."""
+  pytest.importorskip("tensorflow_datasets")
+  from tensorflow_datasets.core import dataset_builder  # pylint: disable=import-outside-toplevel
+  assert dataset_builder.importlib_resources.abc.Traversable  # resolves the lazy import
+  assert dataset_builder.epath.Path
+  assert dataset_builder.termcolor.colored
+
+
 def test_load_mnist_tfds_failure_is_explained(monkeypatch):
   tfds = pytest.importorskip("tensorflow_datasets")
 

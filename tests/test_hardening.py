@@ -149,3 +149,69 @@ def test_small_library_checks():
     contrastive.cd(optax.sgd(0.1), k=True)
   with pytest.raises(ValueError, match="n_hidden"):
     rbm.init(jax.random.key(0), 6, True)
+
+
+@pytest.mark.parametrize("bad,message", [
+    (np.full((20, 6), np.nan, np.float32), "NaN"),
+    (np.full((20, 6), 2.0, np.float32), r"\[0, 1\]"),
+    (np.zeros((0, 6), np.float32), "empty"),
+])
+def test_public_entry_points_check_their_data(bad, message):
+  """Every public function that takes a user's data refuses NaN, out-of-range and empty data
+  with a message naming it, instead of training to NaN or returning NaN."""
+  from jdbn import contrastive, likelihood, rbm  # pylint: disable=import-outside-toplevel
+  import optax  # pylint: disable=import-outside-toplevel
+  params = rbm.init(jax.random.key(0), 6, 4)
+  for trainer in (contrastive.cd(optax.sgd(0.1)), contrastive.pcd(optax.sgd(0.1), n_chains=4)):
+    state = trainer.init(jax.random.key(0), params)
+    with pytest.raises(ValueError, match=message):
+      trainer.epoch(jax.random.key(1), state, bad, 10)
+  with pytest.raises(ValueError, match=message):
+    rbm.init(jax.random.key(0), 6, 4, data=bad)
+  with pytest.raises(ValueError, match=message):
+    likelihood.estimate_log_likelihood(jax.random.key(0), params, bad, n_chains=4,
+                                       betas=np.linspace(0, 1, 5))
+  with pytest.raises(ValueError, match=message):
+    likelihood.ais(jax.random.key(0), params, n_chains=4, data=bad)
+
+
+def test_epoch_check_can_be_turned_off_and_runs_under_jit():
+  from jdbn import contrastive, rbm  # pylint: disable=import-outside-toplevel
+  import optax  # pylint: disable=import-outside-toplevel
+  params = rbm.init(jax.random.key(0), 6, 4)
+  trainer = contrastive.cd(optax.sgd(0.1))
+  state = trainer.init(jax.random.key(0), params)
+  x = np.full((20, 6), 2.0, np.float32)  # out of range: refused when checked
+  out, _ = trainer.epoch(jax.random.key(1), state, x, 10, check=False)
+  assert out.step == 2
+  good = np.ones((20, 6), np.float32)
+  inside = jax.jit(lambda s, d: trainer.epoch(jax.random.key(1), s, d, 10)[0])(state, good)
+  assert inside.step == 2
+
+
+def test_fit_refuses_to_resume_with_other_settings(tmp_path):
+  from jdbn import contrastive, rbm  # pylint: disable=import-outside-toplevel
+  import optax  # pylint: disable=import-outside-toplevel
+  x = (np.random.default_rng(0).random((40, 6)) < 0.5).astype(np.float32)
+  params = rbm.init(jax.random.key(0), 6, 4)
+  key = jax.random.key(1)
+
+  def fit(trainer, data=x, batch_size=10, epochs=1):
+    return train.fit(key, trainer, params, data, epochs=epochs, batch_size=batch_size,
+                     checkpoint_dir=tmp_path, progress=False)
+
+  fit(contrastive.cd(optax.sgd(0.1), k=1))
+  changes = {
+      "batch_size": lambda: fit(contrastive.cd(optax.sgd(0.1), k=1), batch_size=20, epochs=2),
+      "learning rate": lambda: fit(contrastive.cd(optax.sgd(0.2), k=1), epochs=2),
+      "k:": lambda: fit(contrastive.cd(optax.sgd(0.1), k=2), epochs=2),
+      "algorithm": lambda: fit(contrastive.pcd(optax.sgd(0.1), n_chains=10), epochs=2),
+  }
+  for name, call in changes.items():
+    with pytest.raises(ValueError, match=f"other settings.*{name}"):
+      call()
+  _, history = fit(contrastive.cd(optax.sgd(0.1), k=1), epochs=2)  # only epochs changed
+  assert [r["epoch"] for r in history] == [1, 2]
+  # Other data is named in a warning (a DBN's upper layers resume on changed features).
+  with pytest.warns(UserWarning, match="trained on other data"):
+    fit(contrastive.cd(optax.sgd(0.1), k=1), data=1 - x, epochs=3)

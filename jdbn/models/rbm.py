@@ -146,6 +146,8 @@ def init(key: Array,
   log_sigma_h = jnp.zeros((n_hidden,), dtype) if hidden.has_sigma else None
   if data is not None:
     data = check_visible(RBM(W, b, c, log_sigma_v, log_sigma_h, visible, hidden), data, "data")
+    if data.size == 0:
+      raise ValueError("data is empty: the initial biases are taken from its marginals")
     b, sig = visible.init_bias(np.asarray(data), None if log_sigma_v is None else
                                np.asarray(log_sigma_v))
     log_sigma_v = None if sig is None else jnp.asarray(sig, dtype)
