@@ -32,6 +32,10 @@ import numpy as np
 PROG = "jdbn"
 
 
+#: The exit status of a run that diverged (NaN or inf); 2 is bad input, 1 an unexpected error.
+EXIT_DIVERGED = 3
+
+
 class CLIError(Exception):
   """A user-facing error: printed as ``jdbn: error: ...`` with exit status 2, no traceback."""
 
@@ -326,6 +330,26 @@ def _fmt(x: float, digits: int = 3) -> str:
 # --------------------------------------------------------------------------- train rbm
 
 # Settings that define a run: a rerun with the same --out must repeat them to resume.
+#: ``train rbm``'s defaults that depend on the data set: 1,300 digits need small batches, many
+#: epochs and the demo's momentum and decay to learn visible strokes (with MNIST's settings
+#: every sample was the same blur); MNIST's 50,000 images need few epochs of large batches.
+PRESETS = {
+    "digits": {"momentum": 0.9, "weight_decay": 1e-3, "batch_size": 10, "epochs": 50},
+    "mnist": {"momentum": 0.5, "weight_decay": 1e-4, "batch_size": 100, "epochs": 10},
+}
+
+
+def _preset_help(name: str) -> str:
+  return "default: " + ", ".join(f"{v[name]:g} for {k}" for k, v in PRESETS.items())
+
+
+def apply_preset(args) -> None:
+  """Fills the options left at ``None`` with the data set's :data:`PRESETS`."""
+  for name, value in PRESETS[args.dataset].items():
+    if getattr(args, name, None) is None:
+      setattr(args, name, value)
+
+
 _RUN_SETTINGS = ("dataset", "n_hidden", "visible", "hidden", "method", "k", "n_chains", "lr",
                  "momentum", "weight_decay", "sparsity_target", "sparsity_cost", "batch_size",
                  "binarize", "seed", "prng", "n_valid")
@@ -354,15 +378,18 @@ def add_train_rbm(sub) -> None:
   p.add_argument("-k", type=_positive_int, default=1, help="Gibbs sweeps per update")
   p.add_argument("--n-chains", type=_positive_int, default=100, help="PCD persistent chains")
   p.add_argument("--lr", type=_positive_float, default=0.05)
-  p.add_argument("--momentum", type=_non_negative_float, default=0.5)
-  p.add_argument("--weight-decay", type=_non_negative_float, default=1e-4)
+  p.add_argument("--momentum", type=_non_negative_float, default=None,
+                 help=_preset_help("momentum"))
+  p.add_argument("--weight-decay", type=_non_negative_float, default=None,
+                 help=_preset_help("weight_decay"))
   p.add_argument("--sparsity-target", type=_positive_float, default=None,
                  help="target mean activation of the hidden units, in (0, 1) (Hinton's guide, "
                  "section 11); off by default")
   p.add_argument("--sparsity-cost", type=_non_negative_float, default=0.1,
                  help="weight of the sparsity penalty when --sparsity-target is given")
-  p.add_argument("--epochs", type=_positive_int, default=10)
-  p.add_argument("--batch-size", type=_positive_int, default=100)
+  p.add_argument("--epochs", type=_positive_int, default=None, help=_preset_help("epochs"))
+  p.add_argument("--batch-size", type=_positive_int, default=None,
+                 help=_preset_help("batch_size"))
   p.add_argument("--binarize", choices=("none", "threshold", "stochastic"), default="none",
                  help="none: intensities as probabilities; threshold: > 0.5; stochastic: one "
                  "Bernoulli draw per pixel, fixed for the run")
@@ -381,6 +408,7 @@ def cmd_train_rbm(args) -> int:
   import jax
   from jdbn import checkpoint, data, rbm, train
 
+  apply_preset(args)
   if args.momentum >= 1:
     raise CLIError(f"--momentum must be in [0, 1), got {args.momentum}")
   if args.visible == "gaussian" and args.binarize != "none":
@@ -697,6 +725,17 @@ def cmd_demo(args) -> int:
 # --------------------------------------------------------------------------- main
 
 
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+  """``--help`` shows every option's default, with or without a help text of its own."""
+  for action in parser._actions:  # pylint: disable=protected-access
+    if isinstance(action, argparse._SubParsersAction):  # pylint: disable=protected-access
+      for child in action.choices.values():
+        _show_defaults(child)
+    elif (action.option_strings and action.default not in (None, False, argparse.SUPPRESS)
+          and "default" not in (action.help or "")):
+      action.help = ((action.help + " ") if action.help else "") + "(default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
   """The argument parser; add a subcommand with an ``add_*`` function here."""
   parser = argparse.ArgumentParser(
@@ -710,11 +749,14 @@ def build_parser() -> argparse.ArgumentParser:
   add_demo(sub)
   from jdbn import cli_dbn
   cli_dbn.add_generate(sub)
+  _show_defaults(parser)
   return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  """Runs the command line; returns the exit status (0 ok, 1 training diverged, 2 bad input)."""
+  """Runs the command line; returns the exit status: 0 ok, 2 bad input (a one-line message),
+  3 training diverged (the last good checkpoint is kept). An unexpected error is a traceback with
+  Python's status 1."""
   parser = build_parser()
   args = parser.parse_args(argv)
   from jdbn.train import TrainingDiverged
@@ -722,7 +764,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return args.func(args)
   except (TrainingDiverged, FloatingPointError) as err:  # the last good checkpoint is kept
     print(f"{PROG}: {err}", file=sys.stderr)
-    return 1
+    return EXIT_DIVERGED
   except (CLIError, ValueError) as err:
     print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
     return 2

@@ -269,10 +269,10 @@ def test_dbn_discriminative_fine_tuning_resumes_and_is_evaluated(tmp_path, capsy
   assert "--dropout 0.2 there, 0.5 here" in capsys.readouterr().err
   with pytest.raises(SystemExit):
     cli.main(base + ["--finetune-epochs", "3", "--input-dropout", "1"])  # not a probability
-  # A rate that diverges stops with exit status 1, the last good epoch's checkpoint kept.
+  # A rate that diverges stops with exit status 3, the last good epoch's checkpoint kept.
   diverging = base[:-4] + ["--finetune-lr", "1e38", "--finetune-epochs", "2"]
   diverging[diverging.index("--out") + 1] = str(tmp_path / "diverged")
-  assert cli.main(diverging) == 1
+  assert cli.main(diverging) == cli.EXIT_DIVERGED == 3
   assert "diverged" in capsys.readouterr().err
   assert cli.main(["evaluate", str(out), "--dataset", "digits", "--n-chains", "10",
                    "--n-betas", "100"]) == 0

@@ -215,3 +215,19 @@ def test_fit_refuses_to_resume_with_other_settings(tmp_path):
   # Other data is named in a warning (a DBN's upper layers resume on changed features).
   with pytest.warns(UserWarning, match="trained on other data"):
     fit(contrastive.cd(optax.sgd(0.1), k=1), data=1 - x, epochs=3)
+
+
+def test_help_shows_defaults_and_digits_get_their_preset(tmp_path, capsys):
+  with pytest.raises(SystemExit):
+    cli.main(["train", "rbm", "--help"])
+  text = capsys.readouterr().out
+  assert "(default: 0.05)" in text  # --lr
+  assert "default: 0.9 for digits, 0.5 for mnist" in text
+  assert "(default: pcd)" in text
+  out = tmp_path / "run"
+  code, _, _ = _run(capsys, "train", "rbm", "--dataset", "digits", "--n-hidden", 8, "--epochs",
+                    1, "--sample-steps", 5, "--no-progress", "--out", out)
+  assert code == 0
+  settings = checkpoint.read_metadata(out / train.CHECKPOINT_NAME)["user"]["settings"]
+  assert settings["batch_size"] == 10 and settings["momentum"] == 0.9
+  assert settings["weight_decay"] == 1e-3
