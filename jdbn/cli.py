@@ -123,11 +123,8 @@ def _optimizer(lr: float, momentum: float, weight_decay: float,
 
   With ``decay_steps``, the learning rate falls linearly to 5% of ``lr`` over that many updates.
   """
-  import jax
   import optax
-
-  def weights_only(params):
-    return jax.tree.map(lambda _: False, params).replace(W=True)
+  from jdbn.models.base import weights_only
 
   if decay_steps:
     lr = optax.linear_schedule(lr, 0.05 * lr, decay_steps)

@@ -328,7 +328,8 @@ class LayerHistory(NamedTuple):
     layer: index of the layer (0 is the bottom).
     sizes: ``(n_visible, n_hidden)`` of the layer's RBM (labels included in ``n_visible``).
     epochs: :func:`jdbn.train.fit`'s history, one dict per epoch (``epoch``, ``loss``,
-      ``recon_error``, ``grad_norm``, free energies, pseudo-likelihood, ``seconds``).
+      ``recon_error``, ``grad_norm``, free energies, ``seconds``; ``pseudo_likelihood`` only for
+      layers whose visible units are all Bernoulli, so not for a top layer with label units).
   """
   layer: int
   sizes: tuple

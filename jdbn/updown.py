@@ -22,6 +22,7 @@ import optax
 from jdbn import checkpoint as C
 from jdbn import dbn as D
 from jdbn import loop
+from jdbn.models import base
 
 Array = jax.Array
 
@@ -37,12 +38,7 @@ def optimizer(lr: float, *, momentum: Optional[float] = None,
   sgd = optax.inject_hyperparams(optax.sgd)(learning_rate=lr, **kw)
   if not weight_decay:
     return sgd
-
-  def weights_only(tree):
-    return jax.tree_util.tree_map_with_path(lambda path, _: getattr(path[-1], "name", None) == "W",
-                                            tree)
-
-  return optax.chain(optax.add_decayed_weights(weight_decay, mask=weights_only), sgd)
+  return optax.chain(optax.add_decayed_weights(weight_decay, mask=base.weights_only), sgd)
 
 
 def _restore(path, state, model, legacy_lr):

@@ -116,3 +116,20 @@ def test_colouring_is_proper():
     assert not adj[np.ix_(c, c)].any()
   lattice = [(i, i + 1) for i in range(15) if (i + 1) % 4] + [(i, i + 4) for i in range(12)]
   assert len(bm.colouring(bm.adjacency(16, lattice))) == 2
+
+
+def test_weights_only_masks_the_couplings_of_every_model():
+  import optax  # pylint: disable=import-outside-toplevel
+  for model in _models().values():
+    mask = base.weights_only(model)
+    flags = jax.tree_util.tree_flatten_with_path(mask)[0]
+    assert any(f for _, f in flags) and not all(f for _, f in flags)
+    for path, flag in flags:
+      assert flag == any(getattr(k, "name", None) in ("W", "weights") for k in path)
+    decay = optax.add_decayed_weights(0.5, mask=base.weights_only)
+    grads = jax.tree.map(jnp.zeros_like, model)
+    updates, _ = decay.update(grads, decay.init(model), model)
+    for (path, u), (_, p), (_, flag) in zip(jax.tree_util.tree_flatten_with_path(updates)[0],
+                                            jax.tree_util.tree_flatten_with_path(model)[0],
+                                            flags):
+      np.testing.assert_allclose(u, 0.5 * p if flag else 0.0, err_msg=str(path))

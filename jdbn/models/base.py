@@ -242,3 +242,17 @@ def state_index(model: BlockModel, states: States) -> np.ndarray:
     index += stride * match.argmax(1)
     stride *= radices[j]
   return index
+
+
+#: Names of the params fields that hold couplings (every model of jdbn uses one of these).
+COUPLING_FIELDS = ("W", "weights")
+
+
+def weights_only(params: Any) -> Any:
+  """A mask pytree: ``True`` on coupling leaves (``W``, ``weights``), ``False`` on biases and
+  sigmas, for any model or stack of models. Weight decay on the weights only is then::
+
+      optax.chain(optax.add_decayed_weights(2e-4, mask=base.weights_only), optax.sgd(0.05))
+  """
+  return jax.tree_util.tree_map_with_path(
+      lambda path, _: any(getattr(k, "name", None) in COUPLING_FIELDS for k in path), params)
