@@ -205,8 +205,9 @@ class FinetuneState:
     opt_state: the optimizer's state.
     step: updates applied so far.
     epoch: epochs completed.
-    best_variables: the variables with the lowest validation error so far.
-    best_error: that validation error (``inf`` before the first epoch).
+    best_variables: the variables with the lowest validation error (or loss, see
+      :func:`train`'s ``monitor``) so far.
+    best_error: that validation error or loss (``inf`` before the first epoch).
     best_epoch: the (1-based) epoch it was reached (0 before the first epoch).
     bad_epochs: epochs since the validation error last improved.
   """
@@ -333,6 +334,7 @@ def train(key: Array,
           epochs: int,
           batch_size: int,
           patience: Optional[int] = None,
+          monitor: str = "error",
           state: Optional[FinetuneState] = None,
           progress: bool | str = True,
           eval_batch_size: int = 1000,
@@ -357,6 +359,9 @@ def train(key: Array,
     epochs: maximum total number of epochs (those already in ``state`` included).
     batch_size: examples per update.
     patience: stop after this many epochs without a lower validation error (None: never).
+    monitor: what "lower" and "best" refer to: ``"error"`` (the validation error rate) or
+      ``"loss"`` (the validation cross-entropy, which keeps improving after a small validation
+      set is classified without error); ``state.best_error`` then holds that value.
     state: a :class:`FinetuneState` to resume from (e.g. loaded with :mod:`jdbn.checkpoint`).
     progress: tqdm bar over epochs (a string is its description).
     eval_batch_size: chunk size of the validation pass.
@@ -366,7 +371,7 @@ def train(key: Array,
   Returns:
     ``(state, history)``: the final :class:`FinetuneState` (``state.best_variables`` are the
     early-stopped variables) and one dict per epoch in this call (``epoch``, ``loss``,
-    ``train_error``, ``valid_error``, ``seconds``).
+    ``train_error``, ``valid_error``, ``valid_loss``, ``seconds``).
   """
   x, y = (jnp.asarray(a) for a in train_data)
   x_val, y_val = (jnp.asarray(a) for a in validation)
@@ -381,6 +386,8 @@ def train(key: Array,
     raise ValueError(f"batch_size must be an int in [1, {x.shape[0]}], got {batch_size!r}")
   if patience is not None and patience < 1:
     raise ValueError(f"patience must be a positive int or None, got {patience!r}")
+  if monitor not in ("error", "loss"):
+    raise ValueError(f"monitor must be 'error' or 'loss', got {monitor!r}")
   if state is None:
     state = init_state(variables, optimizer)
   epoch_fn = make_epoch(module, optimizer, batch_size)
@@ -389,16 +396,19 @@ def train(key: Array,
 
   def one_epoch(e, state):
     state, info = epoch_fn(jax.random.fold_in(key, e), state, x, y)
-    valid_error = error_rate(module, state.variables, x_val, y_val, batch_size=eval_batch_size)
-    improved = valid_error < float(state.best_error)
+    logits = predict_logits(module, state.variables, x_val, batch_size=eval_batch_size)
+    valid_error = float(jnp.mean(jnp.argmax(logits, -1) != y_val))
+    valid_loss = float(jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y_val)))
+    value = valid_error if monitor == "error" else valid_loss
+    improved = value < float(state.best_error)
     state = state.replace(
         epoch=state.epoch + 1,
         best_variables=state.variables if improved else state.best_variables,
-        best_error=jnp.asarray(valid_error if improved else state.best_error, jnp.float32),
+        best_error=jnp.asarray(value if improved else state.best_error, jnp.float32),
         best_epoch=jnp.asarray(e + 1 if improved else state.best_epoch, jnp.int32),
         bad_epochs=jnp.asarray(0 if improved else state.bad_epochs + 1, jnp.int32))
     return state, {"loss": float(info.loss), "train_error": float(info.error),
-                   "valid_error": valid_error}
+                   "valid_error": valid_error, "valid_loss": valid_loss}
 
   def stop(epoch, state, row):
     asked = callback is not None and callback(epoch, state, row)

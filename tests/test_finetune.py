@@ -97,6 +97,25 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement():
   assert int(state.best_epoch) == 1 and int(state.bad_epochs) == 2
 
 
+def test_early_stopping_on_the_validation_loss():
+  """A validation split classified without error stops improving by error at once; its
+  cross-entropy keeps falling, and monitor='loss' keeps the variables where it is lowest."""
+  train, valid = _digits_split()
+  easy = valid.x[:20], valid.y[:20]
+  module, variables = F.init_random(KEY, [64, 16])
+  args = ((train.x, train.y), easy, optax.sgd(0.5, momentum=0.9))
+  state, history = F.train(KEY, module, variables, *args, epochs=6, batch_size=50,
+                           monitor="loss", progress=False)
+  losses = [r["valid_loss"] for r in history]
+  assert float(state.best_error) == pytest.approx(min(losses), rel=1e-6)
+  assert int(state.best_epoch) == 1 + int(np.argmin(losses))
+  logits = F.predict_logits(module, state.best_variables, easy[0])
+  best = float(jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, easy[1])))
+  assert best == pytest.approx(min(losses), rel=1e-5)
+  with pytest.raises(ValueError, match="monitor"):
+    F.train(KEY, module, variables, *args, epochs=1, batch_size=50, monitor="accuracy")
+
+
 def test_class_conditional_samples_are_recognised_by_the_fine_tuned_network():
   """DBN samples with the label clamped to k are classified as k far more often than chance.
 
