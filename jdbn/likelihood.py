@@ -508,6 +508,8 @@ def raise_log_likelihood(key: Array,
     v = R.check_visible(params, v, "v")
   if v.ndim != 2:
     raise ValueError(f"v must have shape [batch, {params.n_visible}], got {tuple(v.shape)}")
+  if v.shape[0] == 0:
+    raise ValueError("v is empty: there is nothing to score")
   return _raise(key, params, base, v, jnp.asarray(betas, params.W.dtype), n_chains_per_example)
 
 

@@ -173,6 +173,8 @@ def test_public_entry_points_check_their_data(bad, message):
                                        betas=np.linspace(0, 1, 5))
   with pytest.raises(ValueError, match=message):
     likelihood.ais(jax.random.key(0), params, n_chains=4, data=bad)
+  with pytest.raises(ValueError, match=message):
+    likelihood.raise_log_likelihood(jax.random.key(0), params, bad, betas=np.linspace(0, 1, 5))
 
 
 def test_epoch_check_can_be_turned_off_and_runs_under_jit():
