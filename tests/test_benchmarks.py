@@ -12,6 +12,7 @@ import pytest
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_benchmark_suite_quick_run():
   result = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick"], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=600)
@@ -30,6 +31,7 @@ def _run(*argv, env=None):
   return result.stdout
 
 
+@pytest.mark.slow
 def test_likelihood_benchmark_quick_run_resumes(tmp_path):
   """The issue-3 table's script: train, checkpoint, AIS; run again, it resumes and re-evaluates."""
   out = _run("benchmarks/likelihood_mnist.py", "--quick", "--dataset", "digits", "--out-dir",
@@ -53,6 +55,7 @@ def test_likelihood_benchmark_quick_run_resumes(tmp_path):
   assert refused.returncode != 0 and "threefry2x32" in refused.stderr
 
 
+@pytest.mark.slow
 def test_dbn_benchmark_quick_run(tmp_path, mnist_dir):
   """The issue-4 script on a tiny DBN: every stage runs and writes its result."""
   import os
@@ -105,6 +108,7 @@ def test_dbn_benchmark_quick_run(tmp_path, mnist_dir):
   assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.slow
 def test_dbn_benchmark_finetunes_from_updown(tmp_path, mnist_dir):
   """``--finetune-from updown`` starts fine-tuning from the up-down DBN and says so; without the
   updown stage it refuses before training anything."""
@@ -122,6 +126,7 @@ def test_dbn_benchmark_finetunes_from_updown(tmp_path, mnist_dir):
   assert 0 <= results["finetune"]["test_error"] <= 1
 
 
+@pytest.mark.slow
 def test_dbn_benchmark_pretrains_on_all_images(tmp_path, mnist_dir):
   """``--pretrain-on-all`` pretrains on the training split and the validation images together,
   and refuses the stages that would then select on images pretraining has seen."""

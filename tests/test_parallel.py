@@ -81,6 +81,7 @@ def test_epoch_on_one_device_adds_no_constraint():
 
 
 @pytest.mark.skipif(jax.device_count() >= N_DEV, reason="already running with several devices")
+@pytest.mark.slow
 def test_sharded_on_four_cpu_devices():
   flags = os.environ.get("XLA_FLAGS", "")
   env = {**os.environ, "JAX_PLATFORMS": "cpu",

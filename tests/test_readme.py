@@ -19,6 +19,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import jdbn
 
@@ -74,6 +75,7 @@ def test_block_core_example_runs(capsys):
   assert np.isfinite(log_z) and log_z > 0  # the all-zero state alone has E = 0, so Z > 1
 
 
+@pytest.mark.slow
 def test_many_devices_example_runs_on_four_cpu_devices():
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
              JAX_PLATFORMS="cpu")
