@@ -146,7 +146,7 @@ def sweep_from_data(mean_visible=None) -> Callable[..., Positive]:
   mask = mean_mask(mean_visible)
 
   def positive(key, params, batch):
-    _checkmean_mask(mask, params)
+    _check_mean_mask(mask, params)
     first = G.step(key, params, gibbs.init(params, batch), mean_field={0: mask})[0]
     return Positive(gibbs.ChainState(batch, first.h), first)
 
@@ -200,7 +200,7 @@ def sparsity(target: float, cost: float) -> Callable[..., Array]:
   return lambda params, pos: cost * sparsity_penalty(params, pos.states[0], target)
 
 
-def _checkmean_mask(mask, params):
+def _check_mean_mask(mask, params):
   if mask is not None and mask is not True and mask.shape != (params.n_visible,):
     raise ValueError(f"mean_visible has {mask.shape[0]} entries for {params.n_visible} visible "
                      f"units")
