@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jdbn import gibbs
-from jdbn import rbm as R
+from jdbn.models import rbm as R
 from jdbn import units as U
 
 __all__ = [

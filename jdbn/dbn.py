@@ -35,12 +35,12 @@ import numpy as np
 import optax
 from flax import struct
 
-from jdbn import contrastive
+from jdbn.train import contrastive
 from jdbn import data as jdata
 from jdbn import gibbs
-from jdbn import loop
-from jdbn import rbm as R
-from jdbn import train as T
+from jdbn.train import loop
+from jdbn.models import rbm as R
+from jdbn.train import rbm as T
 from jdbn import units as U
 
 Array = jax.Array

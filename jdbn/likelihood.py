@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jdbn import rbm as R
+from jdbn.models import rbm as R
 from jdbn import units as U
 
 Array = jax.Array

@@ -260,3 +260,21 @@ def test_bad_files_and_values(tmp_path):
   with pytest.raises(TypeError, match="JSON"):
     checkpoint.save(tmp_path / "m.npz", {}, metadata={"f": object()})
   assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_checkpoint_from_before_the_layout_move_loads(tmp_path):
+  """tests/data/legacy_pcd_state.npz was written at 0eff6d8, when the trainer lived in
+  jdbn.contrastive and gibbs.ChainState/RBM had their old paths: it loads without a template, to
+  the same classes, and training continues from it exactly as from a fresh save of the same state."""
+  import pathlib
+  legacy = pathlib.Path(__file__).parent / "data" / "legacy_pcd_state.npz"
+  tree = checkpoint.load(legacy)
+  assert checkpoint.read_metadata(legacy) == {"written_by": "jdbn 0eff6d8"}
+  state = tree["state"]
+  assert isinstance(state, contrastive.TrainState)
+  assert isinstance(state.params, R.RBM) and state.params.W.shape == (6, 4)
+  assert isinstance(state.chains, gibbs.ChainState)
+  again = checkpoint.load(checkpoint.save(tmp_path / "new.npz", tree))
+  jax.tree.map(np.testing.assert_array_equal, jax.random.key_data(tree["key"]),
+               jax.random.key_data(again["key"]))
+  jax.tree.map(np.testing.assert_array_equal, state, again["state"])

@@ -43,11 +43,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jdbn import checkpoint as C
-from jdbn import contrastive
+from jdbn.train import contrastive
 from jdbn import likelihood
-from jdbn import loop
-from jdbn.loop import TrainingDiverged  # noqa: F401  (public here)
-from jdbn import rbm as R
+from jdbn.train import loop
+from jdbn.train.loop import TrainingDiverged  # noqa: F401  (public here)
+from jdbn.models import rbm as R
 from jdbn import units as U
 
 __all__ = ["CHECKPOINT_NAME", "METRICS_NAME", "TrainingDiverged", "fit", "evaluate_metrics"]

@@ -1,0 +1,123 @@
+"""Up-down fine-tuning of a DBN run to a schedule, resumable: what the CLI and the paper's
+reproduction both run.
+
+:func:`jdbn.dbn.updown` is one epoch's trainer; :func:`fit` runs it for many epochs through the
+one training loop (:func:`jdbn.loop.fit`) with Hinton, Osindero & Teh's (2006) schedules: the
+Gibbs sweeps in the top RBM grow with the epoch (``k_of``, e.g. :func:`jdbn.dbn.sweep_schedule`
+``("3:100,6:200,10")``) and the learning rate may fall (``lr_of``), both set before every epoch
+(the rate through ``optax.inject_hyperparams``, so the optimizer state carries over). After each
+epoch the state goes to one checkpoint file, from which a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any, Callable, Optional, Union
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jdbn import checkpoint as C
+from jdbn import dbn as D
+from jdbn.train import loop
+from jdbn.models import base
+
+Array = jax.Array
+
+
+def optimizer(lr: float, *, momentum: Optional[float] = None,
+              weight_decay: Optional[float] = None) -> optax.GradientTransformation:
+  """SGD with its learning rate a hyperparameter that :func:`fit` sets every epoch.
+
+  ``momentum`` and ``weight_decay`` (an L2 cost on every weight matrix ``W``, not the biases)
+  when given; without them the state is that of plain SGD.
+  """
+  kw = {"momentum": momentum} if momentum else {}
+  sgd = optax.inject_hyperparams(optax.sgd)(learning_rate=lr, **kw)
+  if not weight_decay:
+    return sgd
+  return optax.chain(optax.add_decayed_weights(weight_decay, mask=base.weights_only), sgd)
+
+
+def _restore(path, state, model, legacy_lr):
+  try:
+    return C.restore(path, like={"state": state})
+  except ValueError:  # written before the rate was a hyperparameter: plain SGD, no state
+    old = D.updown(optax.sgd(legacy_lr), k=1).init(None, model)
+    tree, meta = C.restore(path, like={"state": old})
+    opt = state.opt_state
+    return {"state": tree["state"].replace(opt_state=opt)}, meta
+
+
+def fit(key: Array,
+        model: D.DBN,
+        data: Any,
+        *,
+        epochs: int,
+        batch_size: int,
+        opt: optax.GradientTransformation,
+        lr_of: Callable[[int], float],
+        k_of: Callable[[int], int],
+        mean_labels: bool = False,
+        order: Optional[str] = None,
+        path: Optional[Union[str, os.PathLike]] = None,
+        metadata: Optional[dict] = None,
+        evaluate: Optional[Callable[[int, Any], dict]] = None,
+        progress: Union[bool, str] = "up-down") -> tuple[Any, list]:
+  """Up-down for ``epochs`` epochs (resuming from ``path``), each with its own ``k`` and rate.
+
+  Epoch ``e`` (0-based) sets the rate ``lr_of(e)`` in ``opt``'s state and runs
+  ``dbn.updown(opt, k=k_of(e), mean_labels=...).epoch(fold_in(key, e), state, data, batch_size,
+  order=order)``.
+
+  Args:
+    key: PRNG key.
+    model: the DBN to start from (tied or untied).
+    data: ``x`` or ``(x, labels)``.
+    epochs: total number of epochs.
+    batch_size: examples per update.
+    opt: an optimizer from :func:`optimizer` (its rate is an injected hyperparameter).
+    lr_of, k_of: the rate and the top RBM's Gibbs sweeps of each epoch.
+    mean_labels, order: passed to :func:`jdbn.dbn.updown` and its ``epoch``.
+    path: checkpoint file (``{"state"}`` with ``epoch`` and ``history`` in its metadata).
+    metadata: extra JSON settings saved with it; a checkpoint whose saved values of these keys
+      differ (e.g. the DBN under it was pretrained further since) is not resumed: up-down starts
+      again from ``model``.
+    evaluate: ``(epochs_done, state) -> dict`` of metrics added to that epoch's row.
+    progress: progress bar description, or False.
+
+  Returns:
+    ``(state, history)``; ``state.params`` is the :class:`jdbn.dbn.UntiedDBN`.
+
+  Raises:
+    jdbn.loop.TrainingDiverged: an epoch produced NaN or inf; the last good checkpoint stays.
+  """
+  metadata = dict(metadata or {})
+  state = D.updown(opt, k=1).init(None, model)
+  history, start = [], 0
+  if path is not None and pathlib.Path(path).is_file():
+    tree, meta = _restore(path, state, model, float(lr_of(0)))
+    changed = {k: meta.get(k) for k, v in metadata.items() if k in meta and meta[k] != v}
+    if changed:
+      print(f"up-down in {path} was run with {changed}, now {metadata}: up-down starts again")
+    else:
+      state, start, history = tree["state"], int(meta["epoch"]), list(meta["history"])
+  trainers = {}  # one per k; they share the optimizer, so its state carries over
+
+  def epoch_fn(e, state):
+    k, lr = int(k_of(e)), float(lr_of(e))
+    state = state.replace(opt_state=optax.tree_utils.tree_set(
+        state.opt_state, learning_rate=jnp.asarray(lr, jnp.float32)))
+    trainer = trainers.setdefault(k, D.updown(opt, k=k, mean_labels=mean_labels))
+    state, info = trainer.epoch(jax.random.fold_in(key, e), state, data, batch_size, order=order)
+    return state, {"k": k, "lr": lr, **{name: float(v) for name, v in info._asdict().items()}}
+
+  def save(done, state, history):
+    C.save(path, {"state": state}, metadata={"epoch": done, "history": history, **metadata})
+
+  return loop.fit(state, epoch_fn, epochs=epochs, start=start, history=history,
+                  evaluate=evaluate, save=save if path is not None else None, checkpoint=path,
+                  progress=progress, postfix=("loss", "gen_nll"),
+                  advice="Lower the up-down learning rate")
