@@ -78,7 +78,7 @@ def measure(*, quick: bool, repeats: int, impls, n_devices: int = 1, log=print) 
     args = (key, params, base, jnp.asarray(betas))
     t = time.perf_counter()
     if mesh is None:
-      compiled = likelihood._ais.lower(*args, n_chains=n_chains).compile()  # pylint: disable=W0212
+      compiled = likelihood.rbm._ais.lower(*args, n_chains=n_chains).compile()  # pylint: disable=W0212
     else:  # what parallel.ais_sharded runs, compiled ahead of time to time the compilation
       parallel.check_key(key, mesh)
       args = parallel.replicate(args, mesh)

@@ -201,7 +201,7 @@ def evaluate(row: str, params: R.RBM, train_x, test_x, args) -> dict:
   base = L.base_rate_biases(params, train_x)
   betas_j = jnp.asarray(betas, jnp.float32)
   t0 = time.time()
-  compiled = L._ais.lower(key, params, base, betas_j, n_chains=args.n_chains).compile()
+  compiled = L.rbm._ais.lower(key, params, base, betas_j, n_chains=args.n_chains).compile()
   compile_s = time.time() - t0
   res = None
 
@@ -219,7 +219,7 @@ def evaluate(row: str, params: R.RBM, train_x, test_x, args) -> dict:
   # A steadier ratio on a shared machine: short AIS runs and the same GEMMs, interleaved.
   if args.ratio_steps:
     short = jnp.linspace(0, 1, args.ratio_steps + 1, dtype=jnp.float32)
-    short_ais = L._ais.lower(key, params, base, short, n_chains=args.n_chains).compile()
+    short_ais = L.rbm._ais.lower(key, params, base, short, n_chains=args.n_chains).compile()
     short_gemms = gemm_scan(args.ratio_steps, args.n_chains, params.n_visible, params.n_hidden)
     jax.block_until_ready(short_ais(key, params, base, short))
     short_gemms()

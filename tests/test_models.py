@@ -78,10 +78,12 @@ def test_exact_log_z_of_an_rbm_block_model_matches_likelihood_module():
   np.testing.assert_allclose(float(base.exact_log_z(rbm)), float(L.exact_log_z(rbm)), rtol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["dbm", "bm"])
+@pytest.mark.parametrize("name", ["binary rbm", "dbm", "bm"])
 def test_tempered_copy_interpolates_the_energy(name):
-  """``E_beta = beta E + (1 - beta) E_base`` for linear-energy families."""
-  model = _models()[name]
+  """``E_beta = beta E + (1 - beta) E_base`` for linear-energy families, every block's base
+  biases given (an RBM's hidden ones included)."""
+  model = (R.init(jax.random.key(10), 5, 4, weight_scale=1.0) if name == "binary rbm" else
+           _models()[name])
   states = _random_states(model, jax.random.key(9))
   base_b = tuple(0.3 * jnp.ones(b.size) for b in model.blocks)
   base_e = sum(b.units.energy(x, a) for b, x, a in zip(model.blocks, states, base_b))

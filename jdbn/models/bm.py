@@ -89,7 +89,11 @@ class BM(base.BlockModel):
 
   def tempered(self, beta, base_biases=None) -> "BM":
     beta = jnp.asarray(beta, self.W.dtype)
-    b0 = 0.0 if base_biases is None else join(self, base_biases)
+    if base_biases is None:
+      b0 = 0.0
+    else:
+      b0 = join(self, [jnp.zeros(len(g), self.b.dtype) if a is None else a
+                       for g, a in zip(self.groups, base_biases)])
     return self.replace(W=beta * self.W, b=(1 - beta) * b0 + beta * self.b)
 
 

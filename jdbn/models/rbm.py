@@ -95,11 +95,11 @@ class RBM(base.BlockModel):
     return energy(self, states[0], states[1])
 
   def tempered(self, beta, base_biases=None) -> "RBM":
-    if base_biases is not None and base_biases[1] is not None:
-      raise ValueError("an RBM's tempered copy takes base biases for the visible block only")
-    b0 = (jnp.zeros_like(self.b) if base_biases is None or base_biases[0] is None else
-          base_biases[0])
-    return interpolate(self, b0, beta)
+    b0, c0 = (None, None) if base_biases is None else base_biases
+    out = interpolate(self, jnp.zeros_like(self.b) if b0 is None else b0, beta)
+    if c0 is not None:
+      out = out.replace(c=out.c + (1 - jnp.asarray(beta, self.c.dtype)) * c0)
+    return out
 
 
 def init(key: Array,

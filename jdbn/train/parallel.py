@@ -260,7 +260,7 @@ def ais_sharded(key: Array,
     raise ValueError("give base_b or data, not both")
   check_key(key, mesh)
   betas = likelihood.default_betas() if betas is None else np.asarray(betas)
-  likelihood._check_betas(betas)  # pylint: disable=protected-access
+  likelihood.check_betas(betas)  # pylint: disable=protected-access
   if data is not None:
     base_b = likelihood.base_rate_biases(params, data)
   base_b = jnp.zeros((params.n_visible,), params.W.dtype) if base_b is None else base_b

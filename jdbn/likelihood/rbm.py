@@ -1,17 +1,11 @@
-"""Partition functions and likelihoods: exact enumeration, AIS, RAISE and pseudo-likelihood.
+"""AIS and RAISE for RBMs: the fast path, two matrix products a temperature.
 
-An RBM assigns ``p(v) = exp(-F(v)) / Z`` with ``log Z = log sum_v exp(-F(v)) = log sum_h
-exp(-F(h))``. This module estimates ``log Z`` and ``log p(v)`` in four ways:
-
-* :func:`exact_log_z`: the sum over every state of the smaller enumerable layer (small models,
-  tests, and the 20-hidden-unit models of Salakhutdinov & Murray 2008).
-* :func:`ais`: annealed importance sampling (Neal 2001) from a base-rate model to the RBM
-  (Salakhutdinov & Murray 2008). Its ``Z`` estimate is unbiased, so ``log Z`` is underestimated in
-  expectation (Jensen) and ``-F(v) - log Z_AIS`` tends to *over*estimate ``log p(v)``;
-  :func:`estimate_log_likelihood` wraps it for a test set.
-* :func:`raise_log_likelihood`: the reverse AIS estimator RAISE (Burda, Grosse & Salakhutdinov
-  2015), a stochastic *lower* bound on the log-likelihood, so that AIS and RAISE sandwich it.
-* :func:`pseudo_likelihood` (Besag 1975).
+An RBM assigns ``p(v) = exp(-F(v)) / Z``. :func:`ais` estimates ``log Z`` by annealed importance
+sampling from a base-rate model (Neal 2001; Salakhutdinov & Murray 2008); its ``Z`` estimate is
+unbiased, so ``log Z`` is underestimated in expectation (Jensen) and ``-F(v) - log Z_AIS`` tends
+to *over*estimate ``log p(v)``; :func:`estimate_log_likelihood` wraps it for a test set.
+:func:`raise_log_likelihood` is the reverse estimator RAISE (Burda, Grosse & Salakhutdinov 2015),
+a stochastic *lower* bound, so that AIS and RAISE sandwich the log-likelihood.
 
 Annealing path. With base-rate visible biases ``a`` (``base_b``), the intermediate distributions
 are, for ``0 = beta_0 < ... < beta_K = 1`` (Salakhutdinov & Murray 2008, section 4.1),
@@ -20,132 +14,29 @@ are, for ``0 = beta_0 < ... < beta_K = 1`` (Salakhutdinov & Murray 2008, section
 
 i.e. the visible marginal of the RBM with weights ``beta W``, visible biases
 ``(1 - beta) a + beta b`` and hidden biases ``beta c``, which is :func:`jdbn.rbm.interpolate`
-(for Gaussian visible units the two differ by a constant in ``v``, which AIS does not see). At
-``beta = 0`` it is the base model with zero weights, whose ``log Z_0 = log_partition_v(0; a) +
-log_partition_h(0; 0)`` is closed form; at ``beta = 1`` it is ``-F(v)``. Transitions are block-Gibbs
-sweeps ``v -> h -> v'`` of the tempered RBM. The field ``u = s_v(v) W`` does not depend on beta, so
-each temperature costs two matrix products: ``u`` once (for both ``f_beta_k(v)`` and
-``f_beta_{k-1}(v)`` and for sampling ``h``), and ``s_h(h) W^T`` once.
+(the RBM's tempered copy; for Gaussian visible units the two differ by a constant in ``v`` that
+vanishes at both ends). At ``beta = 0`` it is the base model with zero weights, whose ``log Z_0 =
+log_partition_v(0; a) + log_partition_h(0; 0)`` is closed form; at ``beta = 1`` it is ``-F(v)``.
+Transitions are block-Gibbs sweeps ``v -> h -> v'`` of the tempered RBM. The field
+``u = s_v(v) W`` does not depend on beta, so each temperature costs two matrix products: ``u``
+once (for both ``f_beta_k(v)`` and ``f_beta_{k-1}(v)`` and for sampling ``h``), and ``s_h(h) W^T``
+once. (:mod:`jdbn.likelihood.annealing` is the same estimator for any block model.)
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jdbn.models import rbm as R
 from jdbn import units as U
+from jdbn.likelihood.annealing import AISResult, check_betas, default_betas, summarise
+from jdbn.models import rbm as R
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
-
-#: Largest number of states :func:`exact_log_z` will sum over.
-MAX_ENUMERATION_STATES = 2**26
-
-# ----------------------------------------------------------------------------- exact log Z
-
-
-@functools.partial(jax.jit, static_argnames=("layer", "chunk_size"))
-def _exact_log_z(params: R.RBM, layer: str, chunk_size: int) -> Array:
-  units, n = ((params.hidden, params.n_hidden) if layer == "hidden" else
-              (params.visible, params.n_visible))
-  n_states = units.n_states(n)
-  neg_f = ((lambda s: -R.free_energy_hidden(params, s)) if layer == "hidden" else
-           (lambda s: -R.free_energy(params, s)))
-  size = min(chunk_size, n_states)
-  n_chunks = math.ceil(n_states / size)
-
-  def chunk(i):
-    idx = i * size + jnp.arange(size, dtype=jnp.int32)
-    vals = neg_f(units.states_at(jnp.minimum(idx, n_states - 1), n, params.W.dtype))
-    return jax.nn.logsumexp(jnp.where(idx < n_states, vals, -jnp.inf))
-
-  return jax.nn.logsumexp(jax.lax.map(chunk, jnp.arange(n_chunks, dtype=jnp.int32)))
-
-
-def exact_log_z(params: R.RBM, *, layer: Optional[str] = None, chunk_size: int = 2**14) -> Array:
-  """Exact ``log Z`` by summing over every state of one layer, the other marginalised.
-
-  ``log Z = logsumexp_h -F(h)`` (hidden layer enumerated, :func:`jdbn.rbm.free_energy_hidden`) or
-  ``logsumexp_v -F(v)`` (visible layer enumerated, :func:`jdbn.rbm.free_energy`). States are
-  decoded from their index chunk by chunk inside one jitted ``lax.map``, so memory is
-  ``O(chunk_size * (n_visible + n_hidden))`` however many states there are. Measured on a
-  2-core Xeon: a 784 x 20 model (2^20 hidden states) takes about 8 CPU-seconds, a 64 x 25 model
-  (2^25 states) about 20.
-
-  Args:
-    params: RBM params; the enumerated layer must be Bernoulli, Softmax or a Joint of those.
-    layer: ``"hidden"`` or ``"visible"``; by default the enumerable layer with fewer states.
-    chunk_size: states per chunk.
-
-  Returns:
-    Scalar ``log Z``.
-
-  Raises:
-    ValueError: if no layer is enumerable or the enumerable layer has more than
-      :data:`MAX_ENUMERATION_STATES` states.
-  """
-  if layer not in (None, "hidden", "visible"):
-    raise ValueError(f"layer must be 'hidden', 'visible' or None, got {layer!r}")
-  if not isinstance(chunk_size, int) or chunk_size < 1:
-    raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-  candidates = []
-  for name, units, n in (("hidden", params.hidden, params.n_hidden),
-                         ("visible", params.visible, params.n_visible)):
-    if units.enumerable and (layer is None or layer == name):
-      candidates.append((units.n_states(n), name))
-  if not candidates:
-    raise ValueError(f"cannot enumerate the {layer or 'visible or hidden'} layer of an RBM with "
-                     f"{type(params.visible).__name__} visible and "
-                     f"{type(params.hidden).__name__} hidden units")
-  n_states, name = min(candidates)
-  if n_states > MAX_ENUMERATION_STATES:
-    raise ValueError(f"exact log Z would sum over {n_states:,} states of the {name} layer "
-                     f"(at most {MAX_ENUMERATION_STATES:,}); use ais() for a model this large")
-  return _exact_log_z(params, name, chunk_size)
-
-
-def log_likelihood(params: R.RBM, v: Array, log_z: Array) -> Array:
-  """``log p(v) = -F(v) - log Z`` in nats: ``[..., n_visible] -> [...]``."""
-  return -R.free_energy(params, v) - log_z
-
-
-# ----------------------------------------------------------------------------- AIS
-
-
-def default_betas(dtype=np.float32) -> np.ndarray:
-  """The inverse temperatures of Salakhutdinov & Murray (2008), section 4.1.
-
-  Steps of 1e-3 on [0, 0.5], 1e-4 on [0.5, 0.9] and 1e-5 on [0.9, 1]: 14,501 values from 0 to 1,
-  that is 14,500 annealing steps (importance-weight factors), the "14,500 intermediate
-  distributions" of the paper. (Their Matlab code writes ``[0:1/1000:0.5 0.5:1/10000:0.9
-  0.9:1/100000:1.0]``, which repeats 0.5 and 0.9; a repeated value is an idle step.)
-
-  Returns:
-    ``[14501]`` increasing array with ``betas[0] = 0`` and ``betas[-1] = 1``.
-  """
-  return np.concatenate([
-      np.linspace(0.0, 0.5, 501),
-      np.linspace(0.5, 0.9, 4001)[1:],
-      np.linspace(0.9, 1.0, 10001)[1:],
-  ]).astype(dtype)
-
-
-def _check_betas(betas) -> None:
-  if isinstance(betas, jax.core.Tracer):
-    return
-  b = np.asarray(betas, np.float64)
-  if b.ndim != 1 or b.shape[0] < 2:
-    raise ValueError(f"betas must be a 1-D array of at least 2 values, got shape {b.shape}")
-  if b[0] != 0 or b[-1] != 1:
-    raise ValueError(f"betas must run from 0 to 1, got {b[0]:g} ... {b[-1]:g}")
-  if np.any(np.diff(b) < 0) or not np.all(np.isfinite(b)):
-    raise ValueError("betas must be finite and non-decreasing")
 
 
 def base_rate_biases(params: R.RBM, data: ArrayLike, *, eps: float = 1e-3) -> Array:
@@ -267,46 +158,6 @@ def _anneal(key: Array, params: R.RBM, base_b: Array, v: Array, log_w: Array,
   return total - comp
 
 
-class AISResult(NamedTuple):
-  """The result of :func:`ais`.
-
-  Attributes:
-    log_z: ``log Z_0 + log mean_i w_i``, the AIS estimate of ``log Z``. ``mean w`` is unbiased for
-      ``Z / Z_0``, so this underestimates ``log Z`` in expectation.
-    log_z_lower: ``log Z_0 + log(mean w - 3 se)``, ``se = std(w) / sqrt(n_chains)``; ``-inf`` where
-      ``mean w - 3 se <= 0`` (Salakhutdinov & Murray 2008 report ``ln(Z_hat -/+ 3 sigma_hat)``).
-    log_z_upper: ``log Z_0 + log(mean w + 3 se)``.
-    ess: effective sample size ``(sum w)^2 / sum w^2``, between 1 and ``n_chains``.
-    log_w: ``[n_chains]`` log importance weights (relative to the base model).
-    log_z_base: ``log Z_0`` of the base model.
-  """
-  log_z: Array
-  log_z_lower: Array
-  log_z_upper: Array
-  ess: Array
-  log_w: Array
-  log_z_base: Array
-
-
-def _summarise(log_w: Array, log_z_base: Array) -> AISResult:
-  n = log_w.shape[0]
-  m = jnp.max(log_w)
-  w = jnp.exp(log_w - m)
-  mean = jnp.mean(w)
-  se = jnp.std(w) / jnp.sqrt(n)
-  lower = mean - 3 * se
-  log_lower = jnp.where(lower > 0, jnp.log(jnp.where(lower > 0, lower, 1.0)) + m, -jnp.inf)
-  ess = jnp.exp(2 * jax.nn.logsumexp(log_w) - jax.nn.logsumexp(2 * log_w))
-  return AISResult(
-      log_z=jnp.log(mean) + m + log_z_base,
-      log_z_lower=log_lower + log_z_base,
-      log_z_upper=jnp.log(mean + 3 * se) + m + log_z_base,
-      ess=ess,
-      log_w=log_w,
-      log_z_base=log_z_base,
-  )
-
-
 @functools.partial(jax.jit, static_argnames="n_chains")
 def _ais(key: Array, params: R.RBM, base_b: Array, betas: Array, n_chains: int) -> AISResult:
   dtype = params.W.dtype
@@ -314,7 +165,7 @@ def _ais(key: Array, params: R.RBM, base_b: Array, betas: Array, n_chains: int) 
   # draws the exact base samples v_1 ~ p_0 that AIS starts from.
   v = jnp.zeros((n_chains, params.n_visible), dtype)
   log_w = _anneal(key, params, base_b, v, jnp.zeros((n_chains,), dtype), betas)
-  return _summarise(log_w, base_log_z(params, base_b))
+  return summarise(log_w, base_log_z(params, base_b))
 
 
 def _resolve_base(params: R.RBM, base_b: Optional[ArrayLike], data: Optional[ArrayLike]) -> Array:
@@ -372,7 +223,7 @@ def ais(key: Array,
   if not isinstance(n_chains, int) or n_chains < 1:
     raise ValueError(f"n_chains must be a positive int, got {n_chains!r}")
   betas = default_betas() if betas is None else betas
-  _check_betas(betas)
+  check_betas(betas)
   base = _resolve_base(params, base_b, data)
   return _ais(key, params, base, jnp.asarray(betas, params.W.dtype), n_chains)
 
@@ -500,7 +351,7 @@ def raise_log_likelihood(key: Array,
   if not isinstance(n_chains_per_example, int) or n_chains_per_example < 1:
     raise ValueError(f"n_chains_per_example must be a positive int, got {n_chains_per_example!r}")
   betas = default_betas() if betas is None else betas
-  _check_betas(betas)
+  check_betas(betas)
   base = _resolve_base(params, base_b, data)
   if isinstance(v, jax.core.Tracer):
     v = jnp.asarray(v, params.W.dtype)
@@ -511,40 +362,3 @@ def raise_log_likelihood(key: Array,
   if v.shape[0] == 0:
     raise ValueError("v is empty: there is nothing to score")
   return _raise(key, params, base, v, jnp.asarray(betas, params.W.dtype), n_chains_per_example)
-
-
-# ----------------------------------------------------------------------------- pseudo-likelihood
-
-
-def pseudo_likelihood(key: Optional[Array], params: R.RBM, v: Array) -> Array:
-  """Log pseudo-likelihood ``sum_i log p(v_i | v_-i)`` of Bernoulli visible states (Besag 1975).
-
-  With a key, the stochastic estimate ``n_visible * log p(v_i | v_-i)`` for one random unit
-  ``i`` per example (as scikit-learn's ``BernoulliRBM.score_samples``); with ``key=None`` the
-  exact sum over all units (``n_visible`` free energies per example). For Bernoulli units
-  ``p(v_i | v_-i) = sigmoid(F(v with v_i flipped) - F(v))``, flipping ``v_i -> 1 - v_i``.
-
-  Args:
-    key: PRNG key or None.
-    params: RBM with Bernoulli visible units.
-    v: ``[batch, n_visible]``.
-
-  Returns:
-    ``[batch]`` log pseudo-likelihoods in nats.
-  """
-  if not isinstance(params.visible, U.Bernoulli):
-    raise ValueError("pseudo_likelihood needs Bernoulli visible units, got "
-                     f"{type(params.visible).__name__}")
-  v = jnp.asarray(v, params.W.dtype)
-  f = R.free_energy(params, v)
-  n = params.n_visible
-  if key is not None:
-    i = jax.random.randint(key, v.shape[:-1], 0, n)
-    flip = jax.nn.one_hot(i, n, dtype=v.dtype)
-    return n * jax.nn.log_sigmoid(R.free_energy(params, v + flip * (1 - 2 * v)) - f)
-
-  def one(i):
-    flip = jax.nn.one_hot(i, n, dtype=v.dtype)
-    return jax.nn.log_sigmoid(R.free_energy(params, v + flip * (1 - 2 * v)) - f)
-
-  return jnp.sum(jax.lax.map(one, jnp.arange(n)), axis=0)
