@@ -10,24 +10,34 @@ the schedule is ``((h1, h3, ...), (v, h2, ...))``, and one Gibbs sweep is two ha
 matrix products, as in an RBM. With the odd layers summed out, the even layers have the
 tractable marginal :func:`free_energy` (the quantity AIS anneals for a DBM).
 
-This module holds the params and the energy; training (mean-field positive phase, persistent
-chains, greedy pretraining) plugs into the generic trainer and samplers.
+Inference and evaluation (Salakhutdinov & Hinton 2009, sections 2-3): :func:`mean_field` finds
+the factorised posterior ``q(h | v)`` by fixed-point iteration to a tolerance, from the paper's
+bottom-up pass with doubled weights (:func:`bottom_up`); :func:`lower_bound` turns it and a
+``log Z`` into the variational lower bound on ``log p(v)``; :func:`exact_log_z` enumerates the odd
+layers of a small DBM with the even ones summed out. AIS of ``log Z`` is
+:func:`jdbn.likelihood.ais` (the tempered copy, odd layers summed). Training (mean-field positive
+phase, persistent chains, greedy pretraining) plugs into the generic trainer and samplers.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import functools
+import math
+from typing import NamedTuple, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from jdbn import units as U
 from jdbn.models import base
+from jdbn.samplers import gibbs as G
 
 Array = jax.Array
 
-__all__ = ["DBM", "init", "free_energy"]
+__all__ = ["DBM", "MeanField", "bottom_up", "entropy", "exact_log_z", "free_energy", "init",
+           "lower_bound", "mean_field"]
 
 
 @struct.dataclass
@@ -136,3 +146,174 @@ def free_energy(model: DBM, states: Sequence[Optional[Array]]) -> Array:
     if states[l] is None:
       states[l] = jnp.zeros(jnp.shape(ref)[:-1] + (model.sizes[l],), jnp.result_type(ref))
   return base.free_energy(model, states, model.schedule[0])
+
+
+# ----------------------------------------------------------------------------- inference
+
+
+class MeanField(NamedTuple):
+  """The result of :func:`mean_field`.
+
+  Attributes:
+    states: ``(v, q_1, ..., q_L)``: the data and the mean of every hidden layer under ``q``.
+    n_iter: fixed-point sweeps run (int32 scalar).
+    delta: the largest change of any ``q`` in the last sweep.
+    converged: ``delta <= tol`` (False when the sweep cap stopped the iteration).
+  """
+  states: tuple
+  n_iter: Array
+  delta: Array
+  converged: Array
+
+
+def _check_data(model: DBM, v) -> Array:
+  v = jnp.asarray(v, model.biases[0].dtype)
+  if v.shape[-1:] != (model.sizes[0],):
+    raise ValueError(f"v must have shape [..., {model.sizes[0]}], got {tuple(v.shape)}")
+  if not isinstance(v, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(v))):
+    raise ValueError("v holds NaN or infinite values")
+  return v
+
+
+def bottom_up(model: DBM, v: Array) -> tuple:
+  """The recognition pass that starts mean-field: ``(v, q_1, ..., q_L)``.
+
+  Salakhutdinov & Hinton (2009), section 3: every hidden layer but the top gets twice its input
+  from below (standing in for the missing top-down input), ``q_l = mean(2 s(q_{l-1}) W_{l-1} +
+  a_l)``, the top layer ``q_L = mean(s(q_{L-1}) W_{L-1} + a_L)``.
+  """
+  v = _check_data(model, v)
+  states = [v]
+  top = len(model.sizes) - 1
+  for l in range(1, top + 1):
+    below = model.units[l - 1].scaled(states[-1], model.log_sigmas[l - 1])
+    phi = (1.0 if l == top else 2.0) * (below @ model.weights[l - 1])
+    states.append(model.units[l].mean(phi, model.biases[l], model.log_sigmas[l]))
+  return tuple(states)
+
+
+def mean_field(model: DBM, v: Array, *, tol: float = 1e-6, max_iter: int = 100,
+               init: Union[str, Sequence[Array]] = "bottom_up") -> MeanField:
+  """The factorised posterior ``q(h | v)`` that maximises the variational bound.
+
+  Iterates the fixed-point equations ``q_l = E[h_l | s(q_{l-1}), s(q_{l+1})]`` (Salakhutdinov &
+  Hinton 2009, eq. 9), odd layers then even ones (the Gibbs schedule with every hidden unit at its
+  mean and ``v`` clamped), in a ``lax.while_loop`` until no ``q`` changes by more than ``tol`` or
+  ``max_iter`` sweeps have run (the paper's code stops at a change of 1e-7 in float64; float32
+  settles near 1e-7 of its own rounding, hence the default ``tol``).
+
+  Args:
+    model: DBM params.
+    v: ``[..., n_visible]`` data.
+    tol: stopping change (max over units and examples).
+    max_iter: sweep cap (static); ``MeanField.converged`` says whether it was hit.
+    init: ``"bottom_up"`` (:func:`bottom_up`), ``"zeros"``, or ``(v, q_1, ..., q_L)`` to warm
+      start (e.g. the previous epoch's ``q``).
+
+  Returns:
+    A :class:`MeanField`.
+  """
+  if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+    raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
+  if not tol >= 0:
+    raise ValueError(f"tol must be >= 0, got {tol!r}")
+  v = _check_data(model, v)
+  if isinstance(init, str):
+    if init not in ("bottom_up", "zeros"):
+      raise ValueError(f"init must be 'bottom_up', 'zeros' or a state tuple, got {init!r}")
+    states = (bottom_up(model, v) if init == "bottom_up" else
+              (v,) + tuple(jnp.zeros(v.shape[:-1] + (n,), v.dtype) for n in model.sizes[1:]))
+  else:
+    states = (v,) + tuple(jnp.asarray(q, v.dtype) for q in tuple(init)[1:])
+  hidden = {l: True for l in range(1, len(model.sizes))}
+  key = jax.random.key(0)  # unused: every free unit takes its mean
+
+  def cond(carry):
+    _, it, delta = carry
+    return (it < max_iter) & (delta > tol)
+
+  def body(carry):
+    q, it, _ = carry
+    new, _ = G.step(key, model, q, clamp={0: True}, mean_field=hidden)
+    delta = jnp.max(jnp.stack([jnp.max(jnp.abs(a - b)) for a, b in zip(new[1:], q[1:])]))
+    return new, it + 1, delta
+
+  init_carry = (tuple(states), jnp.int32(0), jnp.asarray(jnp.inf, v.dtype))
+  q, n_iter, delta = jax.lax.while_loop(cond, body, init_carry)
+  return MeanField(q, n_iter, delta, delta <= tol)
+
+
+def entropy(units: U.Units, q: Array) -> Array:
+  """``H(q)`` of independent units with means ``q`` (Bernoulli, or Softmax groups): ``-> [...]``."""
+  if isinstance(units, U.Bernoulli):
+    return -jnp.sum(jax.scipy.special.xlogy(q, q) + jax.scipy.special.xlogy(1 - q, 1 - q), -1)
+  if isinstance(units, U.Softmax):  # one categorical per group of group_size units
+    return -jnp.sum(jax.scipy.special.xlogy(q, q), -1)
+  raise ValueError(f"the mean-field entropy needs Bernoulli or Softmax hidden units, got "
+                   f"{type(units).__name__}")
+
+
+def lower_bound(model: DBM, states: Sequence[Array], log_z: Array) -> Array:
+  """The variational lower bound on ``log p(v)``: ``-> [...]`` nats.
+
+  ``log p(v) >= -E_q[E(v, h)] + H(q) - log Z`` for any factorised ``q`` (Salakhutdinov & Hinton
+  2009, eq. 7); with ``q`` from :func:`mean_field`, the paper's test-set bound. The energy is
+  linear in each layer's states, so ``E_q[E(v, h)] = E(v, q_1, ..., q_L)``.
+
+  Args:
+    model: DBM params (Bernoulli or Softmax hidden layers).
+    states: ``(v, q_1, ..., q_L)``, e.g. ``mean_field(model, v).states``.
+    log_z: ``log Z`` (exact, or an AIS estimate or bound; with AIS's estimate the bound holds in
+      expectation only).
+  """
+  states = tuple(states)
+  h = sum(entropy(model.units[l], states[l]) for l in range(1, len(states)))
+  return -model.energy(states) + h - log_z
+
+
+def exact_log_z(model: DBM, *, chunk_size: int = 2**12) -> Array:
+  """``log Z`` of a small DBM: every state of the odd layers, the even layers summed out.
+
+  ``log Z = logsumexp_{h_odd} -F(h_odd)`` with ``F`` the free energy of the odd layers given the
+  even ones summed analytically (:func:`jdbn.models.base.free_energy` of the even group), decoded
+  from the state index chunk by chunk in one jitted ``lax.map``. A 64-12-6 model costs ``2^12``
+  free energies. Raises ``ValueError`` for non-enumerable odd layers or more than ``2^26`` states.
+  """
+  odd = model.schedule[0]
+  radices = []
+  for l in odd:
+    if not model.units[l].enumerable:
+      raise ValueError(f"layer h{l} has {type(model.units[l]).__name__} units, which cannot be "
+                       f"enumerated")
+    radices.append(model.units[l].n_states(model.sizes[l]))
+  total = math.prod(radices)
+  if total > 2**26:
+    raise ValueError(f"the odd layers have {total:,} states, more than {2**26:,} to enumerate; use "
+                     f"jdbn.likelihood.ais")
+  return _exact_log_z(model, int(min(chunk_size, total)))
+
+
+def _odd_states(model: DBM, idx: Array) -> tuple:
+  """Every layer's state for the odd-layer state indices ``idx`` (even layers zero)."""
+  odd = model.schedule[0]
+  dtype = model.biases[0].dtype
+  states = [jnp.zeros(idx.shape + (n,), dtype) for n in model.sizes]
+  rest = idx
+  for l in reversed(odd):
+    r = model.units[l].n_states(model.sizes[l])
+    states[l] = model.units[l].states_at(rest % r, model.sizes[l], dtype)
+    rest = rest // r
+  return tuple(states)
+
+
+@functools.partial(jax.jit, static_argnames="chunk")
+def _exact_log_z(model: DBM, chunk: int) -> Array:
+  total = math.prod(model.units[l].n_states(model.sizes[l]) for l in model.schedule[0])
+
+  def one(i):
+    idx = i * chunk + jnp.arange(chunk, dtype=jnp.int32)
+    states = _odd_states(model, jnp.minimum(idx, total - 1))
+    vals = -base.free_energy(model, states, model.schedule[1])
+    return jax.nn.logsumexp(jnp.where(idx < total, vals, -jnp.inf))
+
+  return jax.nn.logsumexp(jax.lax.map(one, jnp.arange(math.ceil(total / chunk), dtype=jnp.int32)))
