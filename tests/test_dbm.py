@@ -197,3 +197,59 @@ def test_dbm_training_raises_the_exact_log_likelihood():
   assert report["mf_converged"] == 1.0 and report["mf_sweeps_max"] <= 30
   capped = TD.mean_field_report(state.params, x[:100], tol=0.0, max_iter=1)
   assert capped["mf_converged"] == 0.0 and capped["mf_sweeps"] == 1.0
+
+
+# ----------------------------------------------------------------------------- pretraining
+
+
+def test_pretraining_scales_follow_the_paper():
+  from jdbn.train import dbm_pretrain as P  # pylint: disable=import-outside-toplevel
+  assert [P.scales(3, l) for l in range(2)] == [(2.0, 1.0), (1.0, 2.0)]
+  assert [P.scales(4, l) for l in range(3)] == [(2.0, 1.0), (2.0, 2.0), (1.0, 2.0)]
+  assert P.scales(2, 0) == (1.0, 1.0)
+
+
+def test_scaled_rbm_cd1_update_uses_the_doubled_recognition_input():
+  """One SGD step (rate 1) of the first-layer RBM: ``v^T E[h | 2 v W] - v1^T E[h | 2 v1 W]`` with
+  ``v1`` reconstructed by the single top-down input."""
+  import optax  # pylint: disable=import-outside-toplevel
+  from jdbn import rbm as R  # pylint: disable=import-outside-toplevel
+  from jdbn.samplers import gibbs as G  # pylint: disable=import-outside-toplevel
+  from jdbn.train import contrastive  # pylint: disable=import-outside-toplevel
+  from jdbn.train import dbm_pretrain as P  # pylint: disable=import-outside-toplevel
+  rbm = R.init(jax.random.key(21), 6, 4, weight_scale=0.5)
+  model = P.ScaledRBM(rbm, 2.0, 1.0)
+  trainer = contrastive.trainer(optax.sgd(1.0), P._cd_phases(1))
+  v = (jax.random.uniform(jax.random.key(22), (5, 6)) < 0.5).astype(jnp.float32)
+  key = jax.random.key(23)
+  new, _ = trainer.update(key, trainer.init(key, model), v)
+  k_pos, k_neg = jax.random.split(key)
+  q = jax.nn.sigmoid(2 * v @ rbm.W + rbm.c)
+  h = rbm.hidden.sample(k_pos, 2 * v @ rbm.W, rbm.c)
+  v1 = G.chain(k_neg, model, (v, h), 1, schedule=((0,), (1,)))[0][0]
+  q1 = jax.nn.sigmoid(2 * v1 @ rbm.W + rbm.c)
+  np.testing.assert_allclose(new.params.rbm.W - rbm.W, (v.T @ q - v1.T @ q1) / 5, atol=2e-6)
+  np.testing.assert_allclose(new.params.rbm.c - rbm.c, jnp.mean(q - q1, 0), atol=2e-6)
+  # the reconstruction used the single top-down field
+  field = model.field((v1, h), 0)
+  np.testing.assert_allclose(field, h @ rbm.W.T, rtol=1e-6)
+
+
+def test_greedy_pretraining_composes_a_dbm_that_fits_the_data():
+  from jdbn.train import dbm_pretrain as P  # pylint: disable=import-outside-toplevel
+  protos = np.array([[1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1], [1, 0, 1, 0, 1, 0]], np.float32)
+  rng = np.random.default_rng(24)
+  x = protos[rng.integers(0, 3, 600)]
+  x = np.abs(x - (rng.random(x.shape) < 0.1)).astype(np.float32)
+  model, histories = P.pretrain(jax.random.key(25), x, (6, 4, 3), epochs=(20, 10), batch_size=20,
+                                progress=False)
+  assert isinstance(model, dbm.DBM) and model.sizes == (6, 4, 3)
+  assert [len(h) for h in histories] == [20, 10]
+  assert histories[0][-1]["recon_error"] < histories[0][0]["recon_error"]
+  v, log_p = _exact_log_p_v(model)
+  idx = np.argmax(np.all(x[:, None, :] == v[None], -1), 1)
+  assert float(np.mean(log_p[idx])) > -6 * np.log(2) + 0.5  # well above the uniform model
+  with pytest.raises(ValueError, match="one per RBM"):
+    P.pretrain(jax.random.key(0), x, (6, 4, 3), epochs=(1, 1, 1), progress=False)
+  with pytest.raises(ValueError, match=r"shape \[n, 6\]"):
+    P.pretrain(jax.random.key(0), x[:, :5], (6, 4, 3), epochs=1, progress=False)
