@@ -253,3 +253,26 @@ def test_greedy_pretraining_composes_a_dbm_that_fits_the_data():
     P.pretrain(jax.random.key(0), x, (6, 4, 3), epochs=(1, 1, 1), progress=False)
   with pytest.raises(ValueError, match=r"shape \[n, 6\]"):
     P.pretrain(jax.random.key(0), x[:, :5], (6, 4, 3), epochs=1, progress=False)
+
+
+def test_variational_bound_estimate_with_ais_matches_the_exact_bound():
+  model = _dbm((6, 4, 3), 26, scale=1.5)
+  v, exact = _exact_log_p_v(model)
+  v = jnp.asarray(v)
+  exact_bound = dbm.lower_bound(model, dbm.mean_field(model, v).states, dbm.exact_log_z(model))
+  est = L.variational_bound(jax.random.key(27), model, v, n_chains=200,
+                            betas=np.linspace(0, 1, 1001), batch_size=16)
+  assert est.per_example.shape == (64,) and est.mean_field_converged == 1.0
+  m = float(np.mean(np.asarray(exact_bound)))
+  assert float(est.lower) <= m <= float(est.upper)
+  assert abs(float(est.mean) - m) < 0.1
+  assert m <= float(np.mean(exact))
+  with pytest.raises(ValueError, match=r"shape \[n, 6\]"):
+    L.variational_bound(jax.random.key(0), model, v[:0])
+  with pytest.raises(TypeError, match="DBM"):
+    L.variational_bound(jax.random.key(0), _block_rbm(), v)
+
+
+def _block_rbm():
+  from jdbn import rbm as R  # pylint: disable=import-outside-toplevel
+  return R.init(jax.random.key(0), 6, 2)

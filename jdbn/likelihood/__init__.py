@@ -8,6 +8,8 @@
 * :func:`estimate_log_likelihood` (AIS for a test set, with bounds) and
   :func:`raise_log_likelihood` (reverse AIS, a stochastic lower bound; Burda, Grosse &
   Salakhutdinov 2015), so that AIS and RAISE sandwich an RBM's test log-likelihood.
+* :func:`variational_bound`: a DBM's mean-field lower bound on the test log-likelihood with an
+  AIS ``log Z`` (:mod:`jdbn.likelihood.dbm`; Salakhutdinov & Hinton 2009).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Optional
 
 import jax
 
-from jdbn.likelihood import annealing, exact, rbm  # noqa: F401  (the submodules)
+from jdbn.likelihood import annealing, dbm, exact, rbm  # noqa: F401  (the submodules)
 from jdbn.likelihood.annealing import (AISResult, base_rates, check_betas,  # noqa: F401
                                        default_betas, model_base_log_z)
 from jdbn.likelihood.exact import (MAX_ENUMERATION_STATES, exact_log_z,  # noqa: F401
@@ -24,12 +26,13 @@ from jdbn.likelihood.exact import (MAX_ENUMERATION_STATES, exact_log_z,  # noqa:
 from jdbn.likelihood.rbm import (LogLikelihoodEstimate, RAISEResult,  # noqa: F401
                                  base_log_z, base_rate_biases, estimate_log_likelihood,
                                  raise_log_likelihood)
+from jdbn.likelihood.dbm import BoundEstimate, variational_bound  # noqa: F401
 from jdbn.models import rbm as R
 
-__all__ = ["AISResult", "LogLikelihoodEstimate", "MAX_ENUMERATION_STATES", "RAISEResult", "ais",
+__all__ = ["AISResult", "BoundEstimate", "LogLikelihoodEstimate", "MAX_ENUMERATION_STATES", "RAISEResult", "ais",
            "base_log_z", "base_rate_biases", "base_rates", "check_betas", "default_betas",
            "estimate_log_likelihood", "exact_log_z", "log_likelihood", "model_base_log_z",
-           "pseudo_likelihood", "raise_log_likelihood"]
+           "pseudo_likelihood", "raise_log_likelihood", "variational_bound"]
 
 
 def ais(key: jax.Array, model: Any, *, n_chains: int = 100, betas: Optional[Any] = None,
