@@ -11,23 +11,28 @@ Example::
     ds = jdbn.data.load("mnist", "train", data_dir="path/to/idx")   # or JDBN_MNIST_DIR, or TFDS
     train, valid = jdbn.data.split_validation(ds, 10_000)
     batches = jdbn.data.batch(key, train.x, batch_size=100)        # [n_batches, 100, 784]
+
+The raw MNIST readers are :mod:`jdbn.mnist` and the batch orders :mod:`jdbn.batching`; their
+public names (:func:`read_idx`, :func:`batch`, :func:`balanced_order`) are re-exported here.
 """
 
 from __future__ import annotations
 
 import gzip
 import importlib.resources
-import math
 import operator
 import os
 import pathlib
-import zlib
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
+
+from jdbn import mnist
+from jdbn.batching import balanced_order, batch
+from jdbn.mnist import MNIST_ENV_VAR, read_idx
 
 __all__ = [
     "MNIST_ENV_VAR",
@@ -49,20 +54,10 @@ __all__ = [
 NAMES = ("digits", "mnist")
 """Dataset names accepted by :func:`load`."""
 
-MNIST_ENV_VAR = "JDBN_MNIST_DIR"
-"""Environment variable naming a folder of the four MNIST IDX files."""
-
 DIGITS_N_TEST = 297
 """Size of the deterministic digits test split: the last 297 of the 1,797 examples."""
 
-_MNIST_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-_IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
-_IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
-# IDX type code -> big-endian NumPy dtype (LeCun's format description).
-_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+#: MNIST records read per batch through TFDS.
 _TFDS_CHUNK = 4096
 
 
@@ -174,85 +169,13 @@ def load_mnist(
     FileNotFoundError: the folder or its files for the split are missing.
     RuntimeError: no folder was given and TFDS could not provide MNIST (e.g. no network).
   """
-  if split not in _MNIST_FILES:
+  if split not in mnist.FILES:
     raise ValueError(f"unknown MNIST split {split!r}; expected 'train' or 'test'")
   if data_dir is None:
     data_dir = os.environ.get(MNIST_ENV_VAR) or None
   if data_dir is not None:
-    return _load_mnist_idx(pathlib.Path(data_dir), split)
-  return _load_mnist_tfds(split, tfds_data_dir)
-
-
-def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.ndarray:
-  """Reads one IDX file (the MNIST format), plain or gzipped.
-
-  Format: a big-endian header of two zero bytes, a type code (0x08 = uint8, ...), the number of
-  dimensions k, then k big-endian int32 sizes; then the values in C order. The magic number is
-  the first four bytes read as a big-endian int, e.g. 2051 for MNIST images, 2049 for labels.
-
-  Args:
-    path: the file; gzip is detected from its content, not its name.
-    expected_magic: if given, the magic number the file must have.
-
-  Returns:
-    An array of the file's shape and dtype (native byte order).
-
-  Raises:
-    ValueError: bad magic number, unknown type code, or a size that does not match the header.
-  """
-  path = pathlib.Path(path)
-  with open(path, "rb") as f:
-    gzipped = f.read(2) == b"\x1f\x8b"
-  try:
-    with gzip.open(path, "rb") if gzipped else open(path, "rb") as f:
-      data = f.read()
-  except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-    raise ValueError(f"{path}: damaged gzip file ({err}); download it again") from err
-  if len(data) < 4:
-    raise ValueError(f"{path}: too short for an IDX header ({len(data)} bytes)")
-  magic = int.from_bytes(data[:4], "big")
-  if expected_magic is not None and magic != expected_magic:
-    raise ValueError(f"{path}: magic number {magic}, expected {expected_magic}")
-  if data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-    raise ValueError(f"{path}: not an IDX file (magic number {magic})")
-  ndim = data[3]
-  header = 4 + 4 * ndim
-  if len(data) < header:
-    raise ValueError(f"{path}: truncated IDX header")
-  shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-  dtype = np.dtype(_IDX_DTYPES[data[2]])
-  expected = math.prod(shape) * dtype.itemsize
-  if len(data) - header != expected:
-    raise ValueError(f"{path}: header says shape {shape} ({expected} bytes of data) "
-                     f"but the file holds {len(data) - header} bytes")
-  array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
-  return array.astype(dtype.newbyteorder("="))
-
-
-def _find_idx(folder: pathlib.Path, name: str) -> pathlib.Path | None:
-  for candidate in (folder / name, folder / (name + ".gz")):
-    if candidate.is_file():
-      return candidate
-  return None
-
-
-def _load_mnist_idx(folder: pathlib.Path, split: str) -> Dataset:
-  names = _MNIST_FILES[split]
-  if not folder.is_dir():
-    raise FileNotFoundError(f"MNIST folder {str(folder)!r} does not exist; it should hold "
-                            f"{', '.join(n + '[.gz]' for n in names)}")
-  paths = [_find_idx(folder, n) for n in names]
-  missing = [n + "[.gz]" for n, p in zip(names, paths, strict=True) if p is None]
-  if missing:
-    raise FileNotFoundError(f"MNIST folder {str(folder)!r} lacks {', '.join(missing)}")
-  images = read_idx(paths[0], _IDX_IMAGES_MAGIC)
-  labels = read_idx(paths[1], _IDX_LABELS_MAGIC)
-  if images.ndim != 3 or labels.ndim != 1:
-    raise ValueError(f"MNIST {split}: images {images.shape} and labels {labels.shape}")
-  if len(images) != len(labels):
-    raise ValueError(f"MNIST {split}: {len(images)} images in {paths[0].name} "
-                     f"but {len(labels)} labels in {paths[1].name}")
-  return _to_dataset(images, labels)
+    return _to_dataset(*mnist.load_idx_folder(pathlib.Path(data_dir), split))
+  return _to_dataset(*mnist.load_tfds(split, tfds_data_dir, _TFDS_CHUNK))
 
 
 def _to_dataset(images: np.ndarray, labels: np.ndarray) -> Dataset:
@@ -260,40 +183,6 @@ def _to_dataset(images: np.ndarray, labels: np.ndarray) -> Dataset:
   n, h, w = images.shape
   x = images.reshape(n, h * w).astype(np.float32) / np.float32(255.0)
   return Dataset(x, labels.astype(np.int32), (h, w))
-
-
-def _get_many(source: Any, keys: list[int]) -> list[Any]:
-  """Reads records by batch where the data source can (``__getitems__``), else one by one."""
-  try:
-    return list(source.__getitems__(keys))
-  except (AttributeError, TypeError, NotImplementedError):
-    # tfds.testing.mock_data installs a __getitems__ that cannot be called (TFDS 4.9.x).
-    return [source[k] for k in keys]
-
-
-def _load_mnist_tfds(split: str, tfds_data_dir: str | os.PathLike | None) -> Dataset:
-  hint = (
-      f"MNIST is not available through TFDS ({{err}}). Pass data_dir= (--data-dir on the "
-      f"command line) or set {MNIST_ENV_VAR} to a folder holding train-images-idx3-ubyte, "
-      f"train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (.gz or not).")
-  try:
-    import tensorflow_datasets as tfds
-
-    source = tfds.data_source("mnist", split=split, data_dir=tfds_data_dir)
-    n = len(source)
-  except Exception as err:  # TFDS raises many kinds here: network, missing deps, format.
-    raise RuntimeError(hint.format(err=f"{type(err).__name__}: {err}")) from err
-  images, labels = [], []
-  for start in range(0, n, _TFDS_CHUNK):
-    records = _get_many(source, list(range(start, min(n, start + _TFDS_CHUNK))))
-    images.append(np.stack([np.asarray(r["image"]) for r in records]))
-    labels.append(np.asarray([r["label"] for r in records]))
-  if not images:
-    raise RuntimeError(hint.format(err=f"split {split!r} is empty"))
-  image_array = np.concatenate(images)
-  if image_array.ndim == 4:  # TFDS images are [n, 28, 28, 1]
-    image_array = image_array[..., 0]
-  return _to_dataset(image_array, np.concatenate(labels))
 
 
 # --------------------------------------------------------------------------- transforms
@@ -378,108 +267,6 @@ def shuffle(key: jax.Array, ds: Dataset) -> Dataset:
       jnp.take(jnp.asarray(ds.y), perm, axis=0),
       ds.image_shape,
   )
-
-
-def batch(key: jax.Array | None, x: Any, batch_size: int) -> Any:
-  """Cuts data into equal mini-batches after a random permutation, dropping the remainder.
-
-  Jit-friendly with ``batch_size`` static: ``jax.jit(batch, static_argnames="batch_size")``.
-  The result is shaped for ``lax.scan`` over an epoch.
-
-  Args:
-    key: PRNG key for the permutation; ``None`` keeps the order.
-    x: ``[n, ...]`` array, or a pytree of such arrays sharing ``n`` (e.g. ``(x, y)``), all
-      permuted alike.
-    batch_size: examples per batch, ``1 <= batch_size <= n``.
-
-  Returns:
-    Same structure as ``x``, each leaf ``[n // batch_size, batch_size, ...]``; the
-    ``n % batch_size`` examples left over (after the permutation) are dropped.
-
-  Raises:
-    ValueError: bad ``batch_size``, or leaves with different ``n``.
-  """
-  leaves, treedef = jax.tree.flatten(x)
-  if not leaves:
-    raise ValueError("batch needs at least one array")
-  leaves = [jnp.asarray(leaf) for leaf in leaves]
-  if any(leaf.ndim == 0 for leaf in leaves):
-    raise ValueError("batch needs arrays with a leading example axis, got a scalar")
-  n = leaves[0].shape[0]
-  if any(leaf.shape[0] != n for leaf in leaves):
-    raise ValueError(f"leading sizes differ: {[leaf.shape[0] for leaf in leaves]}")
-  batch_size = operator.index(batch_size)
-  if not 0 < batch_size <= n:
-    raise ValueError(f"batch_size must be in [1, {n}] for {n} examples, got {batch_size}")
-  n_batches = n // batch_size
-  if key is None:
-    idx = jnp.arange(n_batches * batch_size)
-  else:
-    idx = jax.random.permutation(key, n)[:n_batches * batch_size]
-  leaves = [
-      jnp.take(leaf, idx, axis=0).reshape(n_batches, batch_size, *leaf.shape[1:]) for leaf in leaves
-  ]
-  return jax.tree.unflatten(treedef, leaves)
-
-
-def balanced_order(key: jax.Array, labels: ArrayLike, batch_size: int,
-                   n_classes: int | None = None) -> jax.Array:
-  """Example indices cut into class-balanced mini-batches: the same count of every class in each.
-
-  Hinton, Osindero and Teh (2006) trained their DBN on "mini-batches containing 10 examples of
-  each digit class". Every class contributes ``batch_size // n_classes`` examples to every batch,
-  drawn without replacement from a random permutation of that class, so an epoch holds
-  ``n_batches = min_c count_c // (batch_size // n_classes)`` batches and leaves out a fresh random
-  surplus of the larger classes each time (on MNIST's first 50,000 training images, 450 batches of
-  100: 45,000 images). Within a batch the classes are shuffled together.
-
-  Not jit-able (the batch count depends on the labels' values); the labels are read once on the
-  host, the indices are drawn with ``key``.
-
-  Args:
-    key: PRNG key; the same key gives the same order.
-    labels: ``[n]`` integer class labels in ``[0, n_classes)``.
-    batch_size: examples per batch, a multiple of ``n_classes``.
-    n_classes: number of classes; default ``max(labels) + 1``. Every class must occur at least
-      ``batch_size // n_classes`` times.
-
-  Returns:
-    ``[n_batches, batch_size]`` int32 indices into ``labels``, no index twice; feed them to an
-    epoch's ``order`` (e.g. :func:`jdbn.dbn.updown`'s) or index the data with them.
-
-  Raises:
-    ValueError: labels not a 1-D integer array in range, ``batch_size`` not a positive multiple of
-      ``n_classes``, or a class too rare for one batch.
-  """
-  y = np.asarray(labels)
-  if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-    raise ValueError(f"labels must be a 1-D integer array, got {y.dtype} of shape {y.shape}")
-  if n_classes is None:
-    n_classes = int(y.max()) + 1 if y.size else 0
-  n_classes = operator.index(n_classes)
-  if n_classes < 1 or y.size == 0 or y.min() < 0 or y.max() >= n_classes:
-    raise ValueError(f"labels must lie in [0, {n_classes}) for {n_classes} classes, got "
-                     f"{(int(y.min()), int(y.max())) if y.size else 'none'}")
-  batch_size = operator.index(batch_size)
-  if batch_size < n_classes or batch_size % n_classes:
-    raise ValueError(f"batch_size must be a positive multiple of the {n_classes} classes, got "
-                     f"{batch_size}")
-  per_class = batch_size // n_classes
-  counts = np.bincount(y, minlength=n_classes)
-  if counts.min() < per_class:
-    raise ValueError(f"class {int(counts.argmin())} has {int(counts.min())} examples, fewer than "
-                     f"the {per_class} each batch needs")
-  n_batches = int(counts.min()) // per_class
-  keys = jax.random.split(key, n_classes + 1)
-  parts = []
-  for c in range(n_classes):
-    members = jnp.asarray(np.flatnonzero(y == c), jnp.int32)
-    pick = jax.random.permutation(keys[c], members)[:n_batches * per_class]
-    parts.append(pick.reshape(n_batches, per_class))
-  order = jnp.concatenate(parts, axis=1)  # [n_batches, batch_size], classes in blocks
-  mix = jax.vmap(jax.random.permutation, in_axes=(0, None))(
-      jax.random.split(keys[-1], n_batches), batch_size)
-  return jnp.take_along_axis(order, mix, axis=1)
 
 
 def check_finite(x: ArrayLike, name: str, *, ndim: int | None = 2) -> ArrayLike:

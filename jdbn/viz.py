@@ -60,6 +60,15 @@ def tile(
     ValueError: ``images`` not ``[n, d]`` with ``n >= 1``, ``d != h * w``, non-finite values, or
       bad ``n_cols``/``padding``/``scale``/``pad_value``.
   """
+  x, (h, w), n_cols, padding = _check_tile_args(images, image_shape, n_cols, padding, scale,
+                                                pad_value)
+  pixels = _to_pixels(x, scale).reshape(x.shape[0], h, w)
+  return _arrange(pixels, n_cols, padding, pad_value)
+
+
+def _check_tile_args(images, image_shape, n_cols, padding, scale, pad_value):
+  """Validates :func:`tile`'s arguments; returns ``(x, (h, w), n_cols, padding)``, ``x`` float64
+  ``[n, d]`` and the sizes as ints."""
   x = np.asarray(images, dtype=np.float64)
   if x.ndim != 2 or x.shape[0] == 0:
     raise ValueError(f"images must be [n, d] with n >= 1, got shape {x.shape}")
@@ -77,7 +86,11 @@ def tile(
     raise ValueError(f"pad_value must be in 0..255, got {pad_value}")
   if scale not in _SCALES:
     raise ValueError(f"scale must be 'each', 'global' or None, got {scale!r}")
+  return x, (h, w), n_cols, padding
 
+
+def _to_pixels(x: np.ndarray, scale: str | None) -> np.ndarray:
+  """``[n, d]`` float values -> ``[n, d]`` uint8 grey levels, scaled as :func:`tile` says."""
   if scale is None:
     unit = np.clip(x, 0.0, 1.0)
   else:
@@ -85,8 +98,12 @@ def tile(
     lo = x.min(axis=axis, keepdims=True)
     span = x.max(axis=axis, keepdims=True) - lo
     unit = np.divide(x - lo, span, out=np.zeros_like(x), where=span > 0)
-  pixels = np.round(unit * 255.0).astype(np.uint8).reshape(n, h, w)
+  return np.round(unit * 255.0).astype(np.uint8)
 
+
+def _arrange(pixels: np.ndarray, n_cols: int, padding: int, pad_value: int) -> np.ndarray:
+  """``[n, h, w]`` uint8 tiles -> the ``[H, W]`` grid of :func:`tile`, row by row."""
+  n, h, w = pixels.shape
   n_rows = math.ceil(n / n_cols)
   grid = np.full(
       (n_rows * h + (n_rows - 1) * padding, n_cols * w + (n_cols - 1) * padding),

@@ -13,6 +13,7 @@ remainder dropped) unless an explicit ``order`` is given; update ``i`` takes
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -158,6 +159,24 @@ def fit(state: Any,
     ``(state, history)``.
   """
   history = [] if history is None else list(history)
+  diverged = functools.partial(_diverged, epochs=epochs, checkpoint=checkpoint, advice=advice,
+                               describe_checkpoint=describe_checkpoint)
+  with _progress_bar(progress, start, epochs) as bar:
+    for epoch in range(start, epochs):
+      state, row = _checked_epoch(epoch_fn, epoch, state, history, params_of, evaluate, diverged)
+      history.append(row)
+      if save is not None:
+        save(epoch + 1, state, history)
+      _advance(bar, row, postfix)
+      if callback is not None and callback(epoch + 1, state, row):
+        break
+  return state, history
+
+
+@contextlib.contextmanager
+def _progress_bar(progress: Union[bool, str], start: int, epochs: int):
+  """A tqdm bar over epochs saying "compiling" until the first is done (``None`` when off or
+  nothing is left to do); closed on leaving, whatever happens."""
   bar = None
   if progress and start < epochs:
     from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
@@ -165,32 +184,34 @@ def fit(state: Any,
                desc=progress if isinstance(progress, str) else "train")
     bar.set_postfix_str("compiling", refresh=True)
   try:
-    for epoch in range(start, epochs):
-      t0 = time.perf_counter()
-      new_state, row = epoch_fn(epoch, state)
-      jax.block_until_ready(new_state)
-      seconds = time.perf_counter() - t0
-      bad = non_finite(params_of(new_state), row)
-      if bad:
-        raise _diverged(bad, epoch, epochs, state, history, checkpoint, advice,
-                        describe_checkpoint)
-      state = new_state
-      row = {"epoch": epoch + 1, **row}
-      if evaluate is not None:
-        row.update(evaluate(epoch + 1, state))
-      row["seconds"] = seconds
-      history.append(row)
-      if save is not None:
-        save(epoch + 1, state, history)
-      if bar is not None:
-        bar.set_postfix(_postfix(row, postfix), refresh=False)
-        bar.update(1)
-      if callback is not None and callback(epoch + 1, state, row):
-        break
+    yield bar
   finally:
     if bar is not None:
       bar.close()
-  return state, history
+
+
+def _checked_epoch(epoch_fn, epoch, state, history, params_of, evaluate, diverged):
+  """Runs epoch ``epoch`` (0-based), timed; returns ``(state, row)`` with the row complete
+  (``epoch``, the epoch's metrics, ``evaluate``'s, ``seconds``), or raises ``diverged(...)``
+  (a :class:`TrainingDiverged` holding the last good ``state``) on NaN or inf."""
+  t0 = time.perf_counter()
+  new_state, row = epoch_fn(epoch, state)
+  jax.block_until_ready(new_state)
+  seconds = time.perf_counter() - t0
+  bad = non_finite(params_of(new_state), row)
+  if bad:
+    raise diverged(bad, epoch, state=state, history=history)
+  row = {"epoch": epoch + 1, **row}
+  if evaluate is not None:
+    row.update(evaluate(epoch + 1, new_state))
+  row["seconds"] = seconds
+  return new_state, row
+
+
+def _advance(bar, row: dict, postfix: Sequence[str]) -> None:
+  if bar is not None:
+    bar.set_postfix(_postfix(row, postfix), refresh=False)
+    bar.update(1)
 
 
 def _diverged(bad, epoch, epochs, state, history, checkpoint, advice, describe_checkpoint):

@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 import pathlib
 import warnings
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -223,6 +223,23 @@ def fit(key: jax.Array,
     TrainingDiverged: an epoch produced non-finite params or loss; the last good checkpoint is
       left on disk untouched.
   """
+  data, validation, epochs, batch_size, eval_size = _checked_args(
+      params, data, validation, epochs, batch_size, eval_size)
+  run = _start(key, trainer, params, data, batch_size, checkpoint_dir)
+  k_pl, train_sub, valid_sub = _monitoring_subsets(run.key_eval, data, validation, eval_size)
+  return loop.fit(run.state, _epoch_fn(trainer, run.key_epochs, data, batch_size), epochs=epochs,
+                  start=run.epoch, history=run.history,
+                  evaluate=lambda _, s: evaluate_metrics(k_pl, s.params, train_sub, valid_sub),
+                  save=_saver(run, epochs, batch_size, metadata), checkpoint=run.ckpt_path,
+                  progress=progress, callback=callback, postfix=_POSTFIX, advice=_ADVICE)
+
+
+_POSTFIX = ("recon_error", "pseudo_likelihood", "free_energy_gap")
+_ADVICE = "Try a lower learning rate (or more weight decay, smaller initial weights)"
+
+
+def _checked_args(params, data, validation, epochs, batch_size, eval_size):
+  """:func:`fit`'s checked arguments: ``(data, validation, epochs, batch_size, eval_size)``."""
   epochs = _check_int(epochs, "epochs")
   eval_size = _check_int(eval_size, "eval_size")
   data = _check_data(params, data, "data")
@@ -232,7 +249,25 @@ def fit(key: jax.Array,
                      f"examples")
   if validation is not None:
     validation = _check_data(params, validation, "validation")
+  return data, validation, epochs, batch_size, eval_size
 
+
+class _Run(NamedTuple):
+  """Where :func:`fit` starts: the state, epochs done and history (from the checkpoint when
+  resuming), the keys in use, the run's settings and its checkpoint and metrics paths."""
+  state: Any
+  epoch: int
+  history: list
+  key: Any
+  key_eval: Any
+  key_epochs: Any
+  settings: Optional[dict]
+  ckpt_path: Optional[pathlib.Path]
+  metrics_path: Optional[pathlib.Path]
+
+
+def _start(key, trainer, params, data, batch_size, checkpoint_dir) -> _Run:
+  """A fresh run from ``key``, or the run of the checkpoint in ``checkpoint_dir``."""
   key_init, key_eval, key_epochs = jax.random.split(key, 3)
   state = trainer.init(key_init, params)
   settings = run_settings(trainer, params, data, batch_size) if checkpoint_dir else None
@@ -243,35 +278,52 @@ def fit(key: jax.Array,
     ckpt_path = pathlib.Path(checkpoint_dir) / CHECKPOINT_NAME
     metrics_path = pathlib.Path(checkpoint_dir) / METRICS_NAME
     if ckpt_path.exists():
-      saved = C.read_metadata(ckpt_path).get("settings") or {}
-      if "data" in saved and saved["data"] != settings["data"]:
-        # A warning, not an error: a DBN's upper layers legitimately resume on the features of
-        # a lower layer that was trained further.
-        warnings.warn(f"resuming from {ckpt_path}, which was trained on other data "
-                      f"({saved['data']} -> {settings['data']}); continuing on the data given",
-                      stacklevel=2)
-      changed = settings_diff({k: v for k, v in saved.items() if k != "data"}, settings)
-      if changed:
-        raise ValueError(f"cannot resume from {ckpt_path}: it was trained with other settings "
-                         f"({'; '.join(changed)}). Use a new checkpoint_dir, or the same "
-                         f"trainer, data and batch size (only epochs may change).")
-      try:
-        tree, meta = C.restore(ckpt_path, like={"state": state, "key": key})
-      except C.CheckpointError:
-        raise  # damaged: its message says what to do; the file is left as it is
-      except ValueError as err:
-        raise ValueError(f"cannot resume from {ckpt_path}: {err}. Use a new checkpoint_dir or "
-                         f"the params and trainer that wrote it.") from err
-      state, start, history = tree["state"], int(meta["epoch"]), list(meta["history"])
-      if not _same_key(tree["key"], key):
-        warnings.warn(f"resuming from {ckpt_path}, which was written with a different key; "
-                      f"continuing with the checkpoint's key", stacklevel=2)
-        key_init, key_eval, key_epochs = jax.random.split(tree["key"], 3)
-        key = tree["key"]
+      state, start, history, saved_key = _resume(ckpt_path, settings, state, key)
+      if saved_key is not None:
+        _, key_eval, key_epochs = jax.random.split(saved_key, 3)
+        key = saved_key
+  return _Run(state, start, history, key, key_eval, key_epochs, settings, ckpt_path,
+              metrics_path)
 
-  # Fixed monitoring subsets: the same examples every epoch, so the curves compare like with
-  # like; validation is cut to the training subset's size so that the gap is fair.
-  # (The subsets are drawn by NumPy seeded from the key: nothing to compile.)
+
+def _resume(ckpt_path: pathlib.Path, settings: dict, state, key):
+  """``(state, epochs_done, history, saved_key)`` from the checkpoint, ``saved_key`` being
+  ``None`` when it is ``key``; refuses other settings and warns about other data or key."""
+  saved = C.read_metadata(ckpt_path).get("settings") or {}
+  if "data" in saved and saved["data"] != settings["data"]:
+    # A warning, not an error: a DBN's upper layers legitimately resume on the features of
+    # a lower layer that was trained further.
+    warnings.warn(f"resuming from {ckpt_path}, which was trained on other data "
+                  f"({saved['data']} -> {settings['data']}); continuing on the data given",
+                  stacklevel=4)  # fit's caller
+  changed = settings_diff({k: v for k, v in saved.items() if k != "data"}, settings)
+  if changed:
+    raise ValueError(f"cannot resume from {ckpt_path}: it was trained with other settings "
+                     f"({'; '.join(changed)}). Use a new checkpoint_dir, or the same "
+                     f"trainer, data and batch size (only epochs may change).")
+  try:
+    tree, meta = C.restore(ckpt_path, like={"state": state, "key": key})
+  except C.CheckpointError:
+    raise  # damaged: its message says what to do; the file is left as it is
+  except ValueError as err:
+    raise ValueError(f"cannot resume from {ckpt_path}: {err}. Use a new checkpoint_dir or "
+                     f"the params and trainer that wrote it.") from err
+  saved_key = None
+  if not _same_key(tree["key"], key):
+    warnings.warn(f"resuming from {ckpt_path}, which was written with a different key; "
+                  f"continuing with the checkpoint's key", stacklevel=4)  # fit's caller
+    saved_key = tree["key"]
+  return tree["state"], int(meta["epoch"]), list(meta["history"]), saved_key
+
+
+def _monitoring_subsets(key_eval, data, validation, eval_size):
+  """``(key_pl, train_sub, valid_sub)``: the fixed monitoring subsets and the key of the
+  pseudo-likelihood's units.
+
+  The same examples every epoch, so the curves compare like with like; validation is cut to the
+  training subset's size so that the gap is fair. (The subsets are drawn by NumPy seeded from the
+  key: nothing to compile.)
+  """
   k_subsets, k_pl = jax.random.split(key_eval)
   rng = np.random.default_rng(_key_bits(k_subsets))
   n_eval = min(eval_size, data.shape[0])
@@ -280,6 +332,12 @@ def fit(key: jax.Array,
   if validation is not None:
     m = min(n_eval, validation.shape[0])
     valid_sub = validation[np.sort(rng.permutation(validation.shape[0])[:m])]
+  return k_pl, train_sub, valid_sub
+
+
+def _epoch_fn(trainer, key_epochs, data, batch_size):
+  """``(epoch, state) -> (state, row)`` for :func:`jdbn.train.loop.fit`: epoch ``e`` runs with
+  ``fold_in(key_epochs, e)``."""
 
   def epoch_fn(epoch, state):
     state, info = trainer.epoch(jax.random.fold_in(key_epochs, epoch), state, data, batch_size,
@@ -287,19 +345,20 @@ def fit(key: jax.Array,
     return state, {"loss": float(info.loss), "recon_error": float(info.recon_error),
                    "grad_norm": float(info.grad_norm)}
 
+  return epoch_fn
+
+
+def _saver(run: _Run, epochs: int, batch_size: int, metadata: Optional[dict]):
+  """The ``save`` of :func:`jdbn.train.loop.fit` writing ``run``'s checkpoint and metrics
+  (``None`` without a checkpoint folder)."""
+  if run.ckpt_path is None:
+    return None
+
   def save(done, state, history):
     meta = {"epoch": done, "epochs": epochs, "batch_size": batch_size, "history": history,
-            "settings": settings, "user": metadata or {}}
-    C.save(ckpt_path, {"state": state, "key": key}, metadata=meta)
-    C.write_json(metrics_path, {"epochs_completed": done, "history": history,
-                                "user": metadata or {}})
+            "settings": run.settings, "user": metadata or {}}
+    C.save(run.ckpt_path, {"state": state, "key": run.key}, metadata=meta)
+    C.write_json(run.metrics_path, {"epochs_completed": done, "history": history,
+                                    "user": metadata or {}})
 
-  return loop.fit(state, epoch_fn, epochs=epochs, start=start, history=history,
-                  evaluate=lambda _, s: evaluate_metrics(k_pl, s.params, train_sub, valid_sub),
-                  save=save if ckpt_path is not None else None, checkpoint=ckpt_path,
-                  progress=progress, callback=callback,
-                  postfix=("recon_error", "pseudo_likelihood", "free_energy_gap"),
-                  advice="Try a lower learning rate (or more weight decay, smaller initial "
-                  "weights)")
-
-
+  return save
