@@ -5,6 +5,8 @@ A kernel is ``step(key, model, state, ...) -> (state, info)``, key first, pure; 
 
 * :mod:`jdbn.samplers.gibbs`: block Gibbs over the model's schedule (or any other), with
   clamping and mean-field updates of any block.
+* :mod:`jdbn.samplers.tempering`: parallel tempering, replicas of the model's tempered copies with
+  Metropolis swaps between neighbours.
 """
 
-from jdbn.samplers import gibbs  # noqa: F401
+from jdbn.samplers import gibbs, tempering  # noqa: F401
