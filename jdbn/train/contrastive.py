@@ -49,6 +49,7 @@ from jdbn import sharding
 from jdbn import units as U
 from jdbn.models import base
 from jdbn.models import rbm as R
+from jdbn.samplers import tempering as T
 
 Array = jax.Array
 
@@ -312,6 +313,37 @@ def pcd(optimizer: optax.GradientTransformation,
   _check_k(k)
   return _rbm_trainer(optimizer, k, sampled_hidden, persistent(k, int(n_chains)),
                       sparsity_target, sparsity_cost, algorithm="pcd", n_chains=int(n_chains))
+
+
+def pt(optimizer: optax.GradientTransformation,
+       k: int = 1,
+       *,
+       n_chains: int = 100,
+       betas=None,
+       sparsity_target: Optional[float] = None,
+       sparsity_cost: float = 0.0) -> Trainer:
+  """PCD with parallel tempering (Desjardins, Courville, Bengio, Vincent & Delalleau 2010).
+
+  ``n_chains`` persistent chains at each inverse temperature of ``betas`` advance ``k`` tempering
+  steps (a Gibbs sweep of every replica, then neighbour swaps) per update; the ``beta = 1``
+  replica gives the negatives. The swap rates are ``state.chains.swap_rates``.
+
+  Args:
+    optimizer: any Optax transformation.
+    k: tempering steps per update.
+    n_chains: chains per temperature.
+    betas: ``[M]`` inverse temperatures from 1 down; default
+      ``jdbn.samplers.tempering.ladder(10, 0.1)`` (10 geometric replicas).
+    sparsity_target, sparsity_cost: optional sparsity penalty (see module docstring).
+  """
+  if isinstance(n_chains, bool) or not isinstance(n_chains, (int, np.integer)) or n_chains < 1:
+    raise ValueError(f"n_chains must be a positive int, got {n_chains!r}")
+  _check_k(k)
+  betas = T.ladder(10, 0.1) if betas is None else betas
+  T.check_betas(betas)
+  return _rbm_trainer(optimizer, k, sampled_hidden, PH.tempering(betas, int(k), int(n_chains)),
+                      sparsity_target, sparsity_cost, algorithm="pt", n_chains=int(n_chains),
+                      betas=[round(float(b), 7) for b in np.asarray(betas, np.float64)])
 
 
 def _check_k(k):

@@ -9,8 +9,8 @@ A contrastive update estimates the log-likelihood gradient ``-<dE/dtheta>_data +
   or clamped Gibbs iterations for models whose posterior is intractable (:func:`clamped`, DBMs
   and Boltzmann machines with hidden units);
 * the **negative phase** (a :class:`NegativePhase`) draws the model's samples: CD chains that
-  continue from the data (:func:`from_data`) or persistent chains (:func:`persistent`); parallel
-  tempering and fast PCD plug into the same slot;
+  continue from the data (:func:`from_data`), persistent chains (:func:`persistent`) or
+  persistent parallel-tempering replicas (:func:`tempering`); fast PCD plugs into the same slot;
 * the **score** ``(params, states) -> [batch]`` is the energy the surrogate differences: the free
   energy of the data block (:func:`free_energy_score`) where the rest can be summed out, the
   energy of the full state (:func:`energy_score`) otherwise.
@@ -31,6 +31,7 @@ from jdbn import gibbs
 from jdbn.models import base
 from jdbn.models import rbm as R
 from jdbn.samplers import gibbs as G
+from jdbn.samplers import tempering as T
 
 Array = jax.Array
 
@@ -191,6 +192,25 @@ def persistent(k: int, n_chains: int, init: Optional[Callable[..., Any]] = None)
     del pos
     chains, _ = G.chain(key, params, chains, k)
     return chains, chains
+
+  return NegativePhase(start, sample)
+
+
+def tempering(betas, k: int, n_chains: int) -> NegativePhase:
+  """Parallel tempering's negative phase (Desjardins et al. 2010): ``n_chains`` persistent chains
+  at every inverse temperature of ``betas`` (``betas[0] = 1``), ``k`` steps of
+  :func:`jdbn.samplers.tempering.step` per update; the ``beta = 1`` replica gives the negatives.
+  The chains are a :class:`~jdbn.samplers.tempering.TemperingState` (``.swap_rates``)."""
+  betas = np.asarray(betas, np.float32)
+  T.check_betas(betas)
+
+  def start(key, params):
+    return T.init_random(key, params, len(betas), n_chains)
+
+  def sample(key, params, chains, pos):
+    del pos
+    chains = T.chain(key, params, chains, betas, k)
+    return chains, tuple(s[0] for s in chains.states)
 
   return NegativePhase(start, sample)
 
