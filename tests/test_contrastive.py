@@ -10,6 +10,7 @@ import optax
 import pytest
 
 from jdbn import contrastive, likelihood
+from jdbn.train import phases as PH
 from jdbn import rbm as R
 from jdbn import units as U
 
@@ -278,3 +279,43 @@ def test_generic_trainer_fits_a_three_layer_block_model():
   after = exact_ll(state.params)
   assert np.isfinite(float(info.loss))
   assert after > before + 1.0, (before, after)
+
+
+def test_fast_pcd_with_fast_rate_zero_is_pcd_update_for_update():
+  p = R.init(jax.random.key(40), 6, 4, weight_scale=0.5)
+  x = (jax.random.uniform(jax.random.key(41), (40, 6)) < 0.4).astype(jnp.float32)
+  opt = optax.sgd(0.1, momentum=0.5)
+  plain, fast = contrastive.pcd(opt, n_chains=8), contrastive.fpcd(opt, n_chains=8, fast_rate=0.0)
+  a, b = plain.init(jax.random.key(42), p), fast.init(jax.random.key(42), p)
+  for step in range(5):
+    key = jax.random.fold_in(jax.random.key(43), step)
+    batch = x[8 * step:8 * step + 8]
+    a, _ = jax.jit(plain.update)(key, a, batch)
+    b, _ = jax.jit(fast.update)(key, b, batch)
+  jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
+  jax.tree.map(np.testing.assert_array_equal, a.chains, b.chains.chains)
+  assert all(float(jnp.max(jnp.abs(f))) == 0 for f in jax.tree.leaves(b.chains.fast))
+
+
+def test_fast_weights_follow_the_fast_rule_and_steer_the_chains():
+  """``fast <- decay * fast - rate * grad`` after each update, and the chains sample
+  ``params + fast``: with a large fast rate they leave the states PCD's chains would visit."""
+  p = R.init(jax.random.key(44), 6, 4, weight_scale=0.5)
+  x = (jax.random.uniform(jax.random.key(45), (8, 6)) < 0.4).astype(jnp.float32)
+  opt = optax.sgd(0.0)  # regular params frozen: only the fast ones move
+  fast = contrastive.fpcd(opt, n_chains=8, fast_rate=0.5, fast_decay=0.9)
+  state = fast.init(jax.random.key(46), p)
+  key = jax.random.key(47)
+  est = contrastive.gradient(key, contrastive.Phases(
+      contrastive.sampled_hidden, PH.fast_persistent(1, 8, optax.identity()),
+      contrastive.free_energy_score), p, state.chains, x)
+  new, _ = fast.update(key, state, x)
+  np.testing.assert_allclose(new.chains.fast.W, -0.5 * est.grads.W, rtol=1e-6)
+  again, _ = fast.update(jax.random.key(48), new, x)
+  est2 = contrastive.gradient(jax.random.key(48), contrastive.Phases(
+      contrastive.sampled_hidden, PH.fast_persistent(1, 8, optax.identity()),
+      contrastive.free_energy_score), p, new.chains, x)
+  np.testing.assert_allclose(again.chains.fast.W, 0.9 * new.chains.fast.W - 0.5 * est2.grads.W,
+                             rtol=1e-5, atol=1e-7)
+  with pytest.raises(ValueError, match="fast_rate"):
+    contrastive.fpcd(opt, fast_rate=-1.0)

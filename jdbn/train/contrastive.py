@@ -216,6 +216,8 @@ def trainer(optimizer: optax.GradientTransformation, phases: Phases,
     recon = base.conditional_mean(params, pos.states, 0)
     updates, opt_state = optimizer.update(grads, state.opt_state, params)
     params = optax.apply_updates(params, updates)
+    if phases.negative.learn is not None:
+      chains = phases.negative.learn(grads, chains)
     info = Info(loss, jnp.mean(jnp.square(batch - recon)), optax.tree.norm(grads))
     return TrainState(params, opt_state, chains, state.step + 1), info
 
@@ -344,6 +346,45 @@ def pt(optimizer: optax.GradientTransformation,
   return _rbm_trainer(optimizer, k, sampled_hidden, PH.tempering(betas, int(k), int(n_chains)),
                       sparsity_target, sparsity_cost, algorithm="pt", n_chains=int(n_chains),
                       betas=[round(float(b), 7) for b in np.asarray(betas, np.float64)])
+
+
+def fpcd(optimizer: optax.GradientTransformation,
+         k: int = 1,
+         *,
+         n_chains: int = 100,
+         fast_rate: float = 0.05,
+         fast_decay: float = 19 / 20,
+         fast_optimizer: Optional[optax.GradientTransformation] = None,
+         sparsity_target: Optional[float] = None,
+         sparsity_cost: float = 0.0) -> Trainer:
+  """Fast persistent CD (Tieleman & Hinton 2009): PCD whose chains sample ``params + fast``.
+
+  The fast parameters start at zero and after every update become ``fast_decay * fast +
+  fast_rate * (log-likelihood gradient)`` (the regular parameters follow ``optimizer``), so they
+  raise the energy where the chains have just been and the chains move on. With ``fast_rate=0``
+  this is :func:`pcd` update for update.
+
+  Args:
+    optimizer: the regular parameters' Optax transformation.
+    k: Gibbs sweeps per update.
+    n_chains: persistent chains.
+    fast_rate, fast_decay: the fast rule (the paper: the regular initial rate, 19/20); ignored
+      when ``fast_optimizer`` (any Optax transformation of the fast parameters) is given.
+    sparsity_target, sparsity_cost: optional sparsity penalty (see module docstring).
+  """
+  if isinstance(n_chains, bool) or not isinstance(n_chains, (int, np.integer)) or n_chains < 1:
+    raise ValueError(f"n_chains must be a positive int, got {n_chains!r}")
+  _check_k(k)
+  if fast_optimizer is None:
+    if not fast_rate >= 0 or not 0 <= fast_decay <= 1:
+      raise ValueError(f"fast_rate must be >= 0 and fast_decay in [0, 1], got {fast_rate!r}, "
+                       f"{fast_decay!r}")
+    fast_optimizer = optax.chain(optax.scale(-float(fast_rate)),
+                                 optax.add_decayed_weights(-(1.0 - float(fast_decay))))
+  negative = PH.fast_persistent(int(k), int(n_chains), fast_optimizer)
+  return _rbm_trainer(optimizer, k, sampled_hidden, negative, sparsity_target, sparsity_cost,
+                      algorithm="fpcd", n_chains=int(n_chains), fast_rate=float(fast_rate),
+                      fast_decay=float(fast_decay))
 
 
 def _check_k(k):

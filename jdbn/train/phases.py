@@ -10,7 +10,8 @@ A contrastive update estimates the log-likelihood gradient ``-<dE/dtheta>_data +
   and Boltzmann machines with hidden units);
 * the **negative phase** (a :class:`NegativePhase`) draws the model's samples: CD chains that
   continue from the data (:func:`from_data`), persistent chains (:func:`persistent`) or
-  persistent parallel-tempering replicas (:func:`tempering`); fast PCD plugs into the same slot;
+  persistent parallel-tempering replicas (:func:`tempering`), or fast PCD's chains with their
+  fast weights (:func:`fast_persistent`);
 * the **score** ``(params, states) -> [batch]`` is the energy the surrogate differences: the free
   energy of the data block (:func:`free_energy_score`) where the rest can be summed out, the
   energy of the full state (:func:`energy_score`) otherwise.
@@ -26,6 +27,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from jdbn import gibbs
 from jdbn.models import base
@@ -55,9 +57,12 @@ class NegativePhase(NamedTuple):
     init: ``(key, params) -> chains``, the persistent state (``None`` for CD).
     sample: ``(key, params, chains, positive) -> (chains, states)``: the new persistent state and
       the negative states, one array per block.
+    learn: optional ``(grads, chains) -> chains``, called with the update's gradient after the
+      update (fast PCD's fast weights learn from it).
   """
   init: Callable[..., Any]
   sample: Callable[..., tuple[Any, Any]]
+  learn: Optional[Callable[..., Any]] = None
 
 
 class Phases(NamedTuple):
@@ -74,6 +79,19 @@ class Phases(NamedTuple):
   negative: NegativePhase
   score: Callable[..., Array]
   penalty: Optional[Callable[..., Array]] = None
+
+
+class FastChains(NamedTuple):
+  """Fast PCD's persistent state: the chains and the fast parameters that only they see.
+
+  Attributes:
+    chains: the persistent chains.
+    fast: the fast parameters, a pytree like the model's params (zeros at the start).
+    opt_state: the fast optimizer's state.
+  """
+  chains: Any
+  fast: Any
+  opt_state: Any
 
 
 def mean_mask(mean_visible):
@@ -213,6 +231,33 @@ def tempering(betas, k: int, n_chains: int) -> NegativePhase:
     return chains, tuple(s[0] for s in chains.states)
 
   return NegativePhase(start, sample)
+
+
+def fast_persistent(k: int, n_chains: int, fast_optimizer: optax.GradientTransformation
+                    ) -> NegativePhase:
+  """Fast PCD's negative phase (Tieleman & Hinton 2009): persistent chains that sample the model
+  with parameters ``params + fast``, the fast parameters learning from every update's gradient
+  with their own (larger, decaying) rule, so the chains are pushed away from where they have
+  been. ``fast_optimizer`` is any Optax transformation of the fast parameters, e.g. ``rate``
+  0.05 and decay 19/20 a step: ``optax.chain(optax.scale(-0.05), optax.add_decayed_weights(-0.05))``.
+  The trainer calls :meth:`NegativePhase.learn` with each gradient.
+  """
+  plain = persistent(k, n_chains)
+
+  def start(key, params):
+    fast = jax.tree.map(jnp.zeros_like, params)
+    return FastChains(plain.init(key, params), fast, fast_optimizer.init(fast))
+
+  def sample(key, params, chains, pos):
+    model = jax.tree.map(jnp.add, params, chains.fast)
+    new, negatives = plain.sample(key, model, chains.chains, pos)
+    return chains._replace(chains=new), negatives
+
+  def learn(grads, chains):
+    updates, opt_state = fast_optimizer.update(grads, chains.opt_state, chains.fast)
+    return chains._replace(fast=optax.apply_updates(chains.fast, updates), opt_state=opt_state)
+
+  return NegativePhase(start, sample, learn)
 
 
 def sparsity(target: float, cost: float) -> Callable[..., Array]:
