@@ -11,6 +11,7 @@ from test_gibbs import _chi_square_ok as _chi_square  # Pearson's test, merging 
 
 from jdbn import units as U
 from jdbn.models import base
+from jdbn.models import dense_memory as D
 from jdbn.models import hopfield as H
 from jdbn.samplers import gibbs as G
 
@@ -247,3 +248,86 @@ def test_clear_errors():
     H.glauber(jax.random.key(0), net, jnp.ones((1, 6)), jnp.inf, 1)
   with pytest.raises(ValueError, match="coupled"):
     H.network(jnp.array([[0.0, 1.0], [1.0, 0.0]]), blocks=[(0, 1)])
+
+
+# ----------------------------------------------------------------------------- dense memories
+
+
+@pytest.mark.parametrize("kind", D.KINDS)
+def test_dense_memory_energy_never_rises_and_stores_far_past_hebb(kind):
+  """N = P = 100: a load of 1.0, where Hebb's rule keeps no pattern. For F(x) = x^3 a bit of a
+  stored pattern gets the signal 6 (N - 1)^2 = 5.9e4 against crosstalk of standard deviation
+  6 sqrt(3) N sqrt(P - 1) = 1.0e4, 5.7 sigma (the exponential and rectified forms do better),
+  so every pattern is a fixed point; 15% noise leaves a 2.8 sigma margin, so nearly every
+  noisy probe is drawn back."""
+  xi = _spins(jax.random.key(20), (100, 100))
+  assert not bool(H.is_fixed_point(H.hebbian(xi), xi).any())
+  mem = D.dense(xi, kind, 3)
+  probes = jnp.concatenate([xi, _flip(jax.random.key(21), xi, 0.15),
+                            _spins(jax.random.key(22), (100, 100))])
+  r = D.async_recall(jax.random.key(23), mem, probes, max_sweeps=20, trace=True)
+  steps = np.diff(np.asarray(r.energies), axis=1)
+  assert steps.max() <= 1e-5 * np.abs(r.energies).max(), steps.max()
+  assert bool(r.converged.all())
+  np.testing.assert_array_equal(r.state[:100], xi)
+  np.testing.assert_array_equal(r.n_sweeps[:100], 1)
+  assert np.mean(np.all(r.state[100:200] == xi, axis=1)) >= 0.9
+
+
+def test_dense_update_is_the_lower_energy_choice():
+  mem = D.dense(_spins(jax.random.key(24), (5, 8)), "poly", 2)
+  s = _spins(jax.random.key(25), (8,))
+  one = D.async_recall(None, mem, s, order="fixed", max_sweeps=1)
+  # The same sweep by brute force on the energy.
+  x = s
+  for i in range(8):
+    up, down = x.at[i].set(1.0), x.at[i].set(-1.0)
+    e_up, e_down = D.energy(mem, up), D.energy(mem, down)
+    x = up if e_up < e_down else down if e_down < e_up else x
+  np.testing.assert_array_equal(one.state, x)
+
+
+def test_modern_hopfield_energy_falls_and_is_bounded():
+  X = jax.random.normal(jax.random.key(26), (20, 16))
+  mem = D.modern(X, 2.0)
+  r = D.modern_recall(mem, 0.5 * jax.random.normal(jax.random.key(27), (200, 16)), trace=True,
+                      max_steps=30)
+  e = np.asarray(r.energies)
+  assert np.diff(e, axis=1).max() <= 1e-5 * np.abs(e).max()
+  m2 = float(jnp.max(jnp.sum(X**2, axis=1)))
+  assert e.min() >= -1e-4 and e.max() <= 2 * m2  # Ramsauer et al. (2020), lemma A1
+  assert bool(r.converged.all())
+
+
+def test_modern_update_retrieves_in_one_step_for_large_beta():
+  X = jax.random.normal(jax.random.key(28), (50, 64))
+  probes = X + 0.3 * jax.random.normal(jax.random.key(29), X.shape)
+  one = D.modern_update(D.modern(X, 8.0), probes)
+  # Margins beta (x_i . xi - x_j . xi) are about 8 * 64: the softmax is one-hot in float32.
+  np.testing.assert_allclose(one, X, atol=1e-5)
+  # beta -> 0 averages every pattern instead: the update is the mean of X.
+  np.testing.assert_allclose(D.modern_update(D.modern(X, 1e-6), probes),
+                             jnp.broadcast_to(X.mean(0), X.shape), atol=1e-3)
+
+
+def test_dense_and_modern_errors():
+  xi = _spins(jax.random.key(0), (3, 6))
+  with pytest.raises(ValueError, match="kind"):
+    D.dense(xi, "cubic")
+  with pytest.raises(ValueError, match="degree"):
+    D.dense(xi, "poly", 0)
+  with pytest.raises(ValueError, match="only -1 and 1"):
+    D.dense(jnp.zeros((2, 6)))
+  with pytest.raises(ValueError, match=r"shape \[\.\.\., 6\]"):
+    D.async_recall(jax.random.key(0), D.dense(xi), jnp.ones((2, 7)))
+  with pytest.raises(ValueError, match=r"\[N, d\]"):
+    D.modern(jnp.ones(4))
+  with pytest.raises(ValueError, match="NaN or inf"):
+    D.modern(jnp.array([[1.0, jnp.nan]]))
+  with pytest.raises(ValueError, match="beta"):
+    D.modern(jnp.ones((2, 4)), 0.0)
+  mem = D.modern(jnp.ones((2, 4)))
+  with pytest.raises(ValueError, match=r"shape \[\.\.\., 4\]"):
+    D.modern_update(mem, jnp.ones(3))
+  with pytest.raises(ValueError, match="NaN or inf"):
+    D.modern_energy(mem, jnp.full(4, jnp.inf))

@@ -425,15 +425,17 @@ class Recall(NamedTuple):
 
 
 def _iterate(step: Callable, energy_fn: Callable, s0: Array, key: Array, max_sweeps: int,
-             trace: bool) -> Recall:
+             trace: bool, changed: Optional[Callable] = None) -> Recall:
   """Runs ``s <- step(s, key_t)`` on one probe until ``s`` stops changing or ``max_sweeps``.
 
-  Sweep ``t`` (from 0) uses ``fold_in(key, t)``, with and without the trace.
+  Sweep ``t`` (from 0) uses ``fold_in(key, t)``, with and without the trace. ``changed(new,
+  old)`` says whether a step moved (default: any element differs).
   """
+  changed = (lambda new, s: jnp.any(new != s)) if changed is None else changed
 
   def advance(s, n, done):
     new = step(s, jax.random.fold_in(key, n))
-    still = jnp.any(new != s)
+    still = changed(new, s)
     return jnp.where(done, s, new), n + (~done).astype(jnp.int32), done | ~still
 
   init = (s0, jnp.int32(0), jnp.bool_(False))
