@@ -40,6 +40,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import jax
@@ -139,7 +140,13 @@ def async_recall(key: Optional[Array],
   """
   H._check_run(max_sweeps, order, key)
   H.check_states(probes, H.Spin(), mem.n, "probes")
-  probes = jnp.asarray(probes, mem.patterns.dtype)
+  key = jax.random.key(0) if key is None else key  # not read with order="fixed"
+  return _async_recall(key, mem, jnp.asarray(probes, mem.patterns.dtype), order,
+                       int(max_sweeps), trace)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5))
+def _async_recall(key, mem, probes, order, max_sweeps, trace):
 
   def update(s, i):
     g = _gain(mem, s, i)
@@ -229,7 +236,12 @@ def modern_recall(mem: ModernHopfield,
     :class:`jdbn.models.hopfield.Recall` (``n_sweeps`` counts updates).
   """
   H._check_run(max_steps, "fixed", None)
-  probes = _check_query(mem, probes)
+  return _modern_recall(mem, _check_query(mem, probes), jnp.asarray(tol, mem.patterns.dtype),
+                       int(max_steps), trace)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _modern_recall(mem, probes, tol, max_steps, trace):
 
   def step(xi, _):
     return jax.nn.softmax(mem.beta * (mem.patterns @ xi)) @ mem.patterns

@@ -41,6 +41,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from typing import Callable, NamedTuple, Optional, Sequence, Union
 
@@ -515,7 +516,12 @@ def async_recall(key: Optional[Array],
   """
   _check_run(max_sweeps, order, key)
   check_states(probes, net.units, net.n, "probes")
-  probes = jnp.asarray(probes, net.W.dtype)
+  key = jax.random.key(0) if key is None else key  # not read with order="fixed"
+  return _async_recall(key, net, jnp.asarray(probes, net.W.dtype), order, int(max_sweeps), trace)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5))
+def _async_recall(key, net, probes, order, max_sweeps, trace):
   lo, hi = net.levels
 
   def update(s, i):
@@ -547,7 +553,11 @@ def sync_recall(net: Hopfield,
   """
   _check_run(max_steps, "fixed", None)
   check_states(probes, net.units, net.n, "probes")
-  probes = jnp.asarray(probes, net.W.dtype)
+  return _sync_recall(net, jnp.asarray(probes, net.W.dtype), int(max_steps), trace)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _sync_recall(net, probes, max_steps, trace):
   lo, hi = net.levels
 
   def run(k, s):
@@ -591,6 +601,11 @@ def glauber(key: Array,
   beta = jnp.asarray(beta, net.W.dtype)
   if _concrete(beta) is not None and not np.isfinite(np.asarray(beta)):
     raise ValueError(f"beta must be finite, got {beta}")
+  return _glauber(key, net, states, beta, int(n_sweeps), order)
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5))
+def _glauber(key, net, states, beta, n_sweeps, order):
 
   def run(k, s):
 
