@@ -41,6 +41,7 @@ References:
 from __future__ import annotations
 
 import functools
+from functools import partial
 from typing import Optional
 
 import jax
@@ -53,7 +54,7 @@ from jdbn.models import hopfield as H
 Array = jax.Array
 
 __all__ = [
-    "DenseMemory", "dense", "interaction", "energy", "async_recall", "ModernHopfield", "modern",
+    "DenseMemory", "dense", "interaction", "energy", "update_unit", "async_recall", "ModernHopfield", "modern",
     "modern_update", "modern_energy", "modern_recall"
 ]
 
@@ -119,6 +120,12 @@ def _gain(mem: DenseMemory, s: Array, i) -> Array:
   return jnp.sum(interaction(mem, up) - interaction(mem, down))
 
 
+def update_unit(mem: DenseMemory, s: Array, i) -> Array:
+  """The zero-temperature value of spin ``i`` of one state ``s: [n]`` (a scalar)."""
+  g = _gain(mem, s, i)
+  return jnp.where(g > 0, 1.0, jnp.where(g < 0, -1.0, s[i])).astype(s.dtype)
+
+
 def async_recall(key: Optional[Array],
                  mem: DenseMemory,
                  probes: jax.typing.ArrayLike,
@@ -148,12 +155,8 @@ def async_recall(key: Optional[Array],
 @functools.partial(jax.jit, static_argnums=(3, 4, 5))
 def _async_recall(key, mem, probes, order, max_sweeps, trace):
 
-  def update(s, i):
-    g = _gain(mem, s, i)
-    return jnp.where(g > 0, 1.0, jnp.where(g < 0, -1.0, s[i])).astype(s.dtype)
-
   def run(k, s):
-    return H._iterate(lambda s, k: H.async_sweep(k, mem.n, update, s, order),
+    return H._iterate(lambda s, k: H.async_sweep(k, mem.n, partial(update_unit, mem), s, order),
                       lambda s: energy(mem, s), s, k, max_sweeps, trace)
 
   return H._batched(run, key, probes)

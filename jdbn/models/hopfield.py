@@ -57,7 +57,7 @@ Array = jax.Array
 
 __all__ = [
     "Spin", "Hopfield", "Recall", "network", "hebbian", "storkey", "energy", "local_field",
-    "async_recall", "sync_recall", "glauber", "overlap", "is_fixed_point", "to_binary",
+    "update_unit", "async_sweep", "async_recall", "sync_recall", "glauber", "overlap", "is_fixed_point", "to_binary",
     "to_spin", "check_states", "check_patterns"
 ]
 
@@ -398,6 +398,11 @@ def overlap(s: Array, patterns: Array) -> Array:
 def is_fixed_point(net: Hopfield, s: Array) -> Array:
   """Whether no single-unit update changes ``s``: ``[..., n] -> [...]`` bool."""
   return jnp.all(_decide(local_field(net, s), s, *net.levels) == s, axis=-1)
+
+
+def update_unit(net: Hopfield, s: Array, i) -> Array:
+  """The zero-temperature value of unit ``i`` of one state ``s: [n]`` (a scalar)."""
+  return _decide(s @ net.W[:, i] - net.theta[i], s[i], *net.levels)
 
 
 def _decide(h, s, lo, hi):
