@@ -3,7 +3,9 @@
 * :mod:`jdbn.models.rbm`: restricted Boltzmann machines (also importable as ``jdbn.rbm``);
 * :mod:`jdbn.models.dbm`: layered chains of blocks, the Deep Boltzmann Machine's energy;
 * :mod:`jdbn.models.bm`: Boltzmann machines with lateral couplings on any graph, sampled by a
-  graph colouring or one unit at a time.
+  graph colouring or one unit at a time;
+* :mod:`jdbn.models.hopfield`: Hopfield nets (Hebbian and Storkey storage, zero-temperature and
+  Glauber recall), with ``{-1, +1}`` :class:`~jdbn.models.hopfield.Spin` units.
 """
 
-from jdbn.models import base, bm, dbm, rbm  # noqa: F401
+from jdbn.models import base, bm, dbm, hopfield, rbm  # noqa: F401
