@@ -278,3 +278,27 @@ def test_checkpoint_from_before_the_layout_move_loads(tmp_path):
   jax.tree.map(np.testing.assert_array_equal, jax.random.key_data(tree["key"]),
                jax.random.key_data(again["key"]))
   jax.tree.map(np.testing.assert_array_equal, state, again["state"])
+
+
+def test_updown_checkpoint_from_before_the_dbn_split_resumes(tmp_path):
+  """tests/data/legacy_updown_state.npz was written by jdbn.train.updown.fit at e3315c0, when
+  UntiedDBN lived in jdbn.dbn (its header names jdbn.dbn.UntiedDBN): it loads, restores against
+  a template of today's classes (jdbn.models.dbn.UntiedDBN), and up-down resumes from it."""
+  import pathlib
+  import shutil
+  from jdbn.models import dbn as MD
+  from jdbn.train import updown as UD
+  legacy = pathlib.Path(__file__).parent / "data" / "legacy_updown_state.npz"
+  tree = checkpoint.load(legacy)
+  assert isinstance(tree["state"].params, MD.UntiedDBN)
+  like = UD.updown(UD.optimizer(0.05)).init(None, tree["state"].params)
+  restored, meta = checkpoint.restore(legacy, like={"state": like})
+  assert meta["epoch"] == 2 and len(meta["history"]) == 2
+  jax.tree.map(np.testing.assert_array_equal, tree["state"].params, restored["state"].params)
+  path = shutil.copy(legacy, tmp_path / "updown.npz")
+  x = jnp.zeros((8, 5)).at[::2].set(1.0)
+  state, history = UD.fit(jax.random.key(0), tree["state"].params, (x, jnp.arange(8) % 3),
+                          epochs=2, batch_size=4, opt=UD.optimizer(0.05), lr_of=lambda e: 0.05,
+                          k_of=lambda e: 1, path=path, progress=False)
+  assert history == meta["history"]  # nothing left to run: resumed, not restarted
+  jax.tree.map(np.testing.assert_array_equal, state.params, restored["state"].params)
