@@ -11,6 +11,7 @@ import pytest
 
 from jdbn import contrastive, likelihood
 from jdbn.train import phases as PH
+from jdbn.train import variants
 from jdbn import rbm as R
 from jdbn import units as U
 
@@ -285,7 +286,7 @@ def test_fast_pcd_with_fast_rate_zero_is_pcd_update_for_update():
   p = R.init(jax.random.key(40), 6, 4, weight_scale=0.5)
   x = (jax.random.uniform(jax.random.key(41), (40, 6)) < 0.4).astype(jnp.float32)
   opt = optax.sgd(0.1, momentum=0.5)
-  plain, fast = contrastive.pcd(opt, n_chains=8), contrastive.fpcd(opt, n_chains=8, fast_rate=0.0)
+  plain, fast = contrastive.pcd(opt, n_chains=8), variants.fpcd(opt, n_chains=8, fast_rate=0.0)
   a, b = plain.init(jax.random.key(42), p), fast.init(jax.random.key(42), p)
   for step in range(5):
     key = jax.random.fold_in(jax.random.key(43), step)
@@ -303,7 +304,7 @@ def test_fast_weights_follow_the_fast_rule_and_steer_the_chains():
   p = R.init(jax.random.key(44), 6, 4, weight_scale=0.5)
   x = (jax.random.uniform(jax.random.key(45), (8, 6)) < 0.4).astype(jnp.float32)
   opt = optax.sgd(0.0)  # regular params frozen: only the fast ones move
-  fast = contrastive.fpcd(opt, n_chains=8, fast_rate=0.5, fast_decay=0.9)
+  fast = variants.fpcd(opt, n_chains=8, fast_rate=0.5, fast_decay=0.9)
   state = fast.init(jax.random.key(46), p)
   key = jax.random.key(47)
   est = contrastive.gradient(key, contrastive.Phases(
@@ -318,4 +319,4 @@ def test_fast_weights_follow_the_fast_rule_and_steer_the_chains():
   np.testing.assert_allclose(again.chains.fast.W, 0.9 * new.chains.fast.W - 0.5 * est2.grads.W,
                              rtol=1e-5, atol=1e-7)
   with pytest.raises(ValueError, match="fast_rate"):
-    contrastive.fpcd(opt, fast_rate=-1.0)
+    variants.fpcd(opt, fast_rate=-1.0)

@@ -131,13 +131,14 @@ def test_pt_trainer_learns_a_bimodal_distribution_and_keeps_its_swap_rates():
   """PCD with tempering on data from two opposite modes: the exact log-likelihood of the data
   (enumeration) rises well above the start, and the chains report their swap rates."""
   import optax  # pylint: disable=import-outside-toplevel
-  from jdbn import contrastive, likelihood  # pylint: disable=import-outside-toplevel
+  from jdbn import likelihood  # pylint: disable=import-outside-toplevel
+  from jdbn.train import variants  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(7)
   modes = np.array([[1, 1, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]], np.float32)
   x = modes[rng.integers(0, 2, 400)]
   x = np.abs(x - (rng.random(x.shape) < 0.05)).astype(np.float32)
   params = R.init(jax.random.key(8), 6, 4, weight_scale=0.1)
-  trainer = contrastive.pt(optax.sgd(0.1, momentum=0.5), n_chains=20, betas=[1.0, 0.6, 0.3])
+  trainer = variants.pt(optax.sgd(0.1, momentum=0.5), n_chains=20, betas=[1.0, 0.6, 0.3])
   assert trainer.config["algorithm"] == "pt" and trainer.config["betas"] == [1.0, 0.6, 0.3]
   state = trainer.init(jax.random.key(9), params)
 
@@ -153,4 +154,4 @@ def test_pt_trainer_learns_a_bimodal_distribution_and_keeps_its_swap_rates():
   assert rates.shape == (2,) and np.all((rates > 0) & (rates <= 1))
   assert state.chains.states[0].shape == (3, 20, 6)
   with pytest.raises(ValueError, match="start at 1"):
-    contrastive.pt(optax.sgd(0.1), betas=[0.5, 0.2])
+    variants.pt(optax.sgd(0.1), betas=[0.5, 0.2])

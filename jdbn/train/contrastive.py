@@ -49,7 +49,6 @@ from jdbn import sharding
 from jdbn import units as U
 from jdbn.models import base
 from jdbn.models import rbm as R
-from jdbn.samplers import tempering as T
 
 Array = jax.Array
 
@@ -218,6 +217,8 @@ def trainer(optimizer: optax.GradientTransformation, phases: Phases,
     params = optax.apply_updates(params, updates)
     if phases.negative.learn is not None:
       chains = phases.negative.learn(grads, chains)
+    if phases.after is not None:
+      params = phases.after(params, pos)
     info = Info(loss, jnp.mean(jnp.square(batch - recon)), optax.tree.norm(grads))
     return TrainState(params, opt_state, chains, state.step + 1), info
 
@@ -262,7 +263,9 @@ def _finite_range(x):
   return jnp.all(jnp.isfinite(x)), jnp.min(x), jnp.max(x)
 
 
-def _rbm_trainer(optimizer, k, positive, negative, sparsity_target, sparsity_cost, **config):
+def rbm_trainer(optimizer, k, positive, negative, sparsity_target, sparsity_cost, **config):
+  """A :func:`trainer` for RBMs scored by the free energy, with the optional sparsity penalty
+  and ``config`` (``k``, the sparsity settings and the caller's keywords) recorded."""
   if sparsity_target is not None and not 0 < sparsity_target < 1:
     raise ValueError(f"sparsity_target must lie in (0, 1), got {sparsity_target}")
   penalty = None if sparsity_target is None else sparsity(sparsity_target, sparsity_cost)
@@ -289,9 +292,9 @@ def cd(optimizer: optax.GradientTransformation,
       mean reconstructions: less sampling noise, and "slightly worse density models" (Hinton
       2010, section 3.2). The default samples them.
   """
-  _check_k(k)
+  check_k(k)
   mask = PH.mean_mask(mean_visible)
-  return _rbm_trainer(optimizer, k, sweep_from_data(mean_visible), from_data(k, mean_visible),
+  return rbm_trainer(optimizer, k, sweep_from_data(mean_visible), from_data(k, mean_visible),
                       sparsity_target, sparsity_cost, algorithm="cd",
                       mean_visible=mask if mask is None or mask is True else mask.tolist())
 
@@ -312,81 +315,12 @@ def pcd(optimizer: optax.GradientTransformation,
   """
   if isinstance(n_chains, bool) or not isinstance(n_chains, (int, np.integer)) or n_chains < 1:
     raise ValueError(f"n_chains must be a positive int, got {n_chains!r}")
-  _check_k(k)
-  return _rbm_trainer(optimizer, k, sampled_hidden, persistent(k, int(n_chains)),
+  check_k(k)
+  return rbm_trainer(optimizer, k, sampled_hidden, persistent(k, int(n_chains)),
                       sparsity_target, sparsity_cost, algorithm="pcd", n_chains=int(n_chains))
 
 
-def pt(optimizer: optax.GradientTransformation,
-       k: int = 1,
-       *,
-       n_chains: int = 100,
-       betas=None,
-       sparsity_target: Optional[float] = None,
-       sparsity_cost: float = 0.0) -> Trainer:
-  """PCD with parallel tempering (Desjardins, Courville, Bengio, Vincent & Delalleau 2010).
-
-  ``n_chains`` persistent chains at each inverse temperature of ``betas`` advance ``k`` tempering
-  steps (a Gibbs sweep of every replica, then neighbour swaps) per update; the ``beta = 1``
-  replica gives the negatives. The swap rates are ``state.chains.swap_rates``.
-
-  Args:
-    optimizer: any Optax transformation.
-    k: tempering steps per update.
-    n_chains: chains per temperature.
-    betas: ``[M]`` inverse temperatures from 1 down; default
-      ``jdbn.samplers.tempering.ladder(10, 0.1)`` (10 geometric replicas).
-    sparsity_target, sparsity_cost: optional sparsity penalty (see module docstring).
-  """
-  if isinstance(n_chains, bool) or not isinstance(n_chains, (int, np.integer)) or n_chains < 1:
-    raise ValueError(f"n_chains must be a positive int, got {n_chains!r}")
-  _check_k(k)
-  betas = T.ladder(10, 0.1) if betas is None else betas
-  T.check_betas(betas)
-  return _rbm_trainer(optimizer, k, sampled_hidden, PH.tempering(betas, int(k), int(n_chains)),
-                      sparsity_target, sparsity_cost, algorithm="pt", n_chains=int(n_chains),
-                      betas=[round(float(b), 7) for b in np.asarray(betas, np.float64)])
-
-
-def fpcd(optimizer: optax.GradientTransformation,
-         k: int = 1,
-         *,
-         n_chains: int = 100,
-         fast_rate: float = 0.05,
-         fast_decay: float = 19 / 20,
-         fast_optimizer: Optional[optax.GradientTransformation] = None,
-         sparsity_target: Optional[float] = None,
-         sparsity_cost: float = 0.0) -> Trainer:
-  """Fast persistent CD (Tieleman & Hinton 2009): PCD whose chains sample ``params + fast``.
-
-  The fast parameters start at zero and after every update become ``fast_decay * fast +
-  fast_rate * (log-likelihood gradient)`` (the regular parameters follow ``optimizer``), so they
-  raise the energy where the chains have just been and the chains move on. With ``fast_rate=0``
-  this is :func:`pcd` update for update.
-
-  Args:
-    optimizer: the regular parameters' Optax transformation.
-    k: Gibbs sweeps per update.
-    n_chains: persistent chains.
-    fast_rate, fast_decay: the fast rule (the paper: the regular initial rate, 19/20); ignored
-      when ``fast_optimizer`` (any Optax transformation of the fast parameters) is given.
-    sparsity_target, sparsity_cost: optional sparsity penalty (see module docstring).
-  """
-  if isinstance(n_chains, bool) or not isinstance(n_chains, (int, np.integer)) or n_chains < 1:
-    raise ValueError(f"n_chains must be a positive int, got {n_chains!r}")
-  _check_k(k)
-  if fast_optimizer is None:
-    if not fast_rate >= 0 or not 0 <= fast_decay <= 1:
-      raise ValueError(f"fast_rate must be >= 0 and fast_decay in [0, 1], got {fast_rate!r}, "
-                       f"{fast_decay!r}")
-    fast_optimizer = optax.chain(optax.scale(-float(fast_rate)),
-                                 optax.add_decayed_weights(-(1.0 - float(fast_decay))))
-  negative = PH.fast_persistent(int(k), int(n_chains), fast_optimizer)
-  return _rbm_trainer(optimizer, k, sampled_hidden, negative, sparsity_target, sparsity_cost,
-                      algorithm="fpcd", n_chains=int(n_chains), fast_rate=float(fast_rate),
-                      fast_decay=float(fast_decay))
-
-
-def _check_k(k):
+def check_k(k):
+  """``ValueError`` unless ``k`` (Gibbs sweeps per update) is a positive int."""
   if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
     raise ValueError(f"k (Gibbs sweeps per update) must be a positive int, got {k!r}")

@@ -74,11 +74,14 @@ class Phases(NamedTuple):
     score: ``(params, states) -> [batch]``, the energy whose data-minus-samples mean is the
       surrogate loss (its gradient is the likelihood gradient's estimate).
     penalty: optional ``(params, positive) -> scalar`` added to the loss (e.g. sparsity).
+    after: optional ``(params, positive) -> params`` applied after each update, outside the
+      gradient (a centered model's offsets move there).
   """
   positive: Callable[..., Positive]
   negative: NegativePhase
   score: Callable[..., Array]
   penalty: Optional[Callable[..., Array]] = None
+  after: Optional[Callable[..., Any]] = None
 
 
 class FastChains(NamedTuple):
@@ -145,6 +148,33 @@ def clamped(n_steps: int, *, mean_field: bool = True,
     return Positive(states)
 
   return positive
+
+
+def summed_score(summed=(1,)) -> Callable[..., Array]:
+  """The score ``F(x_{-S})`` with the blocks ``summed`` marginalised
+  (:func:`jdbn.models.base.free_energy`): an RBM-shaped model's free energy of ``v``."""
+  summed = tuple(summed)
+  return lambda params, states: base.free_energy(params, states, summed)
+
+
+def sampled(key: Array, params: base.BlockModel, batch: Array) -> Positive:
+  """A positive phase for any block model: block 0 clamped to the data, one Gibbs sweep draws
+  the rest (for RBM-shaped models, ``h ~ p(h | data)``); the states also start CD's chains."""
+  lead = batch.shape[:-1]
+  states = (batch,) + tuple(jnp.zeros(lead + (b.size,), batch.dtype) for b in params.blocks[1:])
+  states, _ = G.step(key, params, states, clamp={0: True})
+  return Positive(states, states)
+
+
+def chains_from_positive(k: int) -> NegativePhase:
+  """CD-k's negative phase for any block model: ``k`` sweeps from the positive phase's states."""
+
+  def sample(key, params, chains, pos):
+    del chains
+    out, _ = G.chain(key, params, pos.start, k)
+    return None, out
+
+  return NegativePhase(lambda key, params: None, sample)
 
 
 # ----------------------------------------------------------------------------- RBM phases
