@@ -65,6 +65,30 @@ def test_train_rbm_resumes_and_refuses_other_settings(tmp_path, capsys):
   assert code == 2 and "--n-hidden 8 there, 9 here" in err
 
 
+@pytest.mark.parametrize("method,extra", [("pt", ("--replicas", 3, "--beta-min", 0.5)),
+                                          ("fpcd", ("--fast-rate", 0.05))])
+def test_train_rbm_with_tempering_or_fast_pcd_records_and_resumes(tmp_path, capsys, method,
+                                                                  extra):
+  """`--method pt` / `fpcd`: the sampler's options are part of the run's settings, the run
+  resumes from its tempering replicas or fast weights, and other options are refused."""
+  argv = list(TRAIN)
+  argv[argv.index("--method") + 1] = method
+  out = tmp_path / method
+  code, _, _ = _run(capsys, *argv, *extra, "--n-chains", 5, "--epochs", 1, "--out", out)
+  assert code == 0
+  meta = checkpoint.read_metadata(out / train.CHECKPOINT_NAME)
+  settings = meta["user"]["settings"]
+  assert settings["method"] == method
+  assert ({"replicas": 3, "beta_min": 0.5} if method == "pt" else {"fast_rate": 0.05}).items() \
+      <= settings.items()
+  code, text, _ = _run(capsys, *argv, *extra, "--n-chains", 5, "--epochs", 2, "--out", out)
+  assert code == 0 and "resuming" in text
+  changed = list(extra)
+  changed[1] = 4 if method == "pt" else 0.1
+  code, _, err = _run(capsys, *argv, *changed, "--n-chains", 5, "--epochs", 3, "--out", out)
+  assert code == 2 and "other settings" in err
+
+
 def test_sample(run_dir, tmp_path, capsys):
   out = tmp_path / "more.png"
   code, text, _ = _run(capsys, "sample", run_dir, "--n-samples", 100, "--n-steps", 20, "--out",

@@ -180,13 +180,24 @@ def optimizer(lr: float, momentum: float, weight_decay: float,
 @functools.lru_cache(maxsize=8)
 def make_trainer(method: str, lr: float, momentum: float, weight_decay: float, k: int,
                  n_chains: int, decay_steps: Optional[int] = None,
-                 sparsity_target: Optional[float] = None, sparsity_cost: float = 0.0):
-  """The contrastive trainer; cached so that equal settings reuse one compiled epoch."""
-  from jdbn.train import contrastive
+                 sparsity_target: Optional[float] = None, sparsity_cost: float = 0.0,
+                 sampler: tuple = ()):
+  """The contrastive trainer; cached so that equal settings reuse one compiled epoch.
+
+  ``sampler`` holds the options of ``pt`` (``replicas``, ``beta_min``) and ``fpcd``
+  (``fast_rate``) as ``(name, value)`` pairs."""
+  from jdbn.train import contrastive, variants
+  from jdbn.samplers import tempering
   opt = optimizer(lr, momentum, weight_decay, decay_steps)
   sparsity = {"sparsity_target": sparsity_target, "sparsity_cost": sparsity_cost}
+  extra = dict(sampler)
   if method == "cd":
     return contrastive.cd(opt, k=k, **sparsity)
+  if method == "pt":
+    betas = tempering.ladder(extra["replicas"], extra["beta_min"])
+    return variants.pt(opt, k=k, n_chains=n_chains, betas=betas, **sparsity)
+  if method == "fpcd":
+    return variants.fpcd(opt, k=k, n_chains=n_chains, fast_rate=extra["fast_rate"], **sparsity)
   return contrastive.pcd(opt, k=k, n_chains=n_chains, **sparsity)
 
 

@@ -123,8 +123,8 @@ _RUN_SETTINGS = ("dataset", "n_hidden", "visible", "hidden", "method", "k", "n_c
 
 def add_train_rbm(sub) -> None:
   p = sub.add_parser(
-      "rbm", help="train an RBM with CD-k or PCD",
-      description="Train an RBM with CD-k or PCD; writes checkpoint.npz, metrics.json, "
+      "rbm", help="train an RBM with CD-k, PCD, parallel tempering or fast PCD",
+      description="Train an RBM with CD-k, PCD, PCD with parallel tempering or fast PCD; writes checkpoint.npz, metrics.json, "
       "filters.png and samples.png into --out. Rerun with the same --out (and a larger --epochs) "
       "to resume.")
   p.add_argument("--dataset", choices=("digits", "mnist"), default="digits")
@@ -132,9 +132,19 @@ def add_train_rbm(sub) -> None:
   p.add_argument("--n-hidden", type=positive_int, default=100)
   p.add_argument("--visible", choices=("bernoulli", "gaussian"), default="bernoulli")
   p.add_argument("--hidden", choices=("bernoulli", "relu"), default="bernoulli")
-  p.add_argument("--method", choices=("cd", "pcd"), default="pcd")
+  p.add_argument("--method", choices=("cd", "pcd", "pt", "fpcd"), default="pcd",
+                 help="pt: PCD with parallel tempering (Desjardins et al. 2010); fpcd: fast PCD "
+                 "(Tieleman & Hinton 2009)")
   p.add_argument("-k", type=positive_int, default=1, help="Gibbs sweeps per update")
-  p.add_argument("--n-chains", type=positive_int, default=100, help="PCD persistent chains")
+  p.add_argument("--n-chains", type=positive_int, default=100,
+                 help="persistent chains (pcd, fpcd; per temperature for pt)")
+  p.add_argument("--replicas", type=positive_int, default=10,
+                 help="--method pt: temperatures, geometric from 1 down to --beta-min")
+  p.add_argument("--beta-min", type=positive_float, default=0.1,
+                 help="--method pt: the hottest replica's inverse temperature, in (0, 1]")
+  p.add_argument("--fast-rate", type=non_negative_float, default=None,
+                 help="--method fpcd: the fast weights' rate (default: --lr); they decay by "
+                 "19/20 an update")
   p.add_argument("--lr", type=positive_float, default=0.05)
   p.add_argument("--momentum", type=non_negative_float, default=None,
                  help=preset_help("momentum"))
@@ -171,6 +181,23 @@ def _check_train_rbm(args) -> None:
     raise CLIError("--visible gaussian models real values: use --binarize none")
   if args.sparsity_target is not None and not args.sparsity_target < 1:
     raise CLIError(f"--sparsity-target must be in (0, 1), got {args.sparsity_target}")
+  if args.method == "pt" and not args.beta_min <= 1:
+    raise CLIError(f"--beta-min must be in (0, 1], got {args.beta_min}")
+  if args.method == "fpcd" and args.fast_rate is None:
+    args.fast_rate = args.lr
+
+
+def _settings(args) -> dict:
+  """What defines a run (a rerun with the same --out must repeat it); the sampler's own options
+  only for the methods that use them, so older runs' settings still match."""
+  settings = {k: getattr(args, k) for k in _RUN_SETTINGS}
+  if settings["n_valid"] is None:
+    settings["n_valid"] = 10_000 if args.dataset == "mnist" else 200
+  if args.method == "pt":
+    settings.update(replicas=args.replicas, beta_min=args.beta_min)
+  if args.method == "fpcd":
+    settings.update(fast_rate=args.fast_rate)
+  return settings
 
 
 def _check_resume(args, out: pathlib.Path, ckpt: pathlib.Path, settings: dict) -> None:
@@ -190,6 +217,14 @@ def _check_resume(args, out: pathlib.Path, ckpt: pathlib.Path, settings: dict) -
   print(f"resuming the run in {out}")
 
 
+def _sampler_options(args) -> tuple:
+  if args.method == "pt":
+    return (("replicas", args.replicas), ("beta_min", args.beta_min))
+  if args.method == "fpcd":
+    return (("fast_rate", args.fast_rate),)
+  return ()
+
+
 def cmd_train_rbm(args) -> int:
   import jax
   from jdbn import checkpoint, train
@@ -197,9 +232,7 @@ def cmd_train_rbm(args) -> int:
 
   _check_train_rbm(args)
   out = writable_folder(args.out)
-  settings = {k: getattr(args, k) for k in _RUN_SETTINGS}
-  if settings["n_valid"] is None:
-    settings["n_valid"] = 10_000 if args.dataset == "mnist" else 200
+  settings = _settings(args)
   ckpt = out / train.CHECKPOINT_NAME
   _check_resume(args, out, ckpt, settings)
 
@@ -215,7 +248,8 @@ def cmd_train_rbm(args) -> int:
                     units(args.hidden), data=x)
   trainer = make_trainer(args.method, args.lr, args.momentum, args.weight_decay, args.k,
                          args.n_chains, None, args.sparsity_target,
-                         args.sparsity_cost if args.sparsity_target is not None else 0.0)
+                         args.sparsity_cost if args.sparsity_target is not None else 0.0,
+                         sampler=_sampler_options(args))
   user = {"command": "train rbm", "dataset": args.dataset, "image_shape": list(ds.image_shape),
           "preprocess": spec, "settings": settings, "data_dir": resolved_data_dir(args)}
   done_before = 0
