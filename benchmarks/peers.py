@@ -22,6 +22,11 @@ formulation that scikit-learn also uses: the chains persist their hidden samples
 previous step's parameters, plus the reconstruction error that jdbn reports: 6 products per step
 (scikit-learn: 5, without the reconstruction; jdbn's PCD advances the chains with the current
 parameters: 7).
+
+The NumPy DBM (:class:`NumpyDBM`, :func:`numpy_dbm_epoch`) is ``jdbn.train.dbm.pcd`` written out
+for a 3-layer Bernoulli DBM: mean-field positive phase with jdbn's stopping rule, persistent
+even/odd Gibbs chains, the energy gradient and momentum SGD (``tests/test_benchmarks.py`` checks
+it against jdbn's update).
 """
 
 from __future__ import annotations
@@ -352,5 +357,209 @@ def torch_sweeps(n_chains, n_visible, n_hidden, n_steps, w0_path=None, seed=0, t
       torch.addmm(b, h, WT, out=pv).sigmoid_()
       torch.bernoulli(pv, generator=gen, out=v)
     return {"mean_v": float(v.mean())}
+
+  return run
+
+
+# ------------------------------------------------------------------------------------- NumPy DBM
+
+
+class NumpyDBM:
+  """A 3-layer Bernoulli DBM ``v - h1 - h2`` trained as ``jdbn.train.dbm.pcd`` does, in NumPy.
+
+  One :meth:`update` of a batch ``v [B, V]`` (params ``W0 [V, H1]``, ``W1 [H1, H2]``, biases
+  ``a0, a1, a2``):
+
+  1. positive phase (:meth:`positive`, ``jdbn.models.dbm.mean_field``): the bottom-up pass
+     ``q1 = s(2 v W0 + a1)``, ``q2 = s(q1 W1 + a2)``, then up to ``mf_sweeps`` sweeps
+     ``q1 = s(v W0 + q2 W1' + a1)``, ``q2 = s(q1 W1 + a2)``, stopping once no ``q`` changed by
+     more than ``tol`` (``tol=0``: practically always all of them). ``v W0`` is computed once per
+     update: ``v`` is clamped, and XLA hoists the product out of jdbn's loop too;
+  2. negative phase (:meth:`negative`, ``jdbn.train.phases.persistent``): ``k`` even/odd sweeps of
+     the ``n_chains`` persistent chains, ``h1 ~ p(h1 | v, h2)``, then ``v ~ p(v | h1)`` and
+     ``h2 ~ p(h2 | h1)``;
+  3. (:meth:`step`) the gradient of ``mean E(v, q) - mean E(chains)``, i.e. ``dW0 = vn' h1n / N -
+     v' q1 / B``, ``dW1 = h1n' h2n / N - q1' q2 / B`` and the bias gradients (means), each weight
+     gradient as one product over the stacked rows (``[v; vn]' [-q1 / B; h1n / N]`` and
+     ``[-q1 / B; h1n / N]' [q2; h2n]``); then ``optax.sgd(lr, momentum)``: ``trace = g +
+     momentum * trace; params -= lr * trace``.
+
+  Products per update: ``v W0`` and ``q1 W1`` once, 2 per mean-field sweep, 4 per Gibbs sweep,
+  2 for the weight gradients (the 4 of jdbn, stacked in pairs).
+
+  Everything lives in preallocated float32 buffers, updated in place: ``X0 = [v; vn]``,
+  ``X1 = [q1; h1n]``, ``X2 = [q2; h2n]`` (data rows first, chain rows after).
+  """
+
+  def __init__(self, params: dict, batch_size: int, n_chains: int, mf_sweeps: int, tol: float,
+               lr: float, momentum: float, rng):
+    f32 = np.float32
+    self.params0 = {name: np.ascontiguousarray(params[name], f32)
+                    for name in ("W0", "W1", "a0", "a1", "a2")}
+    V, H1 = self.params0["W0"].shape
+    H2 = self.params0["W1"].shape[1]
+    B, N = batch_size, n_chains
+    self.B, self.N = B, N
+    self.mf_sweeps, self.tol = int(mf_sweeps), float(tol)
+    self.lr, self.momentum = f32(lr), f32(momentum)
+    self.rng = rng
+    self.X0 = np.empty((B + N, V), f32)
+    self.X1 = np.empty((B + N, H1), f32)
+    self.X2 = np.empty((B + N, H2), f32)
+    self.P = np.empty((B + N, H1), f32)  # [-q1 / B; h1n / N]
+    self.vW = np.empty((B, H1), f32)  # v W0, hoisted out of the mean-field sweeps
+    self.t1 = np.empty((max(B, N), H1), f32)
+    self.t2 = np.empty((max(B, N), H2), f32)
+    self.c1 = np.empty((N, H1), f32)
+    self.tv = np.empty((N, V), f32)
+    self.gW0 = np.empty((V, H1), f32)
+    self.gW1 = np.empty((H1, H2), f32)
+    self.reset()
+
+  def reset(self, chains=None) -> None:
+    """Params back to the initial ones, zero momentum, chains ``(vn, h1n, h2n)`` (default: drawn
+    from the base rates, ``p = sigmoid(a)`` with every field zero, as jdbn starts them)."""
+    self.p = {name: a.copy() for name, a in self.params0.items()}
+    self.trace = {name: np.zeros_like(a) for name, a in self.params0.items()}
+    if chains is None:
+      chains = [self.rng.random((self.N, self.p[a].size), np.float32) < _sigmoid_(self.p[a].copy())
+                for a in ("a0", "a1", "a2")]
+    for X, c in zip((self.X0, self.X1, self.X2), chains):
+      X[self.B:] = c
+
+  @property
+  def q(self) -> tuple:
+    """The data rows ``(v, q1, q2)``."""
+    return self.X0[:self.B], self.X1[:self.B], self.X2[:self.B]
+
+  @property
+  def chains(self) -> tuple:
+    """The chain rows ``(vn, h1n, h2n)``."""
+    return self.X0[self.B:], self.X1[self.B:], self.X2[self.B:]
+
+  def positive(self) -> int:
+    """Mean-field for the batch in ``X0[:B]``; returns the sweeps run (after the bottom-up pass)."""
+    W0, W1, a1, a2 = self.p["W0"], self.p["W1"], self.p["a1"], self.p["a2"]
+    v, q1, q2 = self.q
+    vW, t1, t2 = self.vW, self.t1[:self.B], self.t2[:self.B]
+    np.matmul(v, W0, out=vW)
+    np.multiply(vW, 2.0, out=q1)
+    np.add(q1, a1, out=q1)
+    _sigmoid_(q1)
+    np.matmul(q1, W1, out=q2)
+    np.add(q2, a2, out=q2)
+    _sigmoid_(q2)
+    W1T = W1.T
+    for it in range(1, self.mf_sweeps + 1):
+      np.matmul(q2, W1T, out=t1)
+      np.add(t1, vW, out=t1)
+      np.add(t1, a1, out=t1)
+      _sigmoid_(t1)
+      np.matmul(t1, W1, out=t2)
+      np.add(t2, a2, out=t2)
+      _sigmoid_(t2)
+      # The largest change of any q (jdbn's delta), with the old values as scratch.
+      np.subtract(q1, t1, out=q1)
+      np.subtract(q2, t2, out=q2)
+      delta = max(np.abs(q1, out=q1).max(), np.abs(q2, out=q2).max())
+      np.copyto(q1, t1)
+      np.copyto(q2, t2)
+      if delta <= self.tol:
+        return it
+    return self.mf_sweeps
+
+  def negative(self, k: int) -> None:
+    """``k`` sweeps of the chains: ``h1 ~ p(h1 | vn, h2n)``, then ``vn, h2n ~ p(. | h1)``."""
+    W0, W1 = self.p["W0"], self.p["W1"]
+    vn, h1n, h2n = self.chains
+    f1, f2, fv, c1 = self.t1[:self.N], self.t2[:self.N], self.tv, self.c1
+    rng, f32 = self.rng, np.float32
+    W0T, W1T = W0.T, W1.T
+    for _ in range(k):
+      np.matmul(vn, W0, out=f1)
+      np.matmul(h2n, W1T, out=c1)
+      np.add(f1, c1, out=f1)
+      np.add(f1, self.p["a1"], out=f1)
+      _sigmoid_(f1)
+      rng.random(out=h1n, dtype=f32)  # uniforms, then compared in place
+      np.less(h1n, f1, out=h1n)
+      np.matmul(h1n, W0T, out=fv)
+      np.add(fv, self.p["a0"], out=fv)
+      _sigmoid_(fv)
+      rng.random(out=vn, dtype=f32)
+      np.less(vn, fv, out=vn)
+      np.matmul(h1n, W1, out=f2)
+      np.add(f2, self.p["a2"], out=f2)
+      _sigmoid_(f2)
+      rng.random(out=h2n, dtype=f32)
+      np.less(h2n, f2, out=h2n)
+
+  def step(self) -> None:
+    """The gradient of the current positive and negative states, and the momentum SGD step."""
+    B, N = self.B, self.N
+    g = {}
+    # Bias gradients (chain means minus data means) before anything is overwritten.
+    for name, X in (("a0", self.X0), ("a1", self.X1), ("a2", self.X2)):
+      g[name] = X[B:].mean(0) - X[:B].mean(0)
+    P = self.P
+    np.multiply(self.X1[:B], -1.0 / B, out=P[:B])
+    np.multiply(self.X1[B:], 1.0 / N, out=P[B:])
+    g["W0"] = np.matmul(self.X0.T, P, out=self.gW0)
+    g["W1"] = np.matmul(P.T, self.X2, out=self.gW1)
+    for name, grad in g.items():
+      t, p = self.trace[name], self.p[name]
+      np.multiply(t, self.momentum, out=t)
+      np.add(t, grad, out=t)
+      np.multiply(t, self.lr, out=grad)
+      np.subtract(p, grad, out=p)
+
+  def update(self, k: int) -> int:
+    """One full update of the batch in ``X0[:B]``; returns the mean-field sweeps."""
+    sweeps = self.positive()
+    self.negative(k)
+    self.step()
+    return sweeps
+
+
+def numpy_dbm_epoch(data_path, sizes, batch_size, lr, momentum, mf_sweeps, n_chains, k, tol=0.0,
+                    params_path=None, seed=0, **unused):
+  """One epoch of ``jdbn.train.dbm.pcd`` (see :class:`NumpyDBM`) over the data, NumPy float32.
+
+  ``params_path``: an ``.npz`` of the initial ``W0, W1, a0, a1, a2`` (jdbn's, so both start
+  alike); without it, ``N(0, 0.01^2)`` weights and zero biases. The examples are shuffled and cut
+  into ``n // batch_size`` batches, as jdbn does. Every call starts again from the same params,
+  momentum and chains, so that each repeat does the same work. Returns (as metrics) the mean
+  number of mean-field sweeps per update.
+  """
+  sizes = tuple(int(s) for s in sizes)
+  if len(sizes) != 3:
+    raise ValueError(f"the NumPy DBM has 3 layers (v, h1, h2), got sizes {sizes}")
+  data = _load(data_path)
+  n, V = data.shape
+  if V != sizes[0]:
+    raise ValueError(f"data has {V} columns for sizes {sizes}")
+  if params_path:
+    with np.load(params_path) as f:
+      params = {name: f[name] for name in ("W0", "W1", "a0", "a1", "a2")}
+  else:
+    init = np.random.default_rng(seed + 1)
+    params = {"W0": 0.01 * init.standard_normal(sizes[:2]),
+              "W1": 0.01 * init.standard_normal(sizes[1:])}
+    params.update({f"a{l}": np.zeros(s) for l, s in enumerate(sizes)})
+  rng = np.random.default_rng(seed)
+  model = NumpyDBM(params, batch_size, n_chains, mf_sweeps, tol, lr, momentum, rng)
+  chains0 = tuple(c.copy() for c in model.chains)
+  B = batch_size
+  n_batches = n // B
+  v = model.X0[:B]
+
+  def run():
+    model.reset(chains0)
+    order = rng.permutation(n)[:n_batches * B]
+    sweeps = 0
+    for i in range(n_batches):
+      np.take(data, order[i * B:(i + 1) * B], axis=0, out=v)
+      sweeps += model.update(k)
+    return {"mf_sweeps": sweeps / n_batches}
 
   return run
