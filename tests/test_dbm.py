@@ -276,3 +276,36 @@ def test_variational_bound_estimate_with_ais_matches_the_exact_bound():
 def _block_rbm():
   from jdbn import rbm as R  # pylint: disable=import-outside-toplevel
   return R.init(jax.random.key(0), 6, 2)
+
+
+# ----------------------------------------------------------------------------- fine-tuning
+
+
+def test_dbm_network_starts_as_the_mean_field_update_and_trains():
+  """The first hidden layer on ``[v, q_2]`` is ``h1``'s mean-field update, the second the
+  bottom-up part of ``h2``'s; fine-tuning with Optax lowers the training error of a toy task."""
+  import optax  # pylint: disable=import-outside-toplevel
+  from jdbn.train import classifier_dbm as CD  # pylint: disable=import-outside-toplevel
+  from jdbn.train import finetune  # pylint: disable=import-outside-toplevel
+  model = _dbm((6, 5, 4), 30)
+  rng = np.random.default_rng(31)
+  x = (rng.random((200, 6)) < 0.5).astype(np.float32)
+  y = (x[:, 0] + x[:, 1] > x[:, 2] + x[:, 3]).astype(np.int32)
+  feats = CD.features(model, x, tol=1e-7, batch_size=64)
+  q = dbm.mean_field(model, jnp.asarray(x), tol=1e-7).states
+  np.testing.assert_allclose(feats[:, 6:], q[2], atol=1e-6)
+  module, variables = CD.from_dbm(model, key=jax.random.key(32), n_classes=2)
+  _, hidden = module.apply(variables, feats, return_hidden=True)
+  np.testing.assert_allclose(hidden[0], q[1], atol=1e-5)  # q_1 is the fixed point of this map
+  np.testing.assert_allclose(hidden[1], jax.nn.sigmoid(q[1] @ model.weights[1] + model.biases[2]),
+                             atol=1e-5)
+  from jdbn.train.classifier import error_rate  # pylint: disable=import-outside-toplevel
+  e0 = error_rate(module, variables, feats, y)
+  state, _ = finetune.train(jax.random.key(33), module, variables, (feats, y), (feats, y),
+                            optax.sgd(0.5, momentum=0.9), epochs=30, batch_size=20,
+                            progress=False)
+  e1 = error_rate(module, state.best_variables, feats, y)
+  assert e1 < e0 - 0.2 and e1 < 0.2, (e0, e1)
+  with pytest.raises(ValueError, match="one hidden layer"):
+    CD.from_dbm(_dbm((6, 5), 0), key=jax.random.key(0))
+  assert CD.check_features(model, feats) is None and "10 wide" in CD.check_features(model, x)
