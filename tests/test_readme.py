@@ -1,8 +1,9 @@
 """README.md's Python examples run as printed, so the front page of the library stays true.
 
-The first example (the library in one screen) and the second (the block core: a DBM-shaped
-model and a lattice Boltzmann machine) run in this process; the third (many devices) needs
-several devices and runs in a subprocess on 4 CPU devices; the fourth needs a multi-host cluster
+The first example (the library in one screen), the second (the block core: a DBM-shaped
+model and a lattice Boltzmann machine) and the third (a DBM and the better samplers) run in this
+process; the fourth (many devices) needs several devices and runs in a subprocess on 4 CPU
+devices; the fifth needs a multi-host cluster
 (``jax.distributed.initialize``), so only the ``jdbn`` names it uses are checked. Each
 example's log-likelihood is checked against a bound it cannot fake: a model trained on the
 binarised digits must score above the uniform distribution over 64 binary pixels,
@@ -29,7 +30,7 @@ UNIFORM_NATS = -64 * math.log(2)
 
 def _examples() -> list[str]:
   blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-  assert len(blocks) == 4, f"README.md has {len(blocks)} Python examples; this test knows 4"
+  assert len(blocks) == 5, f"README.md has {len(blocks)} Python examples; this test knows 5"
   return blocks
 
 
@@ -76,13 +77,23 @@ def test_block_core_example_runs(capsys):
 
 
 @pytest.mark.slow
+def test_dbm_and_samplers_example_runs():
+  ns = {}
+  exec(compile(_examples()[2], "README.md example 3", "exec"), ns)  # pylint: disable=exec-used
+  bound = ns["bound"]
+  assert float(bound.lower) <= float(bound.mean) <= float(bound.upper) < 0
+  assert float(bound.mean) > UNIFORM_NATS  # a lower bound above the uniform model's
+  assert ns["rbm_state"].chains.fast.W.shape == (64, 16)  # the last trainer was fast PCD
+  assert ns["c_state"].params.mu.shape == (64,)
+
+
 def test_many_devices_example_runs_on_four_cpu_devices():
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
              JAX_PLATFORMS="cpu")
   driver = ("import sys, jax\n"
             "assert jax.device_count() == 4, jax.devices()\n"
-            "exec(compile(sys.stdin.read(), 'README.md example 3', 'exec'), {})\n")
-  run = subprocess.run([sys.executable, "-c", driver], input=_examples()[2], env=env,
+            "exec(compile(sys.stdin.read(), 'README.md example 4', 'exec'), {})\n")
+  run = subprocess.run([sys.executable, "-c", driver], input=_examples()[3], env=env,
                        capture_output=True, text=True, timeout=600, check=False)
   assert run.returncode == 0, run.stderr[-3000:]
   nats = float(run.stdout.strip().splitlines()[-1])
