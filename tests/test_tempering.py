@@ -9,6 +9,7 @@ from test_gibbs import _chi_square_ok as _chi_square  # Pearson's test, merging 
 
 from jdbn import rbm as R
 from jdbn.models import base, dbm
+from jdbn.samplers import gibbs as G
 from jdbn.samplers import tempering as T
 
 N_CHAINS = 10_000
@@ -40,9 +41,16 @@ def _fits(model, beta, states):
   return _chi_square(counts, probs)
 
 
-@pytest.mark.parametrize("name", ["rbm", "dbm 4-3-3"])
+def _bm():
+  """A fully connected 6-unit BM: six colour classes, so the swaps evaluate the energy."""
+  from jdbn.models import bm  # pylint: disable=import-outside-toplevel
+  model = bm.init(jax.random.key(8), 6, weight_scale=1.0)
+  return model.replace(b=0.5 * jax.random.normal(jax.random.key(9), (6,)))
+
+
+@pytest.mark.parametrize("name", ["rbm", "dbm 4-3-3", "bm 6 dense"])
 def test_every_replica_samples_its_tempered_distribution(name):
-  model = _rbm() if name == "rbm" else _dbm()
+  model = {"rbm": _rbm, "dbm 4-3-3": _dbm, "bm 6 dense": _bm}[name]()
   final = _final(model, 40)
   for m, beta in enumerate(BETAS):
     stat, critical = _fits(model, float(beta), [s[m] for s in final.states])
@@ -56,29 +64,20 @@ def test_the_check_rejects_swaps_that_ignore_the_metropolis_rule(monkeypatch):
   """Always swapping is not a valid move: the same check must fail on it."""
   true_swap = T.swap
 
-  def always(key, models, states, parity):
-    del key
-    out, prob, _ = true_swap(jax.random.key(0), models, states, parity)
-    n = states[0].shape[0]
-    offered = (jnp.arange(n - 1) % 2 == parity)[:, None] & jnp.ones(prob.shape, bool)
-    perm = jnp.arange(n)[:, None] + jnp.concatenate([offered, jnp.zeros((1,) + prob.shape[1:],
-                                                                         bool)]).astype(int)
-    perm = perm - jnp.concatenate([jnp.zeros((1,) + prob.shape[1:], bool), offered]).astype(int)
-    del out
-    return (tuple(jnp.take_along_axis(s, jnp.broadcast_to(perm[..., None], s.shape), axis=0)
-                  for s in states), prob, offered)
+  def always(key, betas, gaps, states, parity):
+    decreasing = -1e6 * jnp.arange(gaps.shape[0], dtype=gaps.dtype)[:, None]
+    return true_swap(key, betas, jnp.broadcast_to(decreasing, gaps.shape), states, parity)
 
   monkeypatch.setattr(T, "swap", always)
   model = _rbm()
   final = _final(model, 41)
+  assert np.all(np.asarray(final.swap_rates) == 1.0)
   stat, critical = _fits(model, 1.0, [s[0] for s in final.states])
   assert stat > critical, (stat, critical)
 
 
 def test_swap_acceptance_is_the_metropolis_probability():
   model = _rbm()
-  betas = jnp.asarray([1.0, 0.5])
-  models = jax.vmap(model.tempered)(betas)
   e = lambda beta, x: float(model.tempered(beta).energy(x))  # noqa: E731
 
   def log_accept(cold, hot):
@@ -95,7 +94,9 @@ def test_swap_acceptance_is_the_metropolis_probability():
   n = 40_000
   states = tuple(jnp.broadcast_to(jnp.stack([a, b]), (n, 2, a.shape[0])).transpose(1, 0, 2)
                  for a, b in zip(x_cold, x_hot))
-  out, prob, accepted = T.swap(jax.random.key(3), models, states, jnp.int32(0))
+  betas = jnp.asarray([1.0, 0.5])
+  gaps = jax.vmap(lambda s: T.energy_gap(model, s))(states)
+  out, prob, accepted = T.swap(jax.random.key(3), betas, gaps, states, jnp.int32(0))
   want = min(1.0, np.exp(log_accept(x_cold, x_hot)))
   np.testing.assert_allclose(np.asarray(prob), want, rtol=1e-5)
   frac = float(jnp.mean(accepted))
@@ -106,8 +107,26 @@ def test_swap_acceptance_is_the_metropolis_probability():
   np.testing.assert_array_equal(np.asarray(out[0][1])[swapped], np.tile(x_cold[0],
                                                                         (swapped.sum(), 1)))
   # the other parity offers no pair of two replicas: nothing moves
-  _, _, none = T.swap(jax.random.key(3), models, states, jnp.int32(1))
+  _, _, none = T.swap(jax.random.key(3), betas, gaps, states, jnp.int32(1))
   assert not bool(jnp.any(none))
+
+
+@pytest.mark.parametrize("name", ["rbm", "dbm 4-3-3"])
+def test_energies_from_the_sweep_fields_equal_the_model_energies(name):
+  """The fast path (fields of the sweep's last group) gives every replica's ``E - E_base``
+  exactly as evaluating the energy does, with base biases too."""
+  model = _rbm() if name == "rbm" else _dbm()
+  base_b = base.per_block(model, {0: 0.3 * jnp.ones(model.blocks[0].size)}, "base")
+  betas = jnp.asarray(BETAS)
+  models = jax.vmap(lambda b: model.tempered(b, base_b))(betas)
+  start = T.init_random(jax.random.key(6), model, 3, 50)
+  states, info = jax.vmap(lambda m, k, s: G.step(k, m, s))(
+      models, jax.random.split(jax.random.key(7), 3), start.states)
+  last = model.schedule[-1]
+  fast = jax.vmap(lambda s, f, b: T._gap_from_fields(model, s, f, b, base_b, last))(
+      states, info.fields, betas)
+  slow = jax.vmap(lambda s: T.energy_gap(model, s, base_b))(states)
+  np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-4)
 
 
 def test_ladder_and_errors():

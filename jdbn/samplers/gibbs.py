@@ -37,7 +37,17 @@ Array = jax.Array
 
 
 class GibbsInfo(NamedTuple):
-  """Diagnostics of a Gibbs sweep: none (the kernel's slot for them, as tempering fills it)."""
+  """What a Gibbs sweep leaves besides the state.
+
+  Attributes:
+    fields: one entry per block: the field ``phi_i`` it was last drawn from in this sweep
+      (``[..., size_i]``), or ``None`` for a block the sweep did not update. For the schedule's
+      last group these are also the fields of the final state (the blocks of a group do not
+      feed each other), so callers get the final state's interaction energy without another
+      matrix product (parallel tempering's swaps use this); unused, they cost nothing under
+      ``jit``.
+  """
+  fields: tuple = ()
 
 
 def _rebuild(template, items):
@@ -112,7 +122,7 @@ def step(key: Array,
       one group must be conditionally independent given the others.
 
   Returns:
-    ``(state, GibbsInfo())``.
+    ``(state, GibbsInfo(fields))``.
   """
   groups = _check_schedule(model, schedule)
   clamp = tuple(map(_normalise_mask, base.per_block(model, clamp, "clamp")))
@@ -122,6 +132,7 @@ def step(key: Array,
   if len(items) != len(model.blocks):
     raise ValueError(f"the state has {len(items)} blocks, {type(model).__name__} has "
                      f"{len(model.blocks)}")
+  last = [None] * len(items)
   for group, k in zip(groups, keys):
     todo = [i for i in group if clamp[i] is not True]
     if not todo:
@@ -131,7 +142,8 @@ def step(key: Array,
     for i, ki in zip(group, ks):
       if i in fields:
         items[i] = _update(ki, model, i, fields[i], items[i], clamp[i], mean_field[i])
-  return _rebuild(state, items), GibbsInfo()
+        last[i] = fields[i]
+  return _rebuild(state, items), GibbsInfo(tuple(last))
 
 
 def _check_count(value, name, low):

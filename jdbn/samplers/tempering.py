@@ -111,17 +111,52 @@ def _replicas(model: base.BlockModel, betas: Array, base_biases) -> base.BlockMo
   return jax.vmap(lambda b: model.tempered(b, base_biases))(betas)
 
 
-def _take(tree, index):
-  return jax.tree.map(lambda x: x[index], tree)
+def _base_self_energy(model: base.BlockModel, states, base_biases) -> Array:
+  """``E_base(x)``: the self energies with the base biases (zeros where none is given)."""
+  spec = base.per_block(model, base_biases, "base_biases")
+  total = 0.0
+  for i, (blk, x) in enumerate(zip(model.blocks, states)):
+    a0 = jnp.zeros((blk.size,), model.bias(i).dtype) if spec[i] is None else spec[i]
+    total = total + blk.units.energy(x, a0, model.log_sigma(i))
+  return total
 
 
-def swap(key: Array, models: base.BlockModel, states: tuple, parity: Array
+def energy_gap(model: base.BlockModel, states, base_biases: Any = None) -> Array:
+  """``D(x) = E(x) - E_base(x)``, what the swaps compare: ``-> [...]``.
+
+  The tempered energies are ``E_beta = beta E + (1 - beta) E_base`` up to a constant in ``x``
+  (:meth:`~jdbn.models.base.BlockModel.tempered`), so the log acceptance of swapping replicas
+  ``m`` and ``m + 1`` is ``(beta_m - beta_{m+1}) (D(x_m) - D(x_{m+1}))``.
+  """
+  return model.energy(states) - _base_self_energy(model, states, base_biases)
+
+
+def _gap_from_fields(model: base.BlockModel, states, fields, beta: Array, base_biases,
+                     last: Sequence[int]) -> Array:
+  """``D(x)`` of one replica from the fields its sweep drew the last group from.
+
+  With two groups every coupling joins them, so the interaction energy is ``-sum_{i in last}
+  s_i . phi_i``; the tempered fields are ``beta`` times the model's, so ``E(x) = sum_i E_i(x_i) -
+  sum_{i in last} s_i . phi_i / beta``: no matrix product beyond the sweep's own.
+  """
+  self_e = 0.0
+  for i, (blk, x) in enumerate(zip(model.blocks, states)):
+    self_e = self_e + blk.units.energy(x, model.bias(i), model.log_sigma(i))
+  inter = 0.0
+  for i in last:
+    s_i = model.blocks[i].units.scaled(states[i], model.log_sigma(i))
+    inter = inter + jnp.sum(s_i * fields[i], axis=-1)
+  return self_e - inter / beta - _base_self_energy(model, states, base_biases)
+
+
+def swap(key: Array, betas: Array, gaps: Array, states: tuple, parity: Array
          ) -> tuple[tuple, Array, Array]:
   """Metropolis swaps between the neighbours that ``parity`` offers.
 
   Args:
     key: PRNG key.
-    models: the stacked tempered copies (``[M]`` leading axis on every leaf).
+    betas: ``[M]`` inverse temperatures.
+    gaps: ``[M, ...]`` :func:`energy_gap` of every replica's state.
     states: one array ``[M, ..., size_i]`` per block.
     parity: 0 or 1 (see :class:`TemperingState`).
 
@@ -130,10 +165,8 @@ def swap(key: Array, models: base.BlockModel, states: tuple, parity: Array
     acceptance probabilities and ``[M - 1, ...]`` booleans (False for pairs not offered).
   """
   n = states[0].shape[0]
-  lower, upper = _take(models, slice(0, n - 1)), _take(models, slice(1, n))
-  s_lo, s_hi = _take(states, slice(0, n - 1)), _take(states, slice(1, n))
-  neg_e = jax.vmap(lambda m, s: -m.energy(s))
-  log_a = (neg_e(lower, s_hi) + neg_e(upper, s_lo)) - (neg_e(lower, s_lo) + neg_e(upper, s_hi))
+  d_beta = (betas[:-1] - betas[1:]).reshape((n - 1,) + (1,) * (gaps.ndim - 1))
+  log_a = d_beta * (gaps[:-1] - gaps[1:])
   offered = (jnp.arange(n - 1) % 2 == parity).reshape((n - 1,) + (1,) * (log_a.ndim - 1))
   u = jax.random.uniform(key, log_a.shape, log_a.dtype)
   accepted = offered & (jnp.log(u) < log_a)
@@ -151,12 +184,17 @@ def step(key: Array, model: base.BlockModel, state: TemperingState, betas: Array
          base_biases: Any = None) -> tuple[TemperingState, TemperingInfo]:
   """One parallel-tempering step: a Gibbs sweep of every replica, then neighbour swaps.
 
+  For a two-group schedule (RBMs, DBMs, bipartite graphs) the swaps' energies come from the
+  fields of the sweep itself (:func:`_gap_from_fields`), so a step with ``M`` replicas costs
+  about ``M`` sweeps; otherwise each replica's energy is evaluated (:func:`energy_gap`).
+
   Args:
     key: PRNG key (split into the sweeps' and the swaps' keys).
     model: any block model.
     state: a :class:`TemperingState` with ``M = len(betas)`` replicas.
     betas: ``[M]`` inverse temperatures, ``betas[0] = 1`` (see :func:`ladder`).
-    base_biases: the tempered copies' base biases (default none: ``p^beta``).
+    base_biases: the tempered copies' base biases, ``{block: [size]}`` or one entry per block
+      (default none: ``p^beta``).
 
   Returns:
     ``(state, TemperingInfo)``.
@@ -165,13 +203,21 @@ def step(key: Array, model: base.BlockModel, state: TemperingState, betas: Array
   n = betas.shape[0]
   if state.states[0].shape[0] != n:
     raise ValueError(f"the state has {state.states[0].shape[0]} replicas for {n} temperatures")
+  if base_biases is not None:
+    base_biases = base.per_block(model, base_biases, "base_biases")
   models = _replicas(model, betas, base_biases)
   k_sweep, k_swap = jax.random.split(key)
-  states = jax.vmap(lambda m, k, s: G.step(k, m, s)[0])(models, jax.random.split(k_sweep, n),
-                                                        tuple(state.states))
+  states, info = jax.vmap(lambda m, k, s: G.step(k, m, s))(
+      models, jax.random.split(k_sweep, n), tuple(state.states))
   if n == 1:
     return state._replace(states=states), TemperingInfo(jnp.zeros((0,)), jnp.zeros((0,)))
-  states, prob, accepted = swap(k_swap, models, states, state.parity)
+  last = model.schedule[-1]
+  if len(model.schedule) == 2 and all(info.fields[i] is not None for i in last):
+    gaps = jax.vmap(lambda s, f, b: _gap_from_fields(model, s, f, b, base_biases, last))(
+        states, info.fields, betas)
+  else:
+    gaps = jax.vmap(lambda s: energy_gap(model, s, base_biases))(states)
+  states, prob, accepted = swap(k_swap, betas, gaps, states, state.parity)
   offered = jnp.arange(n - 1) % 2 == state.parity
   axes = tuple(range(1, prob.ndim))
   info = TemperingInfo(jnp.where(offered, jnp.mean(prob, axis=axes), jnp.nan),
