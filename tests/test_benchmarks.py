@@ -38,6 +38,16 @@ def test_dbm_benchmark_quick_run():
   assert (results.read_text() if results.exists() else None) == before
 
 
+@pytest.mark.slow
+def test_tempering_benchmark_quick_run():
+  """``benchmarks.tempering_speed --quick``: the PT step against M sweeps; no file."""
+  results = REPO_ROOT / "benchmarks" / "RESULTS.md"
+  before = results.read_text() if results.exists() else None
+  out = _run("-m", "benchmarks.tempering_speed", "--quick")
+  assert "| PT step, M replicas |" in out and "x M sweeps" in out
+  assert (results.read_text() if results.exists() else None) == before
+
+
 def _run(*argv, env=None):
   result = subprocess.run([sys.executable, *map(str, argv)], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=600, env=env)
