@@ -186,3 +186,18 @@ def test_updown_curves_plots_run_folders(tmp_path, monkeypatch):
     assert im.format == "PNG" and im.size[0] > 500
   with pytest.raises(SystemExit, match="has no updown.npz"):
     curves.main([str(tmp_path), "--out", str(tmp_path / "x.png")])
+
+
+@pytest.mark.slow
+def test_ising_onsager_quick_run():
+  """The issue-28 physics benchmark on a 16 x 16 torus: every temperature reports against
+  Onsager and the speed is measured; nothing is written."""
+  before = (REPO_ROOT / "benchmarks" / "RESULTS.md").read_text()
+  out = _run("-m", "benchmarks.ising_onsager", "--quick")
+  for T in ("1.5", "2.0", "2.2"):
+    assert f"T={T}: <|m|> = " in out and "Onsager" in out
+  assert "Mflips/s" in out and "nothing written" in out
+  assert (REPO_ROOT / "benchmarks" / "RESULTS.md").read_text() == before
+  # Far below T_c a 16 x 16 torus is within a few percent of the infinite lattice.
+  m = float(out.split("T=1.5: <|m|> = ")[1].split()[0])
+  assert abs(m - 0.9865) < 0.02

@@ -110,19 +110,16 @@ class Lattice(base.BlockModel):
 
   def tempered(self, beta, base_biases=None) -> "Lattice":
     beta = jnp.asarray(beta, self.K.dtype)
-    if base_biases is None:
-      h0 = 0.0
-    else:
-      h0 = join(self, [jnp.zeros(b.size, self.h.dtype) if a is None else a
-                       for b, a in zip(self.blocks, base_biases)])
+    h0 = 0.0 if base_biases is None else join(self, [
+        jnp.zeros(b.size, self.h.dtype) if a is None else a
+        for b, a in zip(self.blocks, base_biases)])
     return self.replace(K=beta * self.K, h=(1 - beta) * h0 + beta * self.h)
 
   def couple(self, x: Array) -> Array:
     """``phi_i = sum_d K_d x_{i+d}`` on images: ``[..., L1, L2] -> [..., L1, L2]``."""
     r1, r2 = self.K.shape[0] // 2, self.K.shape[1] // 2
     if not self.periodic:
-      pad = [(0, 0)] * (x.ndim - 2) + [(r1, r1), (r2, r2)]
-      xp = jnp.pad(x, pad)
+      xp = jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(r1, r1), (r2, r2)])
     out = jnp.zeros_like(x)
     l1, l2 = self.shape
     for d1, d2 in self.offsets:
@@ -346,18 +343,16 @@ def init(shape: tuple[int, int],
                              for s in shape)):
     raise ValueError(f"shape must be two positive ints (L1, L2), got {shape!r}")
   shape = (int(shape[0]), int(shape[1]))
-  units = {"spin": Spin(), "binary": U.Bernoulli()}.get(units, units) if isinstance(
-      units, str) else units
+  if isinstance(units, str):
+    units = {"spin": Spin(), "binary": U.Bernoulli()}.get(units, units)
   if not isinstance(units, (Spin, U.Bernoulli)):
     raise ValueError(f"units must be 'spin', 'binary', Spin() or Bernoulli(), got {units!r}")
   k, offsets = _check_stencil(nearest_neighbour(J) if stencil is None else stencil, atol)
-  if colouring == "auto":
+  if isinstance(colouring, str) and colouring == "auto":
     colouring = find_colouring(offsets, shape, periodic)
-  else:
-    colouring = _explicit_colouring(colouring, shape)
-    why = _colouring_error(offsets, shape, periodic, colouring)
-    if why:
-      raise ValueError(why)
+  elif why := _colouring_error(offsets, shape, periodic,
+                               colouring := _explicit_colouring(colouring, shape)):
+    raise ValueError(why)
   field = np.asarray(h, np.float64)
   if not np.all(np.isfinite(field)):
     raise ValueError("h contains NaN or inf values")
