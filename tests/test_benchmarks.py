@@ -301,3 +301,18 @@ def test_numpy_dbm_peer_does_jdbns_update():
     got = (peer.p["W0"], peer.p["W1"], peer.p["a0"], peer.p["a1"], peer.p["a2"])
     for g, w in zip(got, state.params.weights + state.params.biases):
       np.testing.assert_allclose(g, np.asarray(w), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_ising_onsager_quick_run():
+  """The issue-28 physics benchmark on a 16 x 16 torus: every temperature reports against
+  Onsager and the speed is measured; nothing is written."""
+  before = (REPO_ROOT / "benchmarks" / "RESULTS.md").read_text()
+  out = _run("-m", "benchmarks.ising_onsager", "--quick")
+  for T in ("1.5", "2.0", "2.2"):
+    assert f"T={T}: <|m|> = " in out and "Onsager" in out
+  assert "Mflips/s" in out and "nothing written" in out
+  assert (REPO_ROOT / "benchmarks" / "RESULTS.md").read_text() == before
+  # Far below T_c a 16 x 16 torus is within a few percent of the infinite lattice.
+  m = float(out.split("T=1.5: <|m|> = ")[1].split()[0])
+  assert abs(m - 0.9865) < 0.02

@@ -5,7 +5,9 @@
 * :mod:`jdbn.models.bm`: Boltzmann machines with lateral couplings on any graph, sampled by a
   graph colouring or one unit at a time;
 * :mod:`jdbn.models.hopfield`: Hopfield nets (Hebbian and Storkey storage, zero-temperature and
-  Glauber recall), with ``{-1, +1}`` :class:`~jdbn.models.hopfield.Spin` units.
+  Glauber recall), with ``{-1, +1}`` :class:`~jdbn.models.hopfield.Spin` units;
+* :mod:`jdbn.models.lattice`: Boltzmann machines on a 2D lattice (the Ising model) coupled by a
+  stencil, sampled by a colouring of the lattice (the checkerboard for nearest neighbours).
 """
 
-from jdbn.models import base, bm, dbm, hopfield, rbm  # noqa: F401
+from jdbn.models import base, bm, dbm, hopfield, lattice, rbm  # noqa: F401

@@ -15,6 +15,7 @@ model                        blocks                 schedule
 RBM (:mod:`jdbn.rbm`)        ``(v, h)``             ``((h,), (v,))``
 DBM (:mod:`.dbm`)            ``(v, h1, h2, ...)``   ``((h1, h3, ...), (v, h2, ...))``
 BM / Hopfield (:mod:`.bm`)   colour classes         one class at a time (sequential: one unit)
+Lattice (:mod:`.lattice`)    colour classes         one colour at a time (checkerboard: 2)
 ===========================  =====================  ==========================================
 
 A model is a ``flax.struct`` params pytree whose class derives from :class:`BlockModel` and
