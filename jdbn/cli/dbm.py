@@ -93,7 +93,9 @@ def add_train_dbm(sub) -> None:
   p.add_argument("--lr", type=positive_float, default=None,
                  help="joint training's first rate (" + preset_help("lr", PRESETS) + ")")
   p.add_argument("--lr-final", type=non_negative_float, default=0.0,
-                 help="the joint rate falls linearly to this over --epochs (the paper: to 0)")
+                 help="the joint rate falls linearly to this over --epochs (the paper: to 0); "
+                 "a run extended with more --epochs continues on the longer schedule from the "
+                 "step it reached")
   p.add_argument("--momentum", type=non_negative_float, default=None,
                  help=preset_help("momentum", PRESETS))
   p.add_argument("--weight-decay", type=non_negative_float, default=None,
