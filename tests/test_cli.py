@@ -482,6 +482,13 @@ def test_evaluate_and_sample_a_dbm_run(dbm_dir, tmp_path, capsys):
   code, text, _ = _run(capsys, "sample", out, "--n-samples", 20, "--n-steps", 10, "--out", png)
   assert code == 0 and str(png) in text and "DBM 64-16-8" in text
   assert _png(png)[0] > 8 * 5
+  # Joint training goes on without fine-tuning: the network no longer matches the DBM's q, so
+  # evaluate says so instead of scoring it; metrics.json keeps the fine-tuning record.
+  assert cli.main([str(a) for a in DBM + ("--epochs", 3, "--out", out)]) == 0
+  code, text, _ = _run(capsys, "evaluate", out, "--n-chains", 5, "--n-betas", 50)
+  assert code == 0 and "after 2 joint epochs and the run has 3 now" in text
+  assert "classification error" not in text
+  assert len(json.loads((out / "metrics.json").read_text())["finetune"]["history"]) == 1
 
 
 def test_train_dbm_divergence_exits_3(tmp_path, capsys):

@@ -213,6 +213,8 @@ def cmd_train_dbm(args) -> int:
   metrics = {"pretrain": pre_history, "user": user}
   state, history = _joint(k_joint, model, x, v, args, out, metrics)
   metrics.update(epochs_completed=len(history), history=history)
+  if not args.finetune_epochs and (out / FINETUNE_NAME).is_file():  # keep the earlier record
+    metrics["finetune"] = {"history": checkpoint.read_metadata(out / FINETUNE_NAME)["history"]}
   if args.finetune_epochs:
     y, y_valid = np.asarray(train_ds.y), np.asarray(valid_ds.y)
     metrics["finetune"] = _finetune(k_ft, state.params, (x, y), (v, y_valid), args, out,
@@ -368,5 +370,5 @@ def _finetune(key, model, train, valid, args, out: pathlib.Path, source: dict) -
       "kind": "classifier", "input": "[v, q(h2|v)]", "hidden_sizes": list(module.hidden_sizes),
       "n_classes": module.n_classes, "dropout": args.dropout,
       "input_dropout": args.input_dropout, "valid_error": summary["valid_error"],
-      "best_epoch": summary["best_epoch"]})
+      "best_epoch": summary["best_epoch"], "source": source})
   return summary

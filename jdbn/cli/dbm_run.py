@@ -221,10 +221,20 @@ def _bound(key, model, xb: np.ndarray, base: np.ndarray, args, settings: dict) -
 
 
 def _finetuned_error(folder: pathlib.Path, model, x: np.ndarray, y: np.ndarray,
-                     settings: dict) -> float:
-  """The test error of the run's fine-tuned network, on ``[x, q(h2 | x)]``."""
+                     settings: dict) -> Optional[float]:
+  """The test error of the run's fine-tuned network, on ``[x, q(h2 | x)]``; None (said) when the
+  DBM has been trained further since it was fine-tuned, so that its ``q`` is not the network's."""
+  from jdbn import checkpoint
   from jdbn.train import classifier_dbm
   from jdbn.train import finetune as F
+  source = checkpoint.read_metadata(folder / CLASSIFIER_NAME).get("source", {})
+  ckpt = folder / CHECKPOINT_NAME
+  epochs = checkpoint.read_metadata(ckpt).get("epoch", 0) if ckpt.is_file() else 0
+  if source.get("joint_epochs", epochs) != epochs:
+    print(f"fine-tuned network: not evaluated, it was fine-tuned from the DBM after "
+          f"{source['joint_epochs']} joint epochs and the run has {epochs} now; rerun `jdbn "
+          f"train dbm` with --finetune-epochs to fine-tune the current DBM")
+    return None
   module, variables = load_classifier(folder)
   feats = classifier_dbm.features(model, x, tol=settings.get("mf_tol", 1e-6))
   err = F.error_rate(module, variables, feats, y)
