@@ -384,3 +384,114 @@ def test_rbm_evaluate_reuses_the_recorded_data_folder(tmp_path, mnist_dir, monke
   code, _, err = _run(capsys, "evaluate", out, "--data-dir", tmp_path / "nowhere",
                       "--max-examples", 100)
   assert code == 2 and "nowhere" in err
+
+
+# --------------------------------------------------------------------------- train dbm
+
+# A constant joint rate (--lr-final = --lr), so that a run resumed with more --epochs must equal
+# one trained straight through (a decaying rate spans each invocation's --epochs).
+DBM = ("train", "dbm", "--dataset", "digits", "--hidden", "16,8", "--pretrain-epochs", 1,
+       "--n-chains", 10, "-k", 2, "--batch-size", 50, "--lr", 0.01, "--lr-final", 0.01,
+       "--sample-steps", 5, "--no-progress")
+
+
+@pytest.fixture(scope="module")
+def dbm_dir(tmp_path_factory):
+  """A tiny 64-16-8 DBM: one joint epoch, then resumed for a second and fine-tuned for one."""
+  out = tmp_path_factory.mktemp("dbm")
+  assert cli.main([str(a) for a in DBM + ("--epochs", 1, "--out", out)]) == 0
+  first = checkpoint.load_params(out / "checkpoint.npz")
+  assert cli.main([str(a) for a in DBM + ("--epochs", 2, "--finetune-epochs", 1,
+                                          "--out", out)]) == 0
+  return out, first
+
+
+def test_train_dbm_writes_every_file_and_resumes_exactly(dbm_dir, tmp_path):
+  import jax
+  from jdbn.models import dbm as D
+  out, first = dbm_dir
+  straight = tmp_path / "straight"
+  assert cli.main([str(a) for a in DBM + ("--epochs", 2, "--out", straight)]) == 0
+  resumed = checkpoint.load(out / "checkpoint.npz")["state"]
+  for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(
+      checkpoint.load(straight / "checkpoint.npz")["state"]), strict=True):
+    np.testing.assert_array_equal(a, b)  # params, optimizer state, chains, step
+  for name in ("filters.png", "samples.png"):
+    width, height = _png(out / name)
+    assert width > 8 and height > 8
+  pretrained = checkpoint.load_params(out / "pretrained.npz")
+  assert isinstance(pretrained, D.DBM) and pretrained.sizes == (64, 16, 8)
+  tree, meta = checkpoint.restore(out / "checkpoint.npz")
+  state = tree["state"]
+  assert meta["epoch"] == 2 and meta["user"]["command"] == "train dbm"
+  assert meta["user"]["settings"]["hidden"] == [16, 8]
+  assert state.chains is not None and int(state.step) == 2 * (1300 // 50)
+  assert not np.allclose(state.params.weights[0], first.weights[0])  # the resumed epoch trained
+  metrics = json.loads((out / "metrics.json").read_text())
+  assert [row["epoch"] for row in metrics["history"]] == [1, 2]
+  for row in metrics["history"]:
+    for name in ("loss", "recon_error", "grad_norm", "mf_sweeps", "mf_sweeps_max",
+                 "mf_converged", "mf_unnormalised_bound", "seconds"):
+      assert math.isfinite(row[name]), name
+  assert [len(layer) for layer in metrics["pretrain"]] == [1, 1]
+  assert [r["epoch"] for r in metrics["finetune"]["history"]] == [1]
+  assert (out / "classifier.npz").is_file()
+
+
+def test_train_dbm_refuses_other_settings_and_bad_hidden(dbm_dir, tmp_path, capsys):
+  out, _ = dbm_dir
+  argv = list(DBM)
+  argv[argv.index("-k") + 1] = 3
+  code, _, err = _run(capsys, *argv, "--epochs", 3, "--out", out)
+  assert code == 2 and "-k 2 there, 3 here" in err
+  code, _, err = _run(capsys, *DBM, "--epochs", 3, "--finetune-epochs", 2, "--dropout", 0.5,
+                      "--out", out)
+  assert code == 2 and "--dropout 0.0 there, 0.5 here" in err
+  assert checkpoint.read_metadata(out / "checkpoint.npz")["epoch"] == 2  # nothing ran
+  for bad, message in [("16,x", "expected hidden layer sizes such as 500,1000"),
+                       ("16,0", "hidden layer sizes must be positive integers"),
+                       ("", "expected hidden layer sizes")]:
+    argv = list(DBM)
+    argv[argv.index("--hidden") + 1] = bad
+    with pytest.raises(SystemExit) as exc:
+      cli.main([str(a) for a in argv + ["--out", tmp_path / "bad"]])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+  code, _, err = _run(capsys, *DBM[:4], "--hidden", 16, "--finetune-epochs", 1, "--out",
+                      tmp_path / "one")
+  assert code == 2 and "at least two layers" in err
+
+
+def test_evaluate_and_sample_a_dbm_run(dbm_dir, tmp_path, capsys):
+  out, _ = dbm_dir
+  code, text, err = _run(capsys, "evaluate", out, "--n-chains", 20, "--n-betas", 300)
+  assert code == 0, text + err
+  numbers = {}
+  for line in text.splitlines():
+    head, _, rest = line.partition(":")
+    if rest.strip():
+      numbers[head] = float(rest.split()[0])
+  # h1 has 16 units: exact log Z by enumerating them; a short AIS run is close to it.
+  ais, exact = numbers["log Z (AIS, 20 chains, 300 betas)"], numbers["log Z (exact)"]
+  assert abs(ais - exact) < 0.5
+  bound = numbers["variational lower bound (AIS log Z)"]
+  assert -64 * math.log(2) - 20 < bound < 0
+  assert "over 297 examples" in text and "mean-field converged" in text
+  error = numbers["fine-tuned network's classification error"]
+  assert 0 <= error <= 1
+  png = tmp_path / "dbm.png"
+  code, text, _ = _run(capsys, "sample", out, "--n-samples", 20, "--n-steps", 10, "--out", png)
+  assert code == 0 and str(png) in text and "DBM 64-16-8" in text
+  assert _png(png)[0] > 8 * 5
+  # Joint training goes on without fine-tuning: the network no longer matches the DBM's q, so
+  # evaluate says so instead of scoring it; metrics.json keeps the fine-tuning record.
+  assert cli.main([str(a) for a in DBM + ("--epochs", 3, "--out", out)]) == 0
+  code, text, _ = _run(capsys, "evaluate", out, "--n-chains", 5, "--n-betas", 50)
+  assert code == 0 and "after 2 joint epochs and the run has 3 now" in text
+  assert "classification error" not in text
+  assert len(json.loads((out / "metrics.json").read_text())["finetune"]["history"]) == 1
+
+
+def test_train_dbm_divergence_exits_3(tmp_path, capsys):
+  code, _, err = _run(capsys, *DBM, "--epochs", 1, "--lr", 1e30, "--out", tmp_path / "nan")
+  assert code == cli.EXIT_DIVERGED
+  assert "joint training: training diverged in epoch 1" in err

@@ -1,5 +1,6 @@
 """The ``jdbn evaluate`` subcommand: AIS log Z and the test log-likelihood of an RBM run; a DBN run
-is handed to :func:`jdbn.cli.dbn.cmd_evaluate_dbn`.
+is handed to :func:`jdbn.cli.dbn.cmd_evaluate_dbn`, a DBM run to
+:func:`jdbn.cli.dbm_run.cmd_evaluate_dbm`.
 
 ::
 
@@ -14,14 +15,15 @@ from typing import Any, Optional
 
 import numpy as np
 
-from jdbn.cli import dbn
+from jdbn.cli import dbm_run, dbn
 from jdbn.cli.common import (CLIError, add_seed, apply_preprocess, betas_schedule, data_dir_for,
                              fmt, load_dataset, make_key, positive_int)
 from jdbn.cli.rbm import load_model, resolve_checkpoint
 
 
 def add_evaluate(sub) -> None:
-  p = sub.add_parser("evaluate", help="AIS log Z and test log-likelihood of an RBM",
+  p = sub.add_parser("evaluate", help="AIS log Z and test log-likelihood of an RBM (a DBM: "
+                     "its variational bound)",
                      description="Estimate log Z by annealed importance sampling (Salakhutdinov & "
                      "Murray 2008) and the test log-likelihood in nats per example, with +-3 "
                      "standard-error bounds; exact log Z too when a layer is small enough.")
@@ -101,6 +103,8 @@ def cmd_evaluate(args) -> int:
   from jdbn import units as U
   if dbn.is_dbn(args.checkpoint):
     return dbn.cmd_evaluate_dbn(args)
+  if dbm_run.is_dbm(args.checkpoint):
+    return dbm_run.cmd_evaluate_dbm(args)
   path = resolve_checkpoint(args.checkpoint)
   params, user = load_model(path)
   name = args.dataset or user.get("dataset")

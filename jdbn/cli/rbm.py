@@ -22,6 +22,7 @@ from jdbn.cli.common import (CLIError, add_seed, apply_preprocess, apply_preset,
                              positive_float, positive_int, preprocess_spec, preset_help,
                              resolved_data_dir, settings_diff, split_train, to_image, units,
                              writable_file, writable_folder, zoom_for)
+from jdbn.cli.dbm_run import cmd_sample_dbm, is_dbm
 
 # --------------------------------------------------------------------------- RBM runs
 
@@ -274,7 +275,7 @@ def cmd_train_rbm(args) -> int:
 
 
 def add_sample(sub) -> None:
-  p = sub.add_parser("sample", help="draw samples from a trained RBM",
+  p = sub.add_parser("sample", help="draw samples from a trained RBM or DBM",
                      description="Run Gibbs chains from random starts and save the visible means "
                      "of their last states as an image grid.")
   p.add_argument("checkpoint", metavar="CHECKPOINT", help="run folder or checkpoint file")
@@ -289,6 +290,8 @@ def add_sample(sub) -> None:
 
 def cmd_sample(args) -> int:
   from jdbn import viz
+  if is_dbm(args.checkpoint):
+    return cmd_sample_dbm(args)
   writable_file(args.out)
   path = resolve_checkpoint(args.checkpoint)
   params, user = load_model(path)

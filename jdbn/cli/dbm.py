@@ -1,0 +1,374 @@
+"""The ``jdbn train dbm`` subcommand: a Deep Boltzmann Machine (Salakhutdinov & Hinton 2009) by
+greedy pretraining with the paper's doubled RBMs, joint training with a mean-field positive phase
+and persistent chains, and optional discriminative fine-tuning; every stage resumable from the
+run folder.
+
+::
+
+    jdbn train dbm --dataset {digits,mnist} [--hidden 500,1000] --out DIR [--pretrain-epochs P]
+                   [--epochs E] [--lr R --lr-final R0] [--finetune-epochs F] [...]
+
+The numbers come from :mod:`jdbn.train.dbm_pretrain`, :mod:`jdbn.train.dbm`,
+:mod:`jdbn.train.loop` (the one training loop), :mod:`jdbn.train.classifier_dbm` and
+:mod:`jdbn.train.finetune`; the run folder is :mod:`jdbn.cli.dbm_run`'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import time
+
+import numpy as np
+
+from jdbn.cli.common import (CLIError, add_seed, apply_preprocess, apply_preset, load_dataset,
+                             make_key, non_negative_float, positive_float, positive_int,
+                             preset_help, probability, resolved_data_dir, settings_diff,
+                             split_train, writable_folder)
+from jdbn.cli.dbm_run import (CHECKPOINT_NAME, CLASSIFIER_NAME, COMMAND, FINETUNE_NAME,
+                              METRICS_NAME, PRETRAINED_NAME, save_pictures)
+from jdbn.cli.dbn_run import N_CLASSES
+
+__all__ = ["PRESETS", "add_train_dbm", "cmd_train_dbm", "hidden_sizes"]
+
+#: ``train dbm``'s defaults that depend on the data set. MNIST: the paper's 784-500-1000 DBM,
+#: 100 pretraining epochs per RBM and a joint rate of 0.005 decayed to 0 over 300 epochs. The
+#: 1,300 digits: a small 64-64-32 DBM in small batches, a few seconds an epoch on two cores.
+PRESETS = {
+    "digits": {"hidden": (64, 32), "pretrain_epochs": 20, "epochs": 20, "batch_size": 10,
+               "pretrain_lr": 0.05, "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-3,
+               "n_valid": 200},
+    "mnist": {"hidden": (500, 1000), "pretrain_epochs": 100, "epochs": 300, "batch_size": 100,
+              "pretrain_lr": 0.05, "lr": 0.005, "momentum": 0.9, "weight_decay": 2e-4,
+              "n_valid": 10_000},
+}
+
+# Settings that define a run: a rerun with the same --out must repeat them to resume.
+_RUN_SETTINGS = ("dataset", "hidden", "pretrain_epochs", "pretrain_lr", "pretrain_k", "lr",
+                 "lr_final", "momentum", "weight_decay", "n_chains", "k", "mf_tol", "mf_max_iter",
+                 "batch_size", "binarize", "n_valid", "seed", "prng")
+# The fine-tuning stage's own settings, checked against its checkpoint.
+_FINETUNE_SETTINGS = ("finetune_lr", "finetune_schedule", "dropout", "input_dropout", "max_norm")
+_CHANGEABLE = "only --epochs, --finetune-epochs, --patience and --sample-steps may change"
+
+
+def hidden_sizes(text: str) -> tuple[int, ...]:
+  """``--hidden``: comma-separated hidden layer sizes such as ``500,1000``."""
+  try:
+    values = tuple(int(t) for t in text.split(","))
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected hidden layer sizes such as 500,1000, got "
+                                     f"{text!r}") from None
+  if min(values) < 1:
+    raise argparse.ArgumentTypeError(f"hidden layer sizes must be positive integers, got "
+                                     f"{text!r}")
+  return values
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def add_train_dbm(sub) -> None:
+  """``jdbn train dbm``: pretraining, joint training, optional discriminative fine-tuning."""
+  p = sub.add_parser(
+      "dbm", help="train a Deep Boltzmann Machine: greedy pretraining, then joint PCD training",
+      description="Train a DBM (Salakhutdinov & Hinton 2009): greedy pretraining with the "
+      "paper's doubled RBMs, joint training with a mean-field positive phase and persistent "
+      "chains (the rate decaying linearly from --lr to --lr-final), and optional discriminative "
+      "fine-tuning of the network fed [v, q(h2|v)], early-stopped on the validation split. "
+      f"Writes {PRETRAINED_NAME}, {CHECKPOINT_NAME}, {METRICS_NAME}, filters.png, samples.png "
+      f"and, when fine-tuned, {CLASSIFIER_NAME} into --out; rerun with the same --out (and more "
+      "--epochs or --finetune-epochs) to resume.")
+  p.add_argument("--dataset", choices=("digits", "mnist"), default="digits")
+  p.add_argument("--data-dir", help="folder of the MNIST IDX files (default: $JDBN_MNIST_DIR)")
+  p.add_argument("--hidden", type=hidden_sizes, default=None,
+                 help="hidden layer sizes, bottom up (" + preset_help("hidden", PRESETS) + ")")
+  p.add_argument("--pretrain-epochs", type=positive_int, default=None,
+                 help="epochs per pretrained RBM (" + preset_help("pretrain_epochs", PRESETS) + ")")
+  p.add_argument("--pretrain-lr", type=positive_float, default=None,
+                 help=preset_help("pretrain_lr", PRESETS))
+  p.add_argument("--pretrain-k", type=positive_int, default=1, help="CD-k of the pretraining")
+  p.add_argument("--epochs", type=positive_int, default=None,
+                 help="joint training epochs (" + preset_help("epochs", PRESETS) + ")")
+  p.add_argument("--lr", type=positive_float, default=None,
+                 help="joint training's first rate (" + preset_help("lr", PRESETS) + ")")
+  p.add_argument("--lr-final", type=non_negative_float, default=0.0,
+                 help="the joint rate falls linearly to this over --epochs (the paper: to 0); "
+                 "a run extended with more --epochs continues on the longer schedule from the "
+                 "step it reached")
+  p.add_argument("--momentum", type=non_negative_float, default=None,
+                 help=preset_help("momentum", PRESETS))
+  p.add_argument("--weight-decay", type=non_negative_float, default=None,
+                 help="on the weights only (" + preset_help("weight_decay", PRESETS) + ")")
+  p.add_argument("--n-chains", type=positive_int, default=100, help="persistent chains")
+  p.add_argument("-k", type=positive_int, default=5, help="Gibbs sweeps per joint update")
+  p.add_argument("--mf-tol", type=non_negative_float, default=1e-6,
+                 help="mean-field stopping change")
+  p.add_argument("--mf-max-iter", type=positive_int, default=30, help="mean-field sweep cap")
+  p.add_argument("--batch-size", type=positive_int, default=None,
+                 help=preset_help("batch_size", PRESETS))
+  p.add_argument("--binarize", choices=("none", "threshold", "stochastic"), default="none",
+                 help="none: intensities as probabilities; threshold: > 0.5; stochastic: one "
+                 "Bernoulli draw per pixel, fixed for the run")
+  p.add_argument("--n-valid", type=positive_int, default=None,
+                 help="training examples held out (" + preset_help("n_valid", PRESETS) + ")")
+  _add_finetune_arguments(p)
+  p.add_argument("--sample-steps", type=positive_int, default=1000,
+                 help="Gibbs sweeps for samples.png")
+  add_seed(p)
+  p.add_argument("--out", required=True, help="run folder")
+  p.add_argument("--no-progress", action="store_true", help="no progress bars")
+  p.set_defaults(func=cmd_train_dbm)
+
+
+def _add_finetune_arguments(p) -> None:
+  g = p.add_argument_group("discriminative fine-tuning (at least two hidden layers)")
+  g.add_argument("--finetune-epochs", type=int, default=0,
+                 help="epochs of back-propagation fine-tuning of the network made from the DBM "
+                 "(0: none)")
+  g.add_argument("--finetune-lr", type=positive_float, default=0.1,
+                 help="SGD learning rate (momentum 0.9)")
+  g.add_argument("--finetune-schedule", choices=("constant", "cosine"), default="constant",
+                 help="cosine: the rate decays to 0 over --finetune-epochs")
+  g.add_argument("--dropout", type=probability, default=0.0, help="hidden-unit dropout")
+  g.add_argument("--input-dropout", type=probability, default=0.0, help="input dropout")
+  g.add_argument("--max-norm", type=positive_float, default=None,
+                 help="bound on the norm of each unit's incoming weights")
+  g.add_argument("--patience", type=positive_int, default=None,
+                 help="stop after this many epochs without a lower validation error")
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_train_dbm(args) -> None:
+  """Fills in the data set's presets and rejects settings that do not go together."""
+  apply_preset(args, PRESETS)
+  args.hidden = tuple(args.hidden)
+  if args.momentum >= 1:
+    raise CLIError(f"--momentum must be in [0, 1), got {args.momentum}")
+  if args.lr_final > args.lr:
+    raise CLIError(f"--lr-final {args.lr_final} exceeds --lr {args.lr}: the rate decays")
+  if args.finetune_epochs < 0:
+    raise CLIError(f"--finetune-epochs must be >= 0, got {args.finetune_epochs}")
+  if args.finetune_epochs and len(args.hidden) < 2:
+    raise CLIError(f"fine-tuning feeds the network [v, q(h2|v)]: --hidden needs at least two "
+                   f"layers, got {','.join(map(str, args.hidden))}")
+
+
+def _settings(args, names) -> dict:
+  return {k: (list(v) if isinstance(v, tuple) else v) for k, v in
+          ((k, getattr(args, k)) for k in names)}
+
+
+def _check_resume(args, out: pathlib.Path) -> None:
+  """Refuses a run folder whose checkpoints were written with other settings, before any work."""
+  from jdbn import checkpoint
+  wanted = {PRETRAINED_NAME: _settings(args, _RUN_SETTINGS),
+            CHECKPOINT_NAME: _settings(args, _RUN_SETTINGS),
+            FINETUNE_NAME: _settings(args, _FINETUNE_SETTINGS)}
+  found = False
+  for name, settings in wanted.items():
+    path = out / name
+    if not path.is_file() or (name == FINETUNE_NAME and not args.finetune_epochs):
+      continue
+    try:
+      meta = checkpoint.read_metadata(path)
+    except ValueError as err:
+      raise CLIError(f"--out {args.out!r} holds an unreadable checkpoint: {err}") from err
+    old = meta.get("user", {}).get("settings", {}) if name != FINETUNE_NAME else meta.get(
+        "settings", {})
+    if name != FINETUNE_NAME and meta.get("user", {}).get("command") != COMMAND:
+      raise CLIError(f"--out {args.out!r} holds {name} of another command; use a new --out")
+    diff = settings_diff(old, settings)
+    if diff:
+      raise CLIError(f"--out {args.out!r} holds a run with other settings ({'; '.join(diff)}); "
+                     f"use a new --out, or the same settings to resume ({_CHANGEABLE})")
+    found = True
+  if found:
+    print(f"resuming the run in {out}")
+
+
+# --------------------------------------------------------------------------- training
+
+
+def cmd_train_dbm(args) -> int:
+  import jax
+  from jdbn import checkpoint
+  _check_train_dbm(args)
+  out = writable_folder(args.out)
+  _check_resume(args, out)
+  ds = load_dataset(args.dataset, "train", args.data_dir)
+  train_ds, valid_ds = split_train(ds, args.n_valid, args.batch_size)
+  k_bin, k_pre, k_joint, k_sample, k_ft = jax.random.split(make_key(args), 5)
+  k_train, k_valid = jax.random.split(k_bin)
+  spec = {"binarize": args.binarize}
+  x = apply_preprocess(k_train, np.asarray(train_ds.x), spec)
+  v = apply_preprocess(k_valid, np.asarray(valid_ds.x), spec)
+  user = {"command": COMMAND, "kind": "dbm", "dataset": args.dataset,
+          "image_shape": list(ds.image_shape), "preprocess": spec,
+          "settings": _settings(args, _RUN_SETTINGS), "data_dir": resolved_data_dir(args)}
+  t0 = time.perf_counter()
+  model, pre_history = _pretrain(k_pre, x, args, out, user)
+  metrics = {"pretrain": pre_history, "user": user}
+  state, history = _joint(k_joint, model, x, v, args, out, metrics)
+  metrics.update(epochs_completed=len(history), history=history)
+  if not args.finetune_epochs and (out / FINETUNE_NAME).is_file():  # keep the earlier record
+    metrics["finetune"] = {"history": checkpoint.read_metadata(out / FINETUNE_NAME)["history"]}
+  if args.finetune_epochs:
+    y, y_valid = np.asarray(train_ds.y), np.asarray(valid_ds.y)
+    metrics["finetune"] = _finetune(k_ft, state.params, (x, y), (v, y_valid), args, out,
+                                    source={"joint_epochs": len(history)})
+    print(f"fine-tuned network: validation error {metrics['finetune']['valid_error']:.4f} "
+          f"(epoch {metrics['finetune']['best_epoch']} of {metrics['finetune']['epochs']})")
+  checkpoint.write_json(out / METRICS_NAME, metrics)
+  paths = save_pictures(out, k_sample, state.params, ds.image_shape, spec, args.sample_steps)
+  print(f"{len(history)} joint epochs in all ({time.perf_counter() - t0:.1f} s in this run)")
+  files = [("pretrained", out / PRETRAINED_NAME), ("checkpoint", out / CHECKPOINT_NAME),
+           ("metrics", out / METRICS_NAME), *paths.items()]
+  if args.finetune_epochs:
+    files.append(("network", out / CLASSIFIER_NAME))
+  for name, path in files:
+    print(f"  {name:<10} {path}")
+  return 0
+
+
+def _optimizer(lr, momentum: float, weight_decay: float):
+  """SGD with momentum and weight decay on the weights only (the biases are not decayed)."""
+  import optax
+  from jdbn.models.base import weights_only
+  return optax.chain(optax.add_decayed_weights(weight_decay, mask=weights_only),
+                     optax.sgd(lr, momentum=momentum or None))
+
+
+def _diverged(stage: str, err):
+  """``err`` (a :class:`TrainingDiverged`) with the stage named first."""
+  from jdbn.train import TrainingDiverged
+  return TrainingDiverged(f"{stage}: {err}", epoch=err.epoch, state=err.state,
+                          history=err.history, checkpoint=err.checkpoint)
+
+
+def _pretrain(key, x: np.ndarray, args, out: pathlib.Path, user: dict):
+  """The pretrained DBM from ``pretrained.npz``, or greedy pretraining saved there: ``(model,
+  the RBMs' epoch rows)``."""
+  from jdbn import checkpoint
+  from jdbn.train import TrainingDiverged, dbm_pretrain
+  path = out / PRETRAINED_NAME
+  if path.is_file():
+    model, meta = checkpoint.restore(path)
+    print(f"pretrained DBM {'-'.join(map(str, model.sizes))} from {path}")
+    return model, meta["history"]
+  sizes = (x.shape[1], *args.hidden)
+  print(f"pretraining the DBM {'-'.join(map(str, sizes))} on {len(x)} {args.dataset} examples, "
+        f"{args.pretrain_epochs} epochs per RBM")
+  try:
+    model, history = dbm_pretrain.pretrain(
+        key, x, sizes, epochs=args.pretrain_epochs, batch_size=args.batch_size,
+        optimizer=_optimizer(args.pretrain_lr, args.momentum, args.weight_decay),
+        k=args.pretrain_k, progress=not args.no_progress)
+  except TrainingDiverged as err:
+    raise _diverged("pretraining", err) from err
+  checkpoint.save(path, model, metadata={"user": {**user, "stage": "pretrain"},
+                                         "history": history})
+  return model, history
+
+
+def _joint(key, model, x: np.ndarray, v: np.ndarray, args, out: pathlib.Path, metrics: dict):
+  """Joint training from the pretrained ``model`` through :func:`jdbn.train.loop.fit`, resumed
+  from ``checkpoint.npz``: epoch ``e`` uses ``fold_in(key_epochs, e)``. ``(state, history)``."""
+  import jax
+  import jax.numpy as jnp
+  import optax
+  from jdbn import checkpoint
+  from jdbn.train import TrainingDiverged, loop
+  from jdbn.train import dbm as T
+  n_updates = args.epochs * (len(x) // args.batch_size)
+  lr = optax.linear_schedule(args.lr, args.lr_final, n_updates)
+  trainer = T.pcd(_optimizer(lr, args.momentum, args.weight_decay), n_chains=args.n_chains,
+                  k=args.k, tol=args.mf_tol, max_iter=args.mf_max_iter)
+  k_init, k_epochs = jax.random.split(key)
+  state, start, history = trainer.init(k_init, model), 0, []
+  ckpt = out / CHECKPOINT_NAME
+  if ckpt.is_file():
+    tree, meta = checkpoint.restore(ckpt, like={"state": state})
+    state, start, history = tree["state"], int(meta["epoch"]), list(meta["history"])
+  data = jnp.asarray(x)
+
+  def epoch_fn(e, s):
+    s, info = trainer.epoch(jax.random.fold_in(k_epochs, e), s, data, args.batch_size)
+    return s, {"loss": float(info.loss), "recon_error": float(info.recon_error),
+               "grad_norm": float(info.grad_norm)}
+
+  def save(done, s, rows):
+    checkpoint.save(ckpt, {"state": s}, metadata={"epoch": done, "epochs": args.epochs,
+                                                  "history": rows, "user": metrics["user"]})
+    checkpoint.write_json(out / METRICS_NAME, {**metrics, "epochs_completed": done,
+                                               "history": rows})
+    if args.no_progress:
+      row = rows[-1]
+      print(f"joint epoch {done}: loss {row['loss']:.4f}, recon_error {row['recon_error']:.4f}, "
+            f"mean-field sweeps {row['mf_sweeps']:.1f} (converged {row['mf_converged']:.2f})",
+            flush=True)
+
+  try:
+    return loop.fit(state, epoch_fn, epochs=args.epochs, start=start, history=history,
+                    evaluate=lambda _, s: T.mean_field_report(s.params, v, tol=args.mf_tol,
+                                                              max_iter=args.mf_max_iter),
+                    save=save, checkpoint=ckpt, progress=False if args.no_progress else "dbm",
+                    postfix=("loss", "recon_error", "mf_sweeps"),
+                    advice="Try a lower --lr (or more --weight-decay)")
+  except TrainingDiverged as err:
+    raise _diverged("joint training", err) from err
+
+
+def _finetune(key, model, train, valid, args, out: pathlib.Path, source: dict) -> dict:
+  """Discriminative fine-tuning of :func:`jdbn.train.classifier_dbm.from_dbm` ``(model)`` on
+  ``[v, q(h2|v)]``, resumed from ``finetune.npz`` unless the DBM has been trained further since;
+  the early-stopped variables go to ``classifier.npz``."""
+  import jax
+  import optax
+  from jdbn import checkpoint
+  from jdbn.train import classifier_dbm
+  from jdbn.train import finetune as F
+  (x, y), (v, y_valid) = train, valid
+  feats = classifier_dbm.features(model, x, tol=args.mf_tol)
+  feats_valid = classifier_dbm.features(model, v, tol=args.mf_tol)
+  module, variables = classifier_dbm.from_dbm(
+      model, key=jax.random.fold_in(key, 1), n_classes=N_CLASSES, dropout_rate=args.dropout,
+      input_dropout_rate=args.input_dropout)
+  lr = args.finetune_lr
+  if args.finetune_schedule == "cosine":
+    lr = optax.cosine_decay_schedule(lr, args.finetune_epochs * (len(x) // args.batch_size))
+  optimizer = optax.sgd(lr, momentum=0.9)
+  if args.max_norm:
+    optimizer = optax.chain(optimizer, F.max_norm(args.max_norm))
+  state, path, history = F.init_state(variables, optimizer), out / FINETUNE_NAME, []
+  settings = _settings(args, _FINETUNE_SETTINGS)
+  if path.is_file():
+    tree, meta = checkpoint.restore(path, like={"state": state})
+    if meta.get("source") == source:
+      state, history = tree["state"], list(meta["history"])
+    else:  # the DBM it started from has been trained further since
+      print(f"the DBM has changed since fine-tuning started ({meta.get('source')} then, {source} "
+            "now): fine-tuning starts again")
+
+  def save(epoch, st, row):
+    history.append(row)
+    checkpoint.save(path, {"state": st}, metadata={"epoch": epoch, "history": history,
+                                                   "source": source, "settings": settings})
+    if args.no_progress:
+      print(f"fine-tuning epoch {epoch}: loss {row['loss']:.4f}, validation error "
+            f"{row['valid_error']:.4f}", flush=True)
+
+  state, _ = F.train(jax.random.fold_in(key, 0), module, variables, (feats, y),
+                     (feats_valid, y_valid), optimizer, epochs=args.finetune_epochs,
+                     batch_size=args.batch_size, patience=args.patience, state=state,
+                     progress="fine-tune" if not args.no_progress else False, callback=save)
+  summary = {"valid_error": float(state.best_error), "best_epoch": int(state.best_epoch),
+             "epochs": int(state.epoch), "history": history}
+  checkpoint.save(out / CLASSIFIER_NAME, state.best_variables, metadata={
+      "kind": "classifier", "input": "[v, q(h2|v)]", "hidden_sizes": list(module.hidden_sizes),
+      "n_classes": module.n_classes, "dropout": args.dropout,
+      "input_dropout": args.input_dropout, "valid_error": summary["valid_error"],
+      "best_epoch": summary["best_epoch"], "source": source})
+  return summary
