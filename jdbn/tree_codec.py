@@ -382,7 +382,7 @@ def compare(saved: dict, want: dict, path: str, saved_records: list, want_record
               want_records, file)
 
 
-for _cls in (U.Bernoulli, U.Gaussian, U.Softmax, U.ReLU, U.Joint):
+for _cls in (U.Bernoulli, U.Gaussian, U.Softmax, U.ReLU, U.Joint, U.PoolingSoftmax):
   register_units(_cls)
 for _cls in (R.RBM, gibbs.ChainState):
   register_node(_cls)

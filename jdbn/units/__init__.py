@@ -26,8 +26,9 @@ References:
 
 The families live in submodules, all re-exported here: :mod:`jdbn.units.base` (the
 :class:`Units` interface and :func:`softplus`), :mod:`jdbn.units.discrete` (:class:`Bernoulli`,
-:class:`Softmax`), :mod:`jdbn.units.continuous` (:class:`Gaussian`, :class:`ReLU`) and
-:mod:`jdbn.units.joint` (:class:`Joint`).
+:class:`Softmax`), :mod:`jdbn.units.continuous` (:class:`Gaussian`, :class:`ReLU`),
+:mod:`jdbn.units.joint` (:class:`Joint`) and :mod:`jdbn.units.pooling` (:class:`PoolingSoftmax`,
+probabilistic max-pooling).
 
 """
 
@@ -35,10 +36,12 @@ from jdbn.units.base import Array, Units, softplus
 from jdbn.units.continuous import Gaussian, ReLU
 from jdbn.units.discrete import Bernoulli, Softmax
 from jdbn.units.joint import Joint
+from jdbn.units.pooling import PoolingSoftmax
 from jdbn.units import base as _base
 from jdbn.units import continuous as _continuous
 
-__all__ = ["Array", "Bernoulli", "Gaussian", "Joint", "ReLU", "Softmax", "Units", "softplus"]
+__all__ = ["Array", "Bernoulli", "Gaussian", "Joint", "PoolingSoftmax", "ReLU", "Softmax", "Units",
+           "softplus"]
 
 # The private helpers this module held before it became a package.
 _HALF_LOG_2PI = _base._HALF_LOG_2PI  # pylint: disable=protected-access
