@@ -1,0 +1,207 @@
+"""Convolutional RBMs and probabilistic max-pooling: the dense equivalent (energies, free energies,
+conditionals), fields against ``jax.grad``, translation equivariance, the pooling-block sampler
+and generic Gibbs against exact distributions (chi-square, with negative controls), training
+against the exact log-likelihood, bad input."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from test_gibbs import _chi_square_ok as _chi_square  # Pearson's test, merging small cells
+
+from jdbn import checkpoint
+from jdbn import rbm as R
+from jdbn import units as U
+from jdbn.models import base
+from jdbn.models import conv
+from jdbn.samplers import gibbs as G
+from jdbn.train import conv as TC
+
+
+def _model(image_shape, k, r, pool=None, visible=U.Bernoulli(), seed=0, scale=1.0):
+  k1, k2, k3, k4 = jax.random.split(jax.random.key(seed), 4)
+  m = conv.init(k1, image_shape, k, r, pool=pool, visible=visible, weight_scale=scale)
+  m = m.replace(b=0.5 * jax.random.normal(k2, m.b.shape), c=0.5 * jax.random.normal(k3, m.c.shape))
+  if m.log_sigma_v is not None:
+    m = m.replace(log_sigma_v=0.3 * jax.random.normal(k4, m.b.shape))
+  return m
+
+
+MODELS = {
+    "binary": lambda: _model((2, 5, 4), 3, 2),
+    "binary pooled": lambda: _model((2, 5, 5), 3, 2, pool=2),
+    "pooled 3x3 blocks": lambda: _model((1, 8, 5), 2, 3, pool=3),
+    "gaussian pooled": lambda: _model((3, 5, 5), 2, 2, pool=2, visible=U.Gaussian(), scale=0.3),
+    "gaussian learned sigma": lambda: _model((2, 4, 5), 2, 2, visible=U.Gaussian(True), scale=0.3),
+}
+
+
+def _states(m, n, seed):
+  kv, kh = jax.random.split(jax.random.key(seed))
+  if isinstance(m.visible, U.Gaussian):
+    v = jax.random.normal(kv, (n, m.n_visible))
+  else:
+    v = jax.random.bernoulli(kv, 0.5, (n, m.n_visible)).astype(jnp.float32)
+  h = m.hidden.sample(kh, jnp.zeros((n, m.n_hidden)), jnp.zeros(m.n_hidden))
+  return v, h
+
+
+def _unrolled(m):
+  """The dense weight matrix by a loop over every (filter, channel, position, offset)."""
+  w = np.asarray(m.W, np.float64)
+  n_k, n_c, r, _ = w.shape
+  _, height, width = m.image_shape
+  mh, mw = m.map_shape
+  dense = np.zeros((n_c * height * width, n_k * mh * mw))
+  for k, ch, i, j, di, dj in itertools.product(range(n_k), range(n_c), range(mh), range(mw),
+                                               range(r), range(r)):
+    dense[(ch * height + i + di) * width + j + dj, (k * mh + i) * mw + j] = w[k, ch, di, dj]
+  return dense
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_equals_its_dense_equivalent(name):
+  """Energy, free energy, both fields and both conditional means equal those of the RBM with the
+  unrolled weights, per-unit biases and the same (pooled) hidden family, to 1e-5."""
+  m = MODELS[name]()
+  np.testing.assert_allclose(conv.dense_weights(m), _unrolled(m), atol=0)
+  d = R.RBM(jnp.asarray(_unrolled(m), jnp.float32), jnp.repeat(m.b, m.n_visible // len(m.b)),
+            jnp.repeat(m.c, m.n_hidden // len(m.c)), m.log_sigma(0), None, m.visible, m.hidden)
+  v, h = _states(m, 16, 1)
+  close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+  close(conv.energy(m, v, h), R.energy(d, v, h))
+  close(conv.free_energy(m, v), R.free_energy(d, v))
+  close(conv.hidden_field(m, v), R.hidden_field(d, v))
+  close(conv.visible_field(m, h), R.visible_field(d, h))
+  close(conv.hidden_mean(m, v), R.hidden_mean(d, v))
+  close(base.conditional_mean(m, (v, h), 0), R.visible_mean(d, h))
+  close(base.free_energy(m, (v, h), (1,)), conv.free_energy(m, v))
+  close(conv.to_rbm(m).W, d.W)
+
+
+@pytest.mark.parametrize("name", ["binary pooled", "gaussian pooled"])
+def test_fields_are_minus_the_energy_gradient(name):
+  """``phi_h = -dE/dh - c`` and ``phi_v = -d(E - E_v)/dv`` by ``jax.grad`` (principle 1)."""
+  m = MODELS[name]()
+  v, h = _states(m, 4, 2)
+  e = lambda v, h: jnp.sum(conv.energy(m, v, h))
+  gh = -jax.grad(e, 1)(v, h) - m.bias(1)
+  gv = -jax.grad(lambda v: e(v, h) - jnp.sum(m.visible.energy(v, m.bias(0))))(v)
+  np.testing.assert_allclose(gh, conv.hidden_field(m, v), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(gv, conv.visible_field(m, h), rtol=1e-5, atol=1e-5)
+
+
+def test_free_energy_and_log_z_by_enumeration():
+  """``F(v) = -log sum_h exp(-E(v, h))`` over all ``5^2`` pooled hidden states, and
+  ``log Z`` from the free energies of all ``2^9`` images equals the joint enumeration."""
+  m = _model((1, 3, 3), 2, 2, pool=2, seed=3)
+  hs = jnp.asarray(m.hidden.states(m.n_hidden))
+  assert hs.shape == (25, 8)
+  v = jnp.asarray(U.Bernoulli().states(9))
+  brute = -jax.nn.logsumexp(-conv.energy(m, v[:, None], hs[None]), axis=1)
+  np.testing.assert_allclose(conv.free_energy(m, v), brute, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(jax.nn.logsumexp(-conv.free_energy(m, v)), base.exact_log_z(m),
+                             rtol=1e-5)
+
+
+def test_translation_equivariance():
+  """Shifting the image shifts the hidden field, and shifting the maps shifts the visible field
+  (a pattern away from the borders, so nothing falls off)."""
+  m = _model((2, 12, 12), 3, 3, seed=4)
+  x = np.zeros((2, 12, 12), np.float32)
+  x[:, 3:7, 4:8] = np.asarray(jax.random.bernoulli(jax.random.key(5), 0.5, (2, 4, 4)))
+  shift = lambda a: jnp.roll(a, (2, 1), axis=(-2, -1))
+  v, v_shift = jnp.asarray(x).reshape(-1), shift(x).reshape(-1)
+  np.testing.assert_allclose(conv.maps(m, conv.hidden_field(m, v_shift)),
+                             shift(conv.maps(m, conv.hidden_field(m, v))), atol=1e-6)
+  h = np.zeros((3, 10, 10), np.float32)
+  h[:, 4, 5], h[1, 5, 4] = 1.0, 1.0
+  np.testing.assert_allclose(conv.images(m, conv.visible_field(m, shift(h).reshape(-1))),
+                             shift(conv.images(m, conv.visible_field(m, h.reshape(-1)))),
+                             atol=1e-6)
+
+
+def test_pooling_units_against_enumeration():
+  """Mean, log-partition, state enumeration and the pooling units of PoolingSoftmax against sums
+  over its listed states (2 maps of 2 x 4: four blocks of 2 x 2, 5^4 states)."""
+  u = U.PoolingSoftmax((2, 4), 2)
+  n = 16
+  s = u.states(n)
+  assert s.shape == (625, n) and u.n_states(n) == 625 and len(np.unique(s, axis=0)) == 625
+  np.testing.assert_array_equal(np.asarray(u.states_at(jnp.arange(625), n)), s)
+  phi, bias = jax.random.normal(jax.random.key(6), (n,)), 0.3 * jnp.ones(n)
+  logits = -u.energy(s, bias) + s @ phi
+  p = jax.nn.softmax(logits)
+  np.testing.assert_allclose(u.log_partition(phi, bias), jax.nn.logsumexp(logits), rtol=1e-5)
+  np.testing.assert_allclose(u.mean(phi, bias), p @ s, atol=1e-6)
+  pooled = U.pooling.pool(s, (2, 4), 2).reshape(625, -1)
+  assert set(np.unique(pooled)) == {0.0, 1.0}
+  np.testing.assert_allclose(1 - u.off_probability(phi, bias), p @ pooled, atol=1e-6)
+  u.validate(s)
+  with pytest.raises(ValueError, match="more than one unit on"):
+    u.validate(np.ones(n))
+
+
+def _block_counts(u, samples):
+  """Outcome index of each pooling block (0: off, 1 + j: unit j on)."""
+  g = np.asarray(U.pooling.to_groups(samples, u.map_shape, u.pool))
+  assert np.all(g.sum(-1) <= 1)
+  return np.where(g.sum(-1) == 0, 0, 1 + g.argmax(-1))
+
+
+@pytest.mark.parametrize("c", [2, 3])
+def test_pooling_block_sampler_chi_square(c):
+  """Every pooling block's sampled outcome against the exact ``(c^2 + 1)``-way softmax; and the
+  negative control: a sampler that forgets the "off" outcome fails the same check."""
+  u = U.PoolingSoftmax((c, c), c)
+  z = np.asarray(jax.random.normal(jax.random.key(7), (c * c,)), np.float32)
+  probs = np.asarray(jax.nn.softmax(jnp.concatenate([jnp.zeros(1), jnp.asarray(z)])))
+  n = 20_000
+  x = u.sample(jax.random.key(8), jnp.zeros((n, c * c)), jnp.asarray(z))
+  counts = np.bincount(_block_counts(u, x).ravel(), minlength=c * c + 1)
+  stat, critical = _chi_square(counts, probs)
+  assert stat < critical, (stat, critical)
+  wrong = U.Softmax(c * c).sample(jax.random.key(8), jnp.zeros((n, c * c)), jnp.asarray(z))
+  counts = np.bincount(_block_counts(u, wrong).ravel(), minlength=c * c + 1)
+  stat, critical = _chi_square(counts, probs)
+  assert stat > critical, (stat, critical)
+
+
+N_CHAINS = 20_000
+
+
+def _gibbs_final(m, n_steps, **kw):
+  start = G.init_random(jax.random.key(9), m, N_CHAINS)
+  return jax.jit(lambda k, s: G.chain(k, m, s, n_steps, **kw)[0])(jax.random.key(10), start)
+
+
+@pytest.mark.parametrize("case", ["pooled", "plain"])
+def test_generic_gibbs_matches_exact_joint(case):
+  """The generic block-Gibbs kernel on a tiny conv RBM: ``N_CHAINS`` chains' final ``(v, h)``
+  against exact ``p(v, h)`` (pooled: 1 x 3 x 3 image, one 2 x 2 filter, one 2 x 2 pooling block,
+  2^9 * 5 states; plain: 1 x 2 x 3 image, two 2 x 2 filters, 2^6 * 2^4 states), and ``p(v)``."""
+  m = (_model((1, 3, 3), 1, 2, pool=2, seed=11) if case == "pooled" else
+       _model((1, 2, 3), 2, 2, seed=12))
+  final = _gibbs_final(m, 30)
+  probs = base.exact_probs(m)
+  counts = np.bincount(base.state_index(m, final), minlength=len(probs))
+  stat, critical = _chi_square(counts, probs)
+  assert stat < critical, (stat, critical)
+  n_h = base.n_states(m) // 2**m.n_visible
+  pv = probs.reshape(-1, n_h).sum(1)
+  stat, critical = _chi_square(counts.reshape(-1, n_h).sum(1), pv)
+  assert stat < critical, (stat, critical)
+
+
+def test_the_joint_check_rejects_a_wrong_sampler():
+  """Negative control: updating ``v`` and ``h`` at once (a Jacobi sweep) is not a Gibbs sampler
+  of the pooled model, and the chi-square check above rejects it."""
+  m = _model((1, 3, 3), 1, 2, pool=2, seed=11)
+  final = _gibbs_final(m, 30, schedule=((0, 1),))
+  probs = base.exact_probs(m)
+  stat, critical = _chi_square(np.bincount(base.state_index(m, final), minlength=len(probs)),
+                               probs)
+  assert stat > critical, (stat, critical)
