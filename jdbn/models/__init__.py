@@ -8,7 +8,8 @@
   Glauber recall), with ``{-1, +1}`` :class:`~jdbn.models.hopfield.Spin` units;
 * :mod:`jdbn.models.lattice`: Boltzmann machines on a 2D lattice (the Ising model) coupled by a
   stencil, sampled by a colouring of the lattice (the checkerboard for nearest neighbours);
-* :mod:`jdbn.models.conv`: convolutional RBMs, optionally with probabilistic max-pooling.
+* :mod:`jdbn.models.conv`: convolutional RBMs, optionally with probabilistic max-pooling;
+* :mod:`jdbn.models.cdbn`: convolutional DBNs, stacks of them (greedy training: jdbn.train.cdbn).
 """
 
-from jdbn.models import base, bm, conv, dbm, hopfield, lattice, rbm  # noqa: F401
+from jdbn.models import base, bm, cdbn, conv, dbm, hopfield, lattice, rbm  # noqa: F401

@@ -289,6 +289,7 @@ def init(key: Array,
          pool: Optional[int] = None,
          visible: U.Units = U.Bernoulli(),
          weight_scale: float = 0.01,
+         hidden_bias: float = 0.0,
          data: Optional[ArrayLike] = None,
          dtype=jnp.float32) -> ConvRBM:
   """Initial params of a convolutional RBM.
@@ -301,6 +302,8 @@ def init(key: Array,
     pool: pooling size ``c`` (``H - r + 1`` and ``W - r + 1`` multiples of it), or ``None``.
     visible: ``Bernoulli()`` or ``Gaussian(...)`` units.
     weight_scale: filters are ``N(0, weight_scale^2)``.
+    hidden_bias: the initial bias of every filter (negative values start the detection units
+      sparse; with pooling at zero field a block is on with probability ``c^2 / (c^2 + 1)``).
     data: optional images ``[n, C, H, W]``: the visible biases start at the family's data rule
       per channel (Bernoulli: the log-odds of the channel's mean; Gaussian: its mean, and a learned
       sigma its standard deviation).
@@ -326,8 +329,8 @@ def init(key: Array,
   W = weight_scale * jax.random.normal(key, (k, shape[0], r, r), dtype)
   sig = np.zeros(shape[0]) if visible.has_sigma else None
   b = np.zeros(shape[0])
-  model = ConvRBM(W, jnp.zeros(shape[0], dtype), jnp.zeros(k, dtype), None, None, None, shape,
-                  visible, pool)
+  model = ConvRBM(W, jnp.zeros(shape[0], dtype), jnp.full(k, hidden_bias, dtype), None, None, None,
+                  shape, visible, pool)
   if data is not None:
     flat = np.asarray(check_images(model, data, "data"))
     if flat.shape[0] == 0:
