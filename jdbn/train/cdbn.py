@@ -11,7 +11,7 @@ over mini-batches in one ``lax.scan`` per epoch, the classifier of Lee et al.'s 
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +27,8 @@ __all__ = ["greedy", "Linear", "fit_linear", "predict", "error_rate"]
 
 
 def greedy(key: Array, layers: Sequence[C.ConvRBM], trainers: Sequence[Any], data: Array, *,
-           epochs: int, batch_size: int, callback: Callable[..., None] = None) -> CD.CDBN:
+           epochs: int, batch_size: int,
+           callback: Optional[Callable[..., None]] = None) -> CD.CDBN:
   """Trains the layers bottom-up, each on the upward pass of the trained layers below.
 
   Args:
