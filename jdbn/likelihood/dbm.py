@@ -2,7 +2,12 @@
 
 Salakhutdinov & Hinton (2009), section 4: ``log p(v) >= -E(v, q) + H(q) - log Z`` with ``q`` the
 mean-field posterior (:func:`jdbn.models.dbm.lower_bound`) and ``log Z`` from AIS over the DBM's
-tempered copy, the odd layers summed out (:func:`jdbn.likelihood.annealing.ais_model`). The
+tempered copy (:func:`jdbn.likelihood.annealing.ais_model`). As in the paper, the runs move over
+the odd layers (``h1``, ``h3`` ...) with the even ones (``v``, ``h2`` ...) summed out analytically,
+from a base model whose odd layers have the mean activations of the mean-field posteriors on the
+training data: the wide visible and top layers then never have to be annealed as states (keeping
+``h2`` as a state from a uniform base left a 784-500-1000 model's 100 runs with an effective
+sample size of 1). The
 paper's figure for a 784-500-1000 DBM on MNIST is -84.62 nats. AIS's ``log Z`` is unbiased in
 ``Z``, so it errs low and the bound it gives errs high; the ±3 standard-error bounds of ``log Z``
 turn into the interval reported here.
@@ -41,6 +46,19 @@ class BoundEstimate(NamedTuple):
   mean_field_converged: float
 
 
+def _odd_base_rates(model: D.DBM, x: Array, tol: float, max_iter: int, batch_size: int) -> tuple:
+  """Base biases of the odd layers matching the mean of their mean-field posteriors on ``x``."""
+  x = jnp.asarray(x, model.biases[0].dtype)
+  run = jax.jit(lambda m, v: D.mean_field(m, v, tol=tol, max_iter=max_iter).states)
+  sums = None
+  for start in range(0, x.shape[0], batch_size):
+    q = run(model, x[start:start + batch_size])
+    part = [jnp.sum(q[l], axis=0) for l in model.schedule[0]]
+    sums = part if sums is None else [a + b for a, b in zip(sums, part)]
+  means = {l: (s / x.shape[0])[None] for l, s in zip(model.schedule[0], sums)}
+  return annealing.base_rates(model, means)
+
+
 @functools.partial(jax.jit, static_argnames=("tol", "max_iter"))
 def _unnormalised(model: D.DBM, v: Array, tol: float, max_iter: int):
   res = D.mean_field(model, v, tol=tol, max_iter=max_iter)
@@ -73,8 +91,10 @@ def variational_bound(key: Array, model: D.DBM, data: Array, *,
   if data.ndim != 2 or data.shape[1] != model.sizes[0] or data.shape[0] == 0:
     raise ValueError(f"data must have shape [n, {model.sizes[0]}] with n >= 1, got "
                      f"{tuple(data.shape)}")
-  base = annealing.base_rates(model, {0: data if base_data is None else base_data})
-  res = annealing.ais_model(key, model, n_chains=n_chains, betas=betas, base_biases=base)
+  base = _odd_base_rates(model, data if base_data is None else base_data, tol, max_iter,
+                         batch_size)
+  res = annealing.ais_model(key, model, n_chains=n_chains, betas=betas, base_biases=base,
+                            summed=model.schedule[1])
   parts, ok = [], []
   for start in range(0, data.shape[0], batch_size):
     bound, converged = _unnormalised(model, data[start:start + batch_size], float(tol),
