@@ -31,6 +31,7 @@ import numpy as np
 from jdbn import data, viz
 from jdbn.models import dense_memory as D
 from jdbn.models import hopfield as H
+from jdbn.samplers import recall as R
 
 
 def _digits(n_patterns: int, mnist_dir):
@@ -77,9 +78,9 @@ def recall_picture(path, *, seed: int = 0, n_patterns: int = 6, noise: float = 0
   order = jnp.concatenate([jax.random.permutation(k, n) for k in jax.random.split(k_order, 2)])
   snaps = jax.vmap(lambda s: _snapshots(lambda s, i: D.update_unit(mem, s, i), s, order,
                                         n // 4))(probes)  # [P, 9, n]: two sweeps by quarters
-  dense_final = D.async_recall(k_recall, mem, probes)
-  heb = H.async_recall(k_recall, H.hebbian(xi), probes)
-  sto = H.async_recall(k_recall, H.storkey(xi), probes)
+  dense_final = R.async_recall(k_recall, mem, probes)
+  heb = R.async_recall(k_recall, H.hebbian(xi), probes)
+  sto = R.async_recall(k_recall, H.storkey(xi), probes)
   cols = ([("pattern", xi), ("probe", probes)] +
           [(f"exp {q}/4 sweep", snaps[:, q]) for q in (1, 2, 3, 4)] +
           [("exp final", dense_final.state), ("Hebbian", heb.state), ("Storkey", sto.state)])
@@ -110,7 +111,7 @@ def capacity(*, n: int = 500, loads=(0.02, 0.05, 0.08, 0.1, 0.12, 0.14, 0.16, 0.
     row = {"load": load, "P": p}
     for name, rule in (("hebbian", H.hebbian), ("storkey", H.storkey)):
       net = rule(xi)
-      r = H.async_recall(kr, net, xi[:n_probes], max_sweeps=50)
+      r = R.async_recall(kr, net, xi[:n_probes], max_sweeps=50)
       row[name] = {"fixed": float(H.is_fixed_point(net, xi).mean()),
                    "overlap": float(jnp.mean(jnp.sum(r.state * xi[:n_probes], 1) / n))}
     out["rows"].append(row)

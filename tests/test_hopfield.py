@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from test_gibbs import _chi_square_ok as _chi_square  # Pearson's test, merging small cells
 
-from jdbn import units as U
 from jdbn.models import base
 from jdbn.models import dense_memory as D
 from jdbn.models import hopfield as H
+from jdbn.samplers import recall as R
 from jdbn.samplers import gibbs as G
 
 N_CHAINS = 10_000
@@ -106,7 +106,7 @@ def test_energy_never_rises_along_asynchronous_recall(alphabet, order):
   net = _random_net(jax.random.key(4), 40, alphabet=alphabet)
   lo, hi = net.levels
   probes = jnp.where(jax.random.bernoulli(jax.random.key(5), 0.5, (100, 40)), hi, lo)
-  r = H.async_recall(jax.random.key(6), net, probes, order=order, max_sweeps=30, trace=True)
+  r = R.async_recall(jax.random.key(6), net, probes, order=order, max_sweeps=30, trace=True)
   assert r.energies.shape == (100, 31)
   np.testing.assert_allclose(r.energies[:, 0], H.energy(net, probes), rtol=1e-6)
   steps = np.diff(np.asarray(r.energies), axis=1)
@@ -114,7 +114,7 @@ def test_energy_never_rises_along_asynchronous_recall(alphabet, order):
   assert bool(r.converged.all())
   assert bool(H.is_fixed_point(net, r.state).all())
   # Without the trace: the same recall in a while_loop.
-  r2 = H.async_recall(jax.random.key(6), net, probes, order=order, max_sweeps=30)
+  r2 = R.async_recall(jax.random.key(6), net, probes, order=order, max_sweeps=30)
   np.testing.assert_array_equal(r2.state, r.state)
   np.testing.assert_array_equal(r2.n_sweeps, r.n_sweeps)
 
@@ -123,15 +123,15 @@ def test_stored_patterns_are_fixed_points_and_attract_below_capacity():
   xi = _spins(jax.random.key(7), (5, 100))
   net = H.hebbian(xi)
   assert bool(H.is_fixed_point(net, xi).all())
-  r = H.async_recall(jax.random.key(8), net, xi)
+  r = R.async_recall(jax.random.key(8), net, xi)
   np.testing.assert_array_equal(r.state, xi)
   np.testing.assert_array_equal(r.n_sweeps, 1)
   # 10% of the bits flipped: at load 0.05 the basin is far wider (Amit et al. 1985).
   probes = _flip(jax.random.key(9), jnp.repeat(xi, 10, axis=0), 0.1)
-  r = H.async_recall(jax.random.key(10), net, probes)
+  r = R.async_recall(jax.random.key(10), net, probes)
   np.testing.assert_array_equal(r.state, jnp.repeat(xi, 10, axis=0))
   assert int(r.n_sweeps.max()) <= 4
-  s = H.sync_recall(net, probes)
+  s = R.sync_recall(net, probes)
   np.testing.assert_array_equal(s.state, jnp.repeat(xi, 10, axis=0))
   binary = H.hebbian((xi + 1) / 2, alphabet="binary")
   assert bool(H.is_fixed_point(binary, (xi + 1) / 2).all())
@@ -154,7 +154,7 @@ def test_storkey_stores_where_hebbian_fails():
 
 def test_synchronous_recall_can_cycle_and_says_so():
   net = H.network(jnp.array([[0.0, -1.0], [-1.0, 0.0]]))
-  r = H.sync_recall(net, jnp.array([[1.0, 1.0], [1.0, -1.0]]), max_steps=7, trace=True)
+  r = R.sync_recall(net, jnp.array([[1.0, 1.0], [1.0, -1.0]]), max_steps=7, trace=True)
   np.testing.assert_array_equal(r.converged, [False, True])
   np.testing.assert_array_equal(r.n_sweeps, [7, 1])
   np.testing.assert_array_equal(r.state[0], [-1.0, -1.0])  # odd number of steps
@@ -164,14 +164,14 @@ def test_synchronous_recall_can_cycle_and_says_so():
 def test_same_key_same_recall_jit_agrees_and_batch_shapes():
   net = _random_net(jax.random.key(12), 20)
   probes = _spins(jax.random.key(13), (3, 4, 20))
-  r = H.async_recall(jax.random.key(14), net, probes)
+  r = R.async_recall(jax.random.key(14), net, probes)
   assert r.state.shape == (3, 4, 20) and r.n_sweeps.shape == (3, 4)
-  jitted = jax.jit(lambda k, n, p: H.async_recall(k, n, p))(jax.random.key(14), net, probes)
+  jitted = jax.jit(lambda k, n, p: R.async_recall(k, n, p))(jax.random.key(14), net, probes)
   np.testing.assert_array_equal(jitted.state, r.state)
-  again = H.async_recall(jax.random.key(14), net, probes)
+  again = R.async_recall(jax.random.key(14), net, probes)
   np.testing.assert_array_equal(again.state, r.state)
-  g = H.glauber(jax.random.key(1), net, probes, 0.5, 3)
-  np.testing.assert_array_equal(g, H.glauber(jax.random.key(1), net, probes, 0.5, 3))
+  g = R.glauber(jax.random.key(1), net, probes, 0.5, 3)
+  np.testing.assert_array_equal(g, R.glauber(jax.random.key(1), net, probes, 0.5, 3))
 
 
 # ----------------------------------------------------------------------------- Gibbs measure
@@ -191,7 +191,7 @@ def test_glauber_dynamics_samples_the_gibbs_measure(alphabet, order):
   net = _random_net(jax.random.key(15), 9, scale=0.6, alphabet=alphabet)
   lo, hi = net.levels
   starts = jnp.full((N_CHAINS, 9), hi)  # all chains from one state: mixing must do the work
-  out = H.glauber(jax.random.key(16), net, starts, 0.8, 30, order=order)
+  out = R.glauber(jax.random.key(16), net, starts, 0.8, 30, order=order)
   _assert_gibbs_measure(net, 0.8, out)
 
 
@@ -206,7 +206,7 @@ def test_generic_gibbs_sampler_samples_the_tempered_hopfield_net():
 
 def test_the_chi_square_check_rejects_the_wrong_temperature():
   net = _random_net(jax.random.key(15), 9, scale=0.6)
-  out = H.glauber(jax.random.key(16), net, jnp.ones((N_CHAINS, 9)), 0.6, 30)  # compiled above
+  out = R.glauber(jax.random.key(16), net, jnp.ones((N_CHAINS, 9)), 0.6, 30)  # compiled above
   with pytest.raises(AssertionError):
     _assert_gibbs_measure(net, 0.8, out)
 
@@ -227,11 +227,11 @@ def test_clear_errors():
     H.network(jnp.zeros((2, 2)), jnp.zeros(3))
   net = H.hebbian(_spins(jax.random.key(0), (2, 6)))
   with pytest.raises(ValueError, match="only -1 and 1"):
-    H.async_recall(jax.random.key(0), net, jnp.zeros((1, 6)))
+    R.async_recall(jax.random.key(0), net, jnp.zeros((1, 6)))
   with pytest.raises(ValueError, match=r"shape \[\.\.\., 6\]"):
-    H.async_recall(jax.random.key(0), net, jnp.ones((1, 5)))
+    R.async_recall(jax.random.key(0), net, jnp.ones((1, 5)))
   with pytest.raises(ValueError, match="NaN or inf"):
-    H.sync_recall(net, jnp.full((1, 6), jnp.inf))
+    R.sync_recall(net, jnp.full((1, 6), jnp.inf))
   with pytest.raises(ValueError, match="only 0 and 1"):
     H.hebbian(_spins(jax.random.key(0), (2, 6)), alphabet="binary")
   with pytest.raises(ValueError, match=r"\[P, n\]"):
@@ -239,11 +239,11 @@ def test_clear_errors():
   with pytest.raises(ValueError, match="alphabet"):
     H.hebbian(jnp.ones((1, 6)), alphabet="ternary")
   with pytest.raises(ValueError, match="needs a PRNG key"):
-    H.async_recall(None, net, jnp.ones((1, 6)))
+    R.async_recall(None, net, jnp.ones((1, 6)))
   with pytest.raises(ValueError, match="max_sweeps"):
-    H.async_recall(jax.random.key(0), net, jnp.ones((1, 6)), max_sweeps=0)
+    R.async_recall(jax.random.key(0), net, jnp.ones((1, 6)), max_sweeps=0)
   with pytest.raises(ValueError, match="beta must be finite"):
-    H.glauber(jax.random.key(0), net, jnp.ones((1, 6)), jnp.inf, 1)
+    R.glauber(jax.random.key(0), net, jnp.ones((1, 6)), jnp.inf, 1)
   with pytest.raises(ValueError, match="coupled"):
     H.network(jnp.array([[0.0, 1.0], [1.0, 0.0]]), blocks=[(0, 1)])
 
@@ -263,7 +263,7 @@ def test_dense_memory_energy_never_rises_and_stores_far_past_hebb(kind):
   mem = D.dense(xi, kind, 3)
   probes = jnp.concatenate([xi, _flip(jax.random.key(21), xi, 0.15),
                             _spins(jax.random.key(22), (100, 100))])
-  r = D.async_recall(jax.random.key(23), mem, probes, max_sweeps=20, trace=True)
+  r = R.async_recall(jax.random.key(23), mem, probes, max_sweeps=20, trace=True)
   steps = np.diff(np.asarray(r.energies), axis=1)
   assert steps.max() <= 1e-5 * np.abs(r.energies).max(), steps.max()
   assert bool(r.converged.all())
@@ -275,7 +275,7 @@ def test_dense_memory_energy_never_rises_and_stores_far_past_hebb(kind):
 def test_dense_update_is_the_lower_energy_choice():
   mem = D.dense(_spins(jax.random.key(24), (5, 8)), "poly", 2)
   s = _spins(jax.random.key(25), (8,))
-  one = D.async_recall(None, mem, s, order="fixed", max_sweeps=1)
+  one = R.async_recall(None, mem, s, order="fixed", max_sweeps=1)
   # The same sweep by brute force on the energy.
   x = s
   for i in range(8):
@@ -288,7 +288,7 @@ def test_dense_update_is_the_lower_energy_choice():
 def test_modern_hopfield_energy_falls_and_is_bounded():
   X = jax.random.normal(jax.random.key(26), (20, 16))
   mem = D.modern(X, 2.0)
-  r = D.modern_recall(mem, 0.5 * jax.random.normal(jax.random.key(27), (200, 16)), trace=True,
+  r = R.modern_recall(mem, 0.5 * jax.random.normal(jax.random.key(27), (200, 16)), trace=True,
                       max_steps=30)
   e = np.asarray(r.energies)
   assert np.diff(e, axis=1).max() <= 1e-5 * np.abs(e).max()
@@ -317,7 +317,7 @@ def test_dense_and_modern_errors():
   with pytest.raises(ValueError, match="only -1 and 1"):
     D.dense(jnp.zeros((2, 6)))
   with pytest.raises(ValueError, match=r"shape \[\.\.\., 6\]"):
-    D.async_recall(jax.random.key(0), D.dense(xi), jnp.ones((2, 7)))
+    R.async_recall(jax.random.key(0), D.dense(xi), jnp.ones((2, 7)))
   with pytest.raises(ValueError, match=r"\[N, d\]"):
     D.modern(jnp.ones(4))
   with pytest.raises(ValueError, match="NaN or inf"):
