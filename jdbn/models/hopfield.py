@@ -185,13 +185,10 @@ def check_states(s, units: U.Units, n: int, name: str = "states") -> None:
   """``ValueError`` unless concrete ``s`` is ``[..., n]``, finite and in the units' alphabet."""
   if jnp.ndim(s) < 1 or jnp.shape(s)[-1] != n:
     raise ValueError(f"{name} must have shape [..., {n}], got {jnp.shape(s)}")
-  x = _concrete(s)
-  if x is None:
-    return
-  if not np.all(np.isfinite(x)):
+  x, (lo, hi) = _concrete(s), _levels(units)
+  if x is not None and not np.all(np.isfinite(x)):
     raise ValueError(f"{name} contains NaN or inf values")
-  lo, hi = _levels(units)
-  if not np.all((x == lo) | (x == hi)):
+  if x is not None and not np.all((x == lo) | (x == hi)):
     bad = x[(x != lo) & (x != hi)].ravel()[0]
     raise ValueError(f"{name} must hold only {lo:g} and {hi:g} for {type(units).__name__} "
                      f"units, found {bad:g}")
@@ -305,9 +302,7 @@ def hebbian(patterns: jax.typing.ArrayLike, *, alphabet: Union[str, U.Units] = "
   check_patterns(patterns, units)
   xi = _as_spins(jnp.asarray(patterns, dtype), units)
   n = xi.shape[1]
-  W = (xi.T @ xi) / n * (1 - jnp.eye(n, dtype=dtype))
-  net = Hopfield(W, jnp.zeros((n,), dtype), Spin(), tuple((i,) for i in range(n)))
-  return net if isinstance(units, Spin) else to_binary(net)
+  return _stored((xi.T @ xi) / n * (1 - jnp.eye(n, dtype=dtype)), units)
 
 
 def storkey(patterns: jax.typing.ArrayLike, *, alphabet: Union[str, U.Units] = "spin",
@@ -327,9 +322,14 @@ def storkey(patterns: jax.typing.ArrayLike, *, alphabet: Union[str, U.Units] = "
   """
   units = _units_for(alphabet)
   check_patterns(patterns, units)
-  xi = _as_spins(jnp.asarray(patterns, dtype), units)
+  return _stored(_storkey_weights(_as_spins(jnp.asarray(patterns, dtype), units)), units)
+
+
+@jax.jit
+def _storkey_weights(xi: Array) -> Array:
+  """Storkey's ``W`` (``[n, n]``) from spins ``xi: [P, n]``."""
   n = xi.shape[1]
-  off = 1 - jnp.eye(n, dtype=dtype)
+  off = 1 - jnp.eye(n, dtype=xi.dtype)
 
   def add(W, x):
     h = W @ x  # [n]; W has a zero diagonal, so h_i leaves out k = i
@@ -338,8 +338,12 @@ def storkey(patterns: jax.typing.ArrayLike, *, alphabet: Union[str, U.Units] = "
     dW = (jnp.outer(x, x) - (A + A.T)) / n  # a + b == b + a exactly: symmetric
     return (W + dW) * off, None
 
-  W, _ = jax.lax.scan(add, jnp.zeros((n, n), dtype), xi)
-  net = Hopfield(W, jnp.zeros((n,), dtype), Spin(), tuple((i,) for i in range(n)))
+  return jax.lax.scan(add, jnp.zeros((n, n), xi.dtype), xi)[0]
+
+
+def _stored(W: Array, units: U.Units) -> Hopfield:
+  """The net of a storage rule's spin couplings ``W``, in the alphabet of ``units``."""
+  net = Hopfield(W, jnp.zeros(W.shape[:1], W.dtype), Spin(), tuple((i,) for i in range(len(W))))
   return net if isinstance(units, Spin) else to_binary(net)
 
 
@@ -359,9 +363,6 @@ def to_spin(net: Hopfield) -> Hopfield:
     return net
   W = net.W / 4
   return net.replace(W=W, theta=net.theta / 2 - W.sum(1), units=Spin())
-
-
-# ----------------------------------------------------------------------------- energy
 
 
 def local_field(net: Hopfield, s: Array) -> Array:

@@ -164,7 +164,10 @@ def async_recall(key: Optional[Array],
   _, _, units, dtype = _rule(memory)
   H.check_states(probes, units, memory.n, "probes")
   key = jax.random.key(0) if key is None else key  # not read with order="fixed"
-  return _async_recall(key, memory, jnp.asarray(probes, dtype), order, int(max_sweeps), trace)
+  probes = jnp.asarray(probes, dtype)
+  # Flat probes: every batch shape with as many probes shares one compiled recall.
+  out = _async_recall(key, memory, probes.reshape((-1, memory.n)), order, int(max_sweeps), trace)
+  return jax.tree_util.tree_map(lambda x: x.reshape(probes.shape[:-1] + x.shape[1:]), out)
 
 
 @functools.partial(jax.jit, static_argnums=(3, 4, 5))
@@ -250,19 +253,21 @@ def glauber(key: Array,
 
 @functools.partial(jax.jit, static_argnums=(4, 5))
 def _glauber(key, net, states, beta, n_sweeps, order):
+  lo, hi = net.levels
 
   def run(k, s):
 
     def sweep(s, t):
       ko, ku = jax.random.split(jax.random.fold_in(k, t))
       idx = jax.random.permutation(ko, net.n) if order == "random" else jnp.arange(net.n)
+      us = jax.random.uniform(ku, (net.n,), s.dtype)  # the k-th update of the sweep reads us[k]
 
       def body(s, iu):
         i, u = iu
-        phi = beta * (s @ net.W[:, i])
-        return s.at[i].set(net.units.sample(u, phi, -beta * net.theta[i])), None
+        p_high = jax.nn.sigmoid(beta * (hi - lo) * (s @ net.W[:, i] - net.theta[i]))
+        return s.at[i].set(jnp.where(u < p_high, hi, lo).astype(s.dtype)), None
 
-      return jax.lax.scan(body, s, (idx, jax.random.split(ku, net.n)))[0], None
+      return jax.lax.scan(body, s, (idx, us))[0], None
 
     return jax.lax.scan(sweep, s, jnp.arange(n_sweeps))[0]
 
