@@ -14,7 +14,10 @@ are exact fixed points and the mean overlap reached from each stored pattern, ag
 Storkey's ``n / sqrt(2 ln n)`` are marked.
 
     python -m benchmarks.hopfield_capacity --picture benchmarks/hopfield_recall.png
-    python -m benchmarks.hopfield_capacity --capacity benchmarks/hopfield_capacity.json
+    python -m benchmarks.hopfield_capacity --write   # N = 500: RESULTS.md, .json, capacity PNG
+    python -m benchmarks.hopfield_capacity --quick   # N = 60, three loads, writes nothing
+
+The capacity curve is drawn with Pillow (what :mod:`jdbn.viz` uses), so matplotlib is not needed.
 """
 
 from __future__ import annotations
@@ -23,14 +26,17 @@ import argparse
 import json
 import math
 import pathlib
+import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import common as C
 from jdbn import data, viz
 from jdbn.models import dense_memory as D
 from jdbn.models import hopfield as H
+from jdbn.samplers import recall as R
 
 
 def _digits(n_patterns: int, mnist_dir):
@@ -77,9 +83,9 @@ def recall_picture(path, *, seed: int = 0, n_patterns: int = 6, noise: float = 0
   order = jnp.concatenate([jax.random.permutation(k, n) for k in jax.random.split(k_order, 2)])
   snaps = jax.vmap(lambda s: _snapshots(lambda s, i: D.update_unit(mem, s, i), s, order,
                                         n // 4))(probes)  # [P, 9, n]: two sweeps by quarters
-  dense_final = D.async_recall(k_recall, mem, probes)
-  heb = H.async_recall(k_recall, H.hebbian(xi), probes)
-  sto = H.async_recall(k_recall, H.storkey(xi), probes)
+  dense_final = R.async_recall(k_recall, mem, probes)
+  heb = R.async_recall(k_recall, H.hebbian(xi), probes)
+  sto = R.async_recall(k_recall, H.storkey(xi), probes)
   cols = ([("pattern", xi), ("probe", probes)] +
           [(f"exp {q}/4 sweep", snaps[:, q]) for q in (1, 2, 3, 4)] +
           [("exp final", dense_final.state), ("Hebbian", heb.state), ("Storkey", sto.state)])
@@ -89,8 +95,9 @@ def recall_picture(path, *, seed: int = 0, n_patterns: int = 6, noise: float = 0
   def exact(r):
     return [bool(b) for b in np.all(np.asarray(r.state) == np.asarray(xi), axis=1)]
 
-  return {"columns": [t for t, _ in cols], "units": n, "noise": noise, "seed": seed, "exp_dense_exact": exact(dense_final),
-          "hebbian_exact": exact(heb), "storkey_exact": exact(sto)}
+  return {"columns": [t for t, _ in cols], "units": n, "noise": noise, "seed": seed,
+          "exp_dense_exact": exact(dense_final), "hebbian_exact": exact(heb),
+          "storkey_exact": exact(sto)}
 
 
 def capacity(*, n: int = 500, loads=(0.02, 0.05, 0.08, 0.1, 0.12, 0.14, 0.16, 0.2, 0.25, 0.3),
@@ -110,29 +117,131 @@ def capacity(*, n: int = 500, loads=(0.02, 0.05, 0.08, 0.1, 0.12, 0.14, 0.16, 0.
     row = {"load": load, "P": p}
     for name, rule in (("hebbian", H.hebbian), ("storkey", H.storkey)):
       net = rule(xi)
-      r = H.async_recall(kr, net, xi[:n_probes], max_sweeps=50)
+      r = R.async_recall(kr, net, xi[:n_probes], max_sweeps=50)
       row[name] = {"fixed": float(H.is_fixed_point(net, xi).mean()),
                    "overlap": float(jnp.mean(jnp.sum(r.state * xi[:n_probes], 1) / n))}
     out["rows"].append(row)
   return out
 
 
+QUICK_LOADS = (0.05, 0.14, 0.3)
+JSON_PATH = C.HERE / "hopfield_capacity.json"
+CURVE_PATH = C.HERE / "hopfield_capacity.png"
+
+
+def capacity_table(res: dict) -> str:
+  """The capacity rows as a markdown table."""
+  rows = [[f"{r['load']:.2f}", r["P"], f"{r['hebbian']['fixed']:.2f}",
+           f"{r['hebbian']['overlap']:.3f}", f"{r['storkey']['fixed']:.2f}",
+           f"{r['storkey']['overlap']:.3f}"] for r in res["rows"]]
+  return C.markdown_table(["P/N", "P", "Hebbian: fixed points", "Hebbian: overlap m",
+                           "Storkey: fixed points", "Storkey: overlap m"], rows)
+
+
+def _line(d, a, b, fill, dashed, width=2, on=8.0, off=6.0):
+  """A solid or dashed line from ``a`` to ``b`` on a Pillow ``ImageDraw``."""
+  length = math.dist(a, b)
+  if not dashed or length == 0:
+    d.line([a, b], fill=fill, width=width)
+    return
+  for t in np.arange(0.0, length, on + off):
+    u, v = t / length, min(t + on, length) / length
+    d.line([(a[0] + u * (b[0] - a[0]), a[1] + u * (b[1] - a[1])),
+            (a[0] + v * (b[0] - a[0]), a[1] + v * (b[1] - a[1]))], fill=fill, width=width)
+
+
+def capacity_curve(res: dict, path, size=(760, 440)) -> pathlib.Path:
+  """Draws the overlap and the fixed-point fraction against ``P / N`` (both rules) as a PNG.
+
+  Solid lines and dots: overlap ``m``; dashed lines and squares: fraction of exact fixed points;
+  blue Hebbian, red Storkey. Grey verticals mark ``N / (2 ln N)``, ``0.138 N`` (Amit et al.
+  1985) and ``N / sqrt(2 ln N)``.
+  """
+  from PIL import Image, ImageDraw
+  w, h = size
+  left, right, top, bottom = 60, 110, 30, 50
+  x_max = max(0.3, max(r["load"] for r in res["rows"]))
+  img = Image.new("RGB", size, "white")
+  d = ImageDraw.Draw(img)
+
+  def xy(load, y):
+    return (left + (w - left - right) * load / x_max, top + (h - top - bottom) * (1.02 - y) / 1.04)
+
+  d.rectangle([xy(0, 1.02), xy(x_max, -0.02)], outline="black")
+  for t in np.arange(0, x_max + 1e-9, 0.05):
+    d.text((xy(t, 0)[0] - 10, h - bottom + 8), f"{t:.2f}", fill="black")
+  for y in (0, 0.25, 0.5, 0.75, 1):
+    d.text((left - 34, xy(0, y)[1] - 6), f"{y:.2f}", fill="black")
+  d.text((w // 2 - 40, h - 22), f"load P/N  (N = {res['n']})", fill="black")
+  n = res["n"]
+  for load, label in ((res["hebbian_limit"] / n, "N/(2 ln N)"), (0.138, "0.138"),
+                      (res["storkey_limit"] / n, "N/sqrt(2 ln N)")):
+    d.line([xy(load, -0.02), xy(load, 1.02)], fill=(170, 170, 170))
+    d.text((xy(load, 1)[0] - 20, top - 18), label, fill=(110, 110, 110))
+  loads = [r["load"] for r in res["rows"]]
+  legend = []
+  for rule, colour in (("hebbian", (30, 80, 200)), ("storkey", (210, 40, 40))):
+    for key, dash in (("overlap", False), ("fixed", True)):
+      pts = [xy(x, r[rule][key]) for x, r in zip(loads, res["rows"])]
+      for a, b in zip(pts, pts[1:]):
+        _line(d, a, b, colour, dash)
+      for x, y in pts:
+        (d.rectangle if dash else d.ellipse)([x - 3, y - 3, x + 3, y + 3], fill=colour)
+      legend.append((f"{rule.capitalize()} {'fixed' if dash else 'm'}", colour, dash))
+  for k, (label, colour, dash) in enumerate(legend):
+    y0 = top + 40 + 22 * k
+    a, b = (w - right + 6, y0), (w - right + 26, y0)
+    _line(d, a, b, colour, dash, on=5.0, off=3.0)
+    d.text((w - right + 30, y0 - 6), label, fill=colour)
+  img.save(path)
+  return pathlib.Path(path)
+
+
+def run(*, quick: bool = False, write: bool = False, n: int = 500, seed: int = 0,
+        log=print) -> dict:
+  """The capacity benchmark: prints its table; with ``write`` appends it to RESULTS.md and writes
+  ``hopfield_capacity.json`` and ``hopfield_capacity.png`` beside this file."""
+  if quick and write:
+    raise SystemExit("--quick writes nothing: drop --write")
+  t0 = time.perf_counter()
+  res = (capacity(n=60, loads=QUICK_LOADS, seed=seed, n_probes=10) if quick else
+         capacity(n=n, seed=seed))
+  res["seconds"] = round(time.perf_counter() - t0, 1)
+  table = capacity_table(res)
+  limits = (f"Theory: Hebbian exact fixed points up to N / (2 ln N) = {res['hebbian_limit']:.1f} "
+            f"patterns (P/N = {res['hebbian_limit'] / res['n']:.3f}, McEliece et al. 1987), the "
+            f"overlap collapsing near 0.138 N (Amit, Gutfreund & Sompolinsky 1985); Storkey up to "
+            f"N / sqrt(2 ln N) = {res['storkey_limit']:.1f} (P/N = "
+            f"{res['storkey_limit'] / res['n']:.3f}, Storkey 1997).")
+  log(f"Hopfield capacity, N = {res['n']}, seed {seed} ({res['seconds']} s)\n\n{table}\n\n{limits}")
+  if write:
+    JSON_PATH.write_text(json.dumps(res, indent=1))
+    capacity_curve(res, CURVE_PATH)
+    machine = C.machine_info()
+    body = ["Machine:", "", C.format_machine(machine), "",
+            f"N = {res['n']} units, P = round(load N) random +-1 patterns per load (seed {seed}). "
+            "Fixed points: the fraction of the P stored patterns that no single-unit update "
+            "changes. Overlap m: the mean (1/N) xi . s of the state s that asynchronous "
+            "zero-temperature recall (random order, at most 50 sweeps) reaches from each of the "
+            f"first 50 stored patterns. {res['seconds']} s.", "", table, "", limits, "",
+            f"Picture: `benchmarks/{CURVE_PATH.name}`; figures: `benchmarks/{JSON_PATH.name}`."]
+    C.append_section(f"Hopfield capacity, N = {res['n']} ({machine['date']})", "\n".join(body))
+  return res
+
+
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("--picture", type=pathlib.Path)
-  ap.add_argument("--capacity", type=pathlib.Path, help="JSON file for the capacity curves")
+  ap.add_argument("--picture", type=pathlib.Path, help="PNG file for the MNIST recall picture")
+  ap.add_argument("--quick", action="store_true", help="N = 60, three loads, writes nothing")
+  ap.add_argument("--write", action="store_true",
+                  help="append the capacity table to RESULTS.md, write the JSON and the PNG")
   ap.add_argument("--n", type=int, default=500)
   ap.add_argument("--seed", type=int, default=0)
   args = ap.parse_args(argv)
   if args.picture:
     print(json.dumps(recall_picture(args.picture, seed=args.seed)))
-  if args.capacity:
-    res = capacity(n=args.n, seed=args.seed)
-    args.capacity.write_text(json.dumps(res, indent=1))
-    for row in res["rows"]:
-      print(f"P/n={row['load']:.2f} P={row['P']:4d}  hebbian fixed {row['hebbian']['fixed']:.2f} "
-            f"m {row['hebbian']['overlap']:.3f}  storkey fixed {row['storkey']['fixed']:.2f} "
-            f"m {row['storkey']['overlap']:.3f}")
+    return None
+  return run(quick=args.quick, write=args.write, n=args.n, seed=args.seed)
 
 
 if __name__ == "__main__":

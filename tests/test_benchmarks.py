@@ -316,3 +316,26 @@ def test_ising_onsager_quick_run():
   # Far below T_c a 16 x 16 torus is within a few percent of the infinite lattice.
   m = float(out.split("T=1.5: <|m|> = ")[1].split()[0])
   assert abs(m - 0.9865) < 0.02
+
+
+@pytest.mark.slow
+def test_hopfield_capacity_quick_run(tmp_path):
+  """The issue-28 capacity script: --quick prints its table and writes nothing; the capacity
+  curve draws a PNG from the recorded figures."""
+  results = REPO_ROOT / "benchmarks" / "RESULTS.md"
+  before = results.read_text()
+  out = _run("-m", "benchmarks.hopfield_capacity", "--quick")
+  rows = [line for line in out.splitlines() if line.startswith("| 0.")]
+  assert [row.split("|")[1].strip() for row in rows] == ["0.05", "0.14", "0.30"]
+  for row in rows:  # fractions and overlaps
+    assert all(-1 <= float(cell) <= 1 for cell in row.split("|")[3:7])
+  assert "N / (2 ln N) = 7.3" in out
+  assert results.read_text() == before
+  refused = subprocess.run([sys.executable, "-m", "benchmarks.hopfield_capacity", "--quick",
+                            "--write"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+  assert refused.returncode != 0 and "writes nothing" in refused.stderr
+  from PIL import Image
+  from benchmarks import hopfield_capacity
+  res = json.loads((REPO_ROOT / "benchmarks" / "hopfield_capacity.json").read_text())
+  with Image.open(hopfield_capacity.capacity_curve(res, tmp_path / "curve.png")) as im:
+    assert im.format == "PNG" and im.size == (760, 440)

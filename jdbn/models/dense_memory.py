@@ -1,4 +1,4 @@
-"""Dense associative memories and the modern continuous Hopfield network.
+"""Dense associative memories and the modern Hopfield network: params, energies, updates.
 
 **Dense associative memory** (Krotov & Hopfield 2016): spins ``s`` in ``{-1, +1}^n`` and
 patterns ``xi_mu`` (``[P, n]``) with the energy
@@ -31,6 +31,9 @@ which the update never raises (it is a CCCP step) and which lies in ``[0, 2 M^2]
 well-separated pattern is retrieved in one update for large ``beta``; it is the attention
 mechanism of a transformer with ``X`` as keys and values.
 
+The recall loops (:func:`jdbn.samplers.recall.async_recall` for dense memories,
+:func:`jdbn.samplers.recall.modern_recall`) live in :mod:`jdbn.samplers.recall`.
+
 References:
   Krotov & Hopfield (2016), "Dense associative memory for pattern recognition", NeurIPS.
   Demircigil, Heusel, Loewe, Upgang & Vermet (2017), "On a model of associative memory with
@@ -39,10 +42,6 @@ References:
 """
 
 from __future__ import annotations
-
-import functools
-from functools import partial
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -54,8 +53,8 @@ from jdbn.models import hopfield as H
 Array = jax.Array
 
 __all__ = [
-    "DenseMemory", "dense", "interaction", "energy", "update_unit", "async_recall", "ModernHopfield", "modern",
-    "modern_update", "modern_energy", "modern_recall"
+    "DenseMemory", "dense", "interaction", "energy", "update_unit", "ModernHopfield", "modern",
+    "check_query", "modern_update", "modern_energy"
 ]
 
 KINDS = ("poly", "rectpoly", "exp")
@@ -126,42 +125,6 @@ def update_unit(mem: DenseMemory, s: Array, i) -> Array:
   return jnp.where(g > 0, 1.0, jnp.where(g < 0, -1.0, s[i])).astype(s.dtype)
 
 
-def async_recall(key: Optional[Array],
-                 mem: DenseMemory,
-                 probes: jax.typing.ArrayLike,
-                 *,
-                 order: str = "random",
-                 max_sweeps: int = 100,
-                 trace: bool = False) -> H.Recall:
-  """Asynchronous recall of a dense memory; the same contract as
-  :func:`jdbn.models.hopfield.async_recall` (random or fixed order, fixed-point stop, a cap,
-  the energy trace ``[..., max_sweeps + 1]`` of :func:`energy`).
-
-  Args:
-    key: PRNG key (``None`` allowed with ``order="fixed"``).
-    mem: the memory.
-    probes: ``[..., n]`` spins.
-    order: ``"random"`` (a permutation per sweep and probe) or ``"fixed"``.
-    max_sweeps: the most sweeps (static).
-    trace: also return the energies.
-  """
-  H._check_run(max_sweeps, order, key)
-  H.check_states(probes, H.Spin(), mem.n, "probes")
-  key = jax.random.key(0) if key is None else key  # not read with order="fixed"
-  return _async_recall(key, mem, jnp.asarray(probes, mem.patterns.dtype), order,
-                       int(max_sweeps), trace)
-
-
-@functools.partial(jax.jit, static_argnums=(3, 4, 5))
-def _async_recall(key, mem, probes, order, max_sweeps, trace):
-
-  def run(k, s):
-    return H._iterate(lambda s, k: H.async_sweep(k, mem.n, partial(update_unit, mem), s, order),
-                      lambda s: energy(mem, s), s, k, max_sweeps, trace)
-
-  return H._batched(run, key, probes)
-
-
 # ----------------------------------------------------------------------------- modern Hopfield
 
 
@@ -193,7 +156,8 @@ def modern(patterns: jax.typing.ArrayLike, beta: jax.typing.ArrayLike = 1.0) -> 
   return ModernHopfield(x, jnp.asarray(beta, x.dtype))
 
 
-def _check_query(mem: ModernHopfield, xi) -> Array:
+def check_query(mem: ModernHopfield, xi) -> Array:
+  """``xi`` (``[..., d]``, finite when concrete) in the patterns' dtype, else ``ValueError``."""
   d = mem.patterns.shape[1]
   if jnp.ndim(xi) < 1 or jnp.shape(xi)[-1] != d:
     raise ValueError(f"states must have shape [..., {d}] to match the patterns, got "
@@ -206,51 +170,14 @@ def _check_query(mem: ModernHopfield, xi) -> Array:
 
 def modern_update(mem: ModernHopfield, xi: jax.typing.ArrayLike) -> Array:
   """One update ``xi <- X^T softmax(beta X xi)``: ``[..., d] -> [..., d]``."""
-  xi = _check_query(mem, xi)
+  xi = check_query(mem, xi)
   return jax.nn.softmax(mem.beta * (xi @ mem.patterns.T), axis=-1) @ mem.patterns
 
 
 def modern_energy(mem: ModernHopfield, xi: jax.typing.ArrayLike) -> Array:
   """``E(xi) = -lse(beta, X xi) + 1/2 xi . xi + log(N)/beta + M^2/2``: ``[..., d] -> [...]``."""
-  xi = _check_query(mem, xi)
+  xi = check_query(mem, xi)
   n = mem.patterns.shape[0]
   m2 = jnp.max(jnp.sum(jnp.square(mem.patterns), axis=-1))
   lse = jax.nn.logsumexp(mem.beta * (xi @ mem.patterns.T), axis=-1) / mem.beta
   return -lse + 0.5 * jnp.sum(jnp.square(xi), axis=-1) + jnp.log(n) / mem.beta + 0.5 * m2
-
-
-def modern_recall(mem: ModernHopfield,
-                  probes: jax.typing.ArrayLike,
-                  *,
-                  max_steps: int = 100,
-                  tol: float = 1e-6,
-                  trace: bool = False) -> H.Recall:
-  """Repeated :func:`modern_update` until a step moves no coordinate by more than ``tol`` (or
-  ``max_steps``), in one ``lax.while_loop`` (``lax.scan`` with ``trace``) per probe, ``vmap``-ed.
-
-  Args:
-    mem: the network.
-    probes: ``[..., d]`` initial states.
-    max_steps: the most updates (static).
-    tol: the fixed-point tolerance on ``max |xi_new - xi|``.
-    trace: also return :func:`modern_energy` of the probe and after each step.
-
-  Returns:
-    :class:`jdbn.models.hopfield.Recall` (``n_sweeps`` counts updates).
-  """
-  H._check_run(max_steps, "fixed", None)
-  return _modern_recall(mem, _check_query(mem, probes), jnp.asarray(tol, mem.patterns.dtype),
-                       int(max_steps), trace)
-
-
-@functools.partial(jax.jit, static_argnums=(3, 4))
-def _modern_recall(mem, probes, tol, max_steps, trace):
-
-  def step(xi, _):
-    return jax.nn.softmax(mem.beta * (mem.patterns @ xi)) @ mem.patterns
-
-  def run(k, xi):
-    return H._iterate(step, lambda xi: modern_energy(mem, xi), xi, k, max_steps, trace,
-                      changed=lambda new, xi: jnp.max(jnp.abs(new - xi)) > tol)
-
-  return H._batched(run, None, probes)

@@ -1,32 +1,22 @@
-"""Hopfield networks: Hebbian and Storkey storage, zero-temperature and Glauber recall.
+"""Hopfield networks, the model: spin units, params, Hebbian and Storkey storage, the energy.
 
 A Hopfield net (Hopfield 1982) on ``n`` units ``s`` in ``{-1, +1}`` (or ``{0, 1}``) with
 symmetric couplings ``W`` (zero diagonal) and thresholds ``theta`` has the energy
 
     E(s) = -1/2 s^T W s + theta^T s
 
-and unit ``i`` sees the local field ``h_i = (W s)_i - theta_i``. Asynchronous recall sets one
-unit at a time to the state of lower energy, ``s_i <- sign(h_i)`` (a zero field keeps ``s_i``);
-since ``W`` is symmetric with zero diagonal, each update changes the energy by ``-|h_i| |ds_i|``,
-so the energy never rises and recall stops at a fixed point (a local minimum). Synchronous recall
-updates every unit at once; it has no such energy and may end in a 2-cycle (Bruck 1990).
-
-At inverse temperature ``beta`` the net is a Boltzmann machine with the Gibbs measure
-``p(s) ∝ exp(-beta E(s))``; Glauber dynamics (:func:`glauber`) draws ``s_i`` from its conditional
-``p(s_i = +1 | rest) = sigmoid(2 beta h_i)`` (``sigmoid(beta h_i)`` for ``{0, 1}`` units).
-:class:`Hopfield` is a :class:`jdbn.models.base.BlockModel` with one unit per block (or any
-partition into uncoupled groups), so :func:`jdbn.samplers.gibbs.chain` samples
-``model.tempered(beta)`` too.
+and unit ``i`` sees the local field ``h_i = (W s)_i - theta_i``; its zero-temperature update
+(:func:`update_unit`) is ``s_i <- sign(h_i)`` (a zero field keeps ``s_i``), which changes the
+energy by ``-|h_i| |ds_i|``. At inverse temperature ``beta`` the net is a Boltzmann machine with
+the Gibbs measure ``p(s) ∝ exp(-beta E(s))``. :class:`Hopfield` is a
+:class:`jdbn.models.base.BlockModel` with one unit per block (or any partition into uncoupled
+groups), so :func:`jdbn.samplers.gibbs.chain` samples ``model.tempered(beta)``. The recall
+dynamics (asynchronous, synchronous, Glauber) live in :mod:`jdbn.samplers.recall`.
 
 Storage: the Hebbian rule ``W = (1/n) sum_mu xi_mu xi_mu^T`` with zero diagonal stores about
 ``n / (2 ln n)`` random patterns as exact fixed points (McEliece et al. 1987); the Storkey rule
-(Storkey 1997) stores about ``n / sqrt(2 ln n)``.
-
-Everything is batched: probes ``[..., n]`` with any leading shape; random update orders take a
-key per probe, split from the one key given.
-
-The ``{-1, +1}`` unit family :class:`Spin` lives here (``jdbn.units`` has only ``{0, 1}``
-Bernoulli units).
+(Storkey 1997) stores about ``n / sqrt(2 ln n)``. States are ``{-1, +1}`` (:class:`Spin`) or
+``{0, 1}`` (:func:`to_binary`, :func:`to_spin` convert between the two).
 
 References:
   Hopfield (1982), "Neural networks and physical systems with emergent collective computational
@@ -35,15 +25,13 @@ References:
   functionality", ICANN.
   McEliece, Posner, Rodemich & Venkatesh (1987), "The capacity of the Hopfield associative
   memory", IEEE Trans. Inf. Theory 33.
-  Glauber (1963), "Time-dependent statistics of the Ising model", J. Math. Phys. 4.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
-from typing import Callable, NamedTuple, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
@@ -56,17 +44,18 @@ from jdbn.models import base
 Array = jax.Array
 
 __all__ = [
-    "Spin", "Hopfield", "Recall", "network", "hebbian", "storkey", "energy", "local_field",
-    "update_unit", "async_sweep", "async_recall", "sync_recall", "glauber", "overlap", "is_fixed_point", "to_binary",
-    "to_spin", "check_states", "check_patterns"
+    "Spin", "Hopfield", "network", "hebbian", "storkey", "energy", "local_field", "update_unit",
+    "update_all", "overlap", "is_fixed_point", "to_binary", "to_spin", "check_states",
+    "check_patterns"
 ]
 
 
 @dataclasses.dataclass(frozen=True)
 class Spin(U.Units):
-  """Ising spins in ``{-1, +1}``: ``E_x = -a . x``, ``p(x_i = +1 | phi) = sigmoid(2 (a_i + phi_i))``.
+  """Ising spins in ``{-1, +1}`` (``jdbn.units`` has only ``{0, 1}`` Bernoulli units).
 
-  ``E[x_i | phi] = tanh(a_i + phi_i)`` and the log-partition is ``sum_i log(2 cosh(a_i + phi_i))``.
+  ``E_x = -a . x``, ``p(x_i = +1 | phi) = sigmoid(2 (a_i + phi_i))``,
+  ``E[x_i | phi] = tanh(a_i + phi_i)``; the log-partition is ``sum_i log(2 cosh(a_i + phi_i))``.
   """
 
   enumerable = True
@@ -187,27 +176,19 @@ class Hopfield(base.BlockModel):
     return jnp.concatenate(list(states), axis=-1)[..., np.argsort(order)]
 
 
-# ----------------------------------------------------------------------------- checks
-
-
 def _concrete(x) -> Optional[np.ndarray]:
   """``x`` as a NumPy array, or ``None`` under tracing (checks are then skipped)."""
-  if isinstance(x, jax.core.Tracer):
-    return None
-  return np.asarray(x)
+  return None if isinstance(x, jax.core.Tracer) else np.asarray(x)
 
 
 def check_states(s, units: U.Units, n: int, name: str = "states") -> None:
   """``ValueError`` unless concrete ``s`` is ``[..., n]``, finite and in the units' alphabet."""
   if jnp.ndim(s) < 1 or jnp.shape(s)[-1] != n:
     raise ValueError(f"{name} must have shape [..., {n}], got {jnp.shape(s)}")
-  x = _concrete(s)
-  if x is None:
-    return
-  if not np.all(np.isfinite(x)):
+  x, (lo, hi) = _concrete(s), _levels(units)
+  if x is not None and not np.all(np.isfinite(x)):
     raise ValueError(f"{name} contains NaN or inf values")
-  lo, hi = _levels(units)
-  if not np.all((x == lo) | (x == hi)):
+  if x is not None and not np.all((x == lo) | (x == hi)):
     bad = x[(x != lo) & (x != hi)].ravel()[0]
     raise ValueError(f"{name} must hold only {lo:g} and {hi:g} for {type(units).__name__} "
                      f"units, found {bad:g}")
@@ -321,9 +302,7 @@ def hebbian(patterns: jax.typing.ArrayLike, *, alphabet: Union[str, U.Units] = "
   check_patterns(patterns, units)
   xi = _as_spins(jnp.asarray(patterns, dtype), units)
   n = xi.shape[1]
-  W = (xi.T @ xi) / n * (1 - jnp.eye(n, dtype=dtype))
-  net = Hopfield(W, jnp.zeros((n,), dtype), Spin(), tuple((i,) for i in range(n)))
-  return net if isinstance(units, Spin) else to_binary(net)
+  return _stored((xi.T @ xi) / n * (1 - jnp.eye(n, dtype=dtype)), units)
 
 
 def storkey(patterns: jax.typing.ArrayLike, *, alphabet: Union[str, U.Units] = "spin",
@@ -343,9 +322,14 @@ def storkey(patterns: jax.typing.ArrayLike, *, alphabet: Union[str, U.Units] = "
   """
   units = _units_for(alphabet)
   check_patterns(patterns, units)
-  xi = _as_spins(jnp.asarray(patterns, dtype), units)
+  return _stored(_storkey_weights(_as_spins(jnp.asarray(patterns, dtype), units)), units)
+
+
+@jax.jit
+def _storkey_weights(xi: Array) -> Array:
+  """Storkey's ``W`` (``[n, n]``) from spins ``xi: [P, n]``."""
   n = xi.shape[1]
-  off = 1 - jnp.eye(n, dtype=dtype)
+  off = 1 - jnp.eye(n, dtype=xi.dtype)
 
   def add(W, x):
     h = W @ x  # [n]; W has a zero diagonal, so h_i leaves out k = i
@@ -354,8 +338,12 @@ def storkey(patterns: jax.typing.ArrayLike, *, alphabet: Union[str, U.Units] = "
     dW = (jnp.outer(x, x) - (A + A.T)) / n  # a + b == b + a exactly: symmetric
     return (W + dW) * off, None
 
-  W, _ = jax.lax.scan(add, jnp.zeros((n, n), dtype), xi)
-  net = Hopfield(W, jnp.zeros((n,), dtype), Spin(), tuple((i,) for i in range(n)))
+  return jax.lax.scan(add, jnp.zeros((n, n), xi.dtype), xi)[0]
+
+
+def _stored(W: Array, units: U.Units) -> Hopfield:
+  """The net of a storage rule's spin couplings ``W``, in the alphabet of ``units``."""
+  net = Hopfield(W, jnp.zeros(W.shape[:1], W.dtype), Spin(), tuple((i,) for i in range(len(W))))
   return net if isinstance(units, Spin) else to_binary(net)
 
 
@@ -377,9 +365,6 @@ def to_spin(net: Hopfield) -> Hopfield:
   return net.replace(W=W, theta=net.theta / 2 - W.sum(1), units=Spin())
 
 
-# ----------------------------------------------------------------------------- energy
-
-
 def local_field(net: Hopfield, s: Array) -> Array:
   """``h = W s - theta``: ``[..., n] -> [..., n]``."""
   return s @ net.W - net.theta
@@ -395,9 +380,14 @@ def overlap(s: Array, patterns: Array) -> Array:
   return s @ patterns.T / s.shape[-1]
 
 
+def update_all(net: Hopfield, s: Array) -> Array:
+  """Every unit's zero-temperature value at once (a synchronous step): ``[..., n] -> [..., n]``."""
+  return _decide(local_field(net, s), s, *net.levels)
+
+
 def is_fixed_point(net: Hopfield, s: Array) -> Array:
   """Whether no single-unit update changes ``s``: ``[..., n] -> [...]`` bool."""
-  return jnp.all(_decide(local_field(net, s), s, *net.levels) == s, axis=-1)
+  return jnp.all(update_all(net, s) == s, axis=-1)
 
 
 def update_unit(net: Hopfield, s: Array, i) -> Array:
@@ -408,228 +398,3 @@ def update_unit(net: Hopfield, s: Array, i) -> Array:
 def _decide(h, s, lo, hi):
   """The zero-temperature update: ``hi`` for ``h > 0``, ``lo`` for ``h < 0``, else ``s``."""
   return jnp.where(h > 0, hi, jnp.where(h < 0, lo, s)).astype(s.dtype)
-
-
-# ----------------------------------------------------------------------------- recall
-
-
-class Recall(NamedTuple):
-  """The result of a recall, batched like the probes ``[..., n]``.
-
-  Attributes:
-    state: ``[..., n]`` the final state.
-    n_sweeps: ``[...]`` int32: sweeps (or synchronous steps) run, counting the last one, which
-      changed nothing if ``converged``; a probe that is already a fixed point takes 1.
-    converged: ``[...]`` bool: whether the final state is a fixed point of the dynamics.
-    energies: ``[..., max_sweeps + 1]``: the energy of the probe and after each sweep (repeated
-      after convergence) if ``trace`` was asked for, else ``None``.
-  """
-  state: Array
-  n_sweeps: Array
-  converged: Array
-  energies: Optional[Array] = None
-
-
-def _iterate(step: Callable, energy_fn: Callable, s0: Array, key: Array, max_sweeps: int,
-             trace: bool, changed: Optional[Callable] = None) -> Recall:
-  """Runs ``s <- step(s, key_t)`` on one probe until ``s`` stops changing or ``max_sweeps``.
-
-  Sweep ``t`` (from 0) uses ``fold_in(key, t)``, with and without the trace. ``changed(new,
-  old)`` says whether a step moved (default: any element differs).
-  """
-  changed = (lambda new, s: jnp.any(new != s)) if changed is None else changed
-
-  def advance(s, n, done):
-    new = step(s, jax.random.fold_in(key, n))
-    still = changed(new, s)
-    return jnp.where(done, s, new), n + (~done).astype(jnp.int32), done | ~still
-
-  init = (s0, jnp.int32(0), jnp.bool_(False))
-  if trace:
-
-    def body(carry, _):
-      carry = advance(*carry)
-      return carry, energy_fn(carry[0])
-
-    (s, n, done), es = jax.lax.scan(body, init, None, length=max_sweeps)
-    return Recall(s, n, done, jnp.concatenate([energy_fn(s0)[None], es]))
-  s, n, done = jax.lax.while_loop(lambda c: (~c[2]) & (c[1] < max_sweeps),
-                                  lambda c: advance(*c), init)
-  return Recall(s, n, done, None)
-
-
-def _batched(run: Callable, key: Optional[Array], s: Array) -> Recall:
-  """``vmap`` of ``run(key, s_row)`` over the leading axes of ``s``, a key per probe."""
-  batch = s.shape[:-1]
-  flat = s.reshape((-1, s.shape[-1]))
-  keys = jax.random.split(jax.random.key(0) if key is None else key, flat.shape[0])
-  out = jax.vmap(run)(keys, flat)
-  return jax.tree_util.tree_map(lambda x: x.reshape(batch + x.shape[1:]), out)
-
-
-def _check_run(max_sweeps, order, key):
-  if isinstance(max_sweeps, bool) or not isinstance(max_sweeps, (int, np.integer)) or (
-      max_sweeps < 1):
-    raise ValueError(f"max_sweeps must be an int >= 1, got {max_sweeps!r}")
-  if order not in ("random", "fixed"):
-    raise ValueError(f"order must be 'random' or 'fixed', got {order!r}")
-  if order == "random" and key is None:
-    raise ValueError("order='random' needs a PRNG key (or pass order='fixed' with key=None)")
-
-
-def async_sweep(key: Optional[Array], n: int, update: Callable, s: Array,
-                order: str = "random") -> Array:
-  """One asynchronous sweep of one probe ``s: [n]``: ``s_i <- update(s, i)`` for each unit.
-
-  The order is a fresh permutation from ``key`` (``order="random"``) or ``0..n-1``. Shared by
-  the classical and the dense associative memories.
-  """
-  idx = jax.random.permutation(key, n) if order == "random" else jnp.arange(n)
-
-  def body(s, i):
-    return s.at[i].set(update(s, i)), None
-
-  return jax.lax.scan(body, s, idx)[0]
-
-
-def async_recall(key: Optional[Array],
-                 net: Hopfield,
-                 probes: jax.typing.ArrayLike,
-                 *,
-                 order: str = "random",
-                 max_sweeps: int = 100,
-                 trace: bool = False) -> Recall:
-  """Asynchronous zero-temperature recall: ``s_i <- sign(h_i)`` one unit at a time.
-
-  Each sweep visits every unit once, in a fresh random order per sweep and per probe
-  (``order="random"``, from ``key``) or in index order (``order="fixed"``, ``key`` may be
-  ``None``), and recall stops at the first sweep that changes nothing (a fixed point: the energy
-  never rises and so a fixed point is always reached; ``max_sweeps`` caps the work). One
-  ``lax.while_loop`` (``lax.scan`` with ``trace``) of sweeps, each a ``lax.scan`` over units,
-  ``vmap``-ed over the probes.
-
-  Args:
-    key: PRNG key (``None`` allowed with ``order="fixed"``).
-    net: the network.
-    probes: ``[..., n]`` initial states in the net's alphabet.
-    order: ``"random"`` or ``"fixed"``.
-    max_sweeps: the most sweeps per probe (static).
-    trace: also return the energy after every sweep (``[..., max_sweeps + 1]``).
-
-  Returns:
-    :class:`Recall`.
-  """
-  _check_run(max_sweeps, order, key)
-  check_states(probes, net.units, net.n, "probes")
-  key = jax.random.key(0) if key is None else key  # not read with order="fixed"
-  return _async_recall(key, net, jnp.asarray(probes, net.W.dtype), order, int(max_sweeps), trace)
-
-
-@functools.partial(jax.jit, static_argnums=(3, 4, 5))
-def _async_recall(key, net, probes, order, max_sweeps, trace):
-  lo, hi = net.levels
-
-  def update(s, i):
-    return _decide(s @ net.W[:, i] - net.theta[i], s[i], lo, hi)
-
-  def run(k, s):
-    return _iterate(lambda s, k: async_sweep(k, net.n, update, s, order),
-                    lambda s: energy(net, s), s, k, max_sweeps, trace)
-
-  return _batched(run, key, probes)
-
-
-def sync_recall(net: Hopfield,
-                probes: jax.typing.ArrayLike,
-                *,
-                max_steps: int = 100,
-                trace: bool = False) -> Recall:
-  """Synchronous recall: ``s <- sign(W s - theta)`` for every unit at once (zero field keeps).
-
-  Stops when ``s`` stops changing or after ``max_steps``. The energy :func:`energy` need not
-  fall along the way and the dynamics may end in a 2-cycle (then ``converged`` is ``False``);
-  the energies are traced all the same.
-
-  Args:
-    net: the network.
-    probes: ``[..., n]`` initial states.
-    max_steps: the most steps (static).
-    trace: also return the energy after every step.
-  """
-  _check_run(max_steps, "fixed", None)
-  check_states(probes, net.units, net.n, "probes")
-  return _sync_recall(net, jnp.asarray(probes, net.W.dtype), int(max_steps), trace)
-
-
-@functools.partial(jax.jit, static_argnums=(2, 3))
-def _sync_recall(net, probes, max_steps, trace):
-  lo, hi = net.levels
-
-  def run(k, s):
-    return _iterate(lambda s, _: _decide(local_field(net, s), s, lo, hi),
-                    lambda s: energy(net, s), s, k, max_steps, trace)
-
-  return _batched(run, None, probes)
-
-
-def glauber(key: Array,
-            net: Hopfield,
-            states: jax.typing.ArrayLike,
-            beta: jax.typing.ArrayLike,
-            n_sweeps: int,
-            *,
-            order: str = "random") -> Array:
-  """Stochastic recall: ``n_sweeps`` sweeps of Glauber dynamics at inverse temperature ``beta``.
-
-  Unit ``i`` is drawn from its conditional under ``p(s) ∝ exp(-beta E(s))``:
-  ``p(s_i = high | rest) = sigmoid(beta (high - low) h_i)``, one unit at a time in a random
-  (per sweep and per chain) or fixed order. Either order leaves the Gibbs measure invariant, so
-  long runs sample it (Glauber 1963); ``beta -> inf`` is :func:`async_recall`.
-
-  Args:
-    key: PRNG key; chain ``c`` uses ``split(key, n_chains)[c]`` and sweep ``t`` of it
-      ``fold_in`` of that with ``t``.
-    net: the network.
-    states: ``[..., n]`` initial states.
-    beta: inverse temperature (scalar, may be traced).
-    n_sweeps: number of sweeps (static).
-    order: ``"random"`` or ``"fixed"``.
-
-  Returns:
-    ``[..., n]`` the final states.
-  """
-  if isinstance(n_sweeps, bool) or not isinstance(n_sweeps, (int, np.integer)) or n_sweeps < 0:
-    raise ValueError(f"n_sweeps must be an int >= 0, got {n_sweeps!r}")
-  _check_run(1, order, key)
-  check_states(states, net.units, net.n, "states")
-  states = jnp.asarray(states, net.W.dtype)
-  beta = jnp.asarray(beta, net.W.dtype)
-  if _concrete(beta) is not None and not np.isfinite(np.asarray(beta)):
-    raise ValueError(f"beta must be finite, got {beta}")
-  return _glauber(key, net, states, beta, int(n_sweeps), order)
-
-
-@functools.partial(jax.jit, static_argnums=(4, 5))
-def _glauber(key, net, states, beta, n_sweeps, order):
-
-  def run(k, s):
-
-    def sweep(s, t):
-      kt = jax.random.fold_in(k, t)
-      ko, ku = jax.random.split(kt)
-      idx = jax.random.permutation(ko, net.n) if order == "random" else jnp.arange(net.n)
-      us = jax.random.split(ku, net.n)
-
-      def body(s, iu):
-        i, u = iu
-        phi = beta * (s @ net.W[:, i])
-        return s.at[i].set(net.units.sample(u, phi, -beta * net.theta[i])), None
-
-      return jax.lax.scan(body, s, (idx, us))[0], None
-
-    return jax.lax.scan(sweep, s, jnp.arange(n_sweeps))[0]
-
-  batch = states.shape[:-1]
-  flat = states.reshape((-1, net.n))
-  keys = jax.random.split(key, flat.shape[0])
-  return jax.vmap(run)(keys, flat).reshape(batch + (net.n,))

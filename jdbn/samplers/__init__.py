@@ -7,6 +7,11 @@ A kernel is ``step(key, model, state, ...) -> (state, info)``, key first, pure; 
   clamping and mean-field updates of any block.
 * :mod:`jdbn.samplers.tempering`: parallel tempering, replicas of the model's tempered copies with
   Metropolis swaps between neighbours.
+* :mod:`jdbn.samplers.recall`: recall dynamics of associative memories (Hopfield nets, dense and
+  modern Hopfield memories): asynchronous and synchronous zero-temperature recall to a fixed
+  point, Glauber dynamics at an inverse temperature.
 """
 
-from jdbn.samplers import gibbs, tempering  # noqa: F401
+from jdbn.samplers import gibbs, recall, tempering  # noqa: F401
+
+__all__ = ["gibbs", "recall", "tempering"]
