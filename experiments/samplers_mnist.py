@@ -73,11 +73,12 @@ def score(key, params, train_x, test_x, *, raise_n: int, quick: bool) -> dict:
   k_ais, k_raise = jax.random.split(key)
   betas = np.linspace(0, 1, 501).astype(np.float32) if quick else None
   t0 = time.perf_counter()
-  est = likelihood.estimate_log_likelihood(k_ais, params, test_x, data=train_x, betas=betas)
+  est = jax.block_until_ready(
+      likelihood.estimate_log_likelihood(k_ais, params, test_x, data=train_x, betas=betas))
   ais_s = time.perf_counter() - t0
   t0 = time.perf_counter()
-  rai = likelihood.raise_log_likelihood(k_raise, params, test_x[:raise_n], data=train_x,
-                                        betas=betas)
+  rai = jax.block_until_ready(likelihood.raise_log_likelihood(
+      k_raise, params, test_x[:raise_n], data=train_x, betas=betas))
   raise_s = time.perf_counter() - t0
   ais_same = float(jnp.mean(est.log_p[:raise_n]))
   return {"ais_mean": float(est.mean), "ais_lower": float(est.lower),
