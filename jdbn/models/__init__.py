@@ -7,7 +7,9 @@
 * :mod:`jdbn.models.hopfield`: Hopfield nets (Hebbian and Storkey storage, zero-temperature and
   Glauber recall), with ``{-1, +1}`` :class:`~jdbn.models.hopfield.Spin` units;
 * :mod:`jdbn.models.lattice`: Boltzmann machines on a 2D lattice (the Ising model) coupled by a
-  stencil, sampled by a colouring of the lattice (the checkerboard for nearest neighbours).
+  stencil, sampled by a colouring of the lattice (the checkerboard for nearest neighbours);
+* :mod:`jdbn.models.crbm`: conditional RBMs ``p(y | x)``, whose biases are linear in a context
+  that rides, frozen, in the data block.
 """
 
-from jdbn.models import base, bm, dbm, hopfield, lattice, rbm  # noqa: F401
+from jdbn.models import base, bm, crbm, dbm, hopfield, lattice, rbm  # noqa: F401

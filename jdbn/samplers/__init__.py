@@ -7,6 +7,8 @@ A kernel is ``step(key, model, state, ...) -> (state, info)``, key first, pure; 
   clamping and mean-field updates of any block.
 * :mod:`jdbn.samplers.tempering`: parallel tempering, replicas of the model's tempered copies with
   Metropolis swaps between neighbours.
+* :mod:`jdbn.samplers.sequence`: a conditional RBM's ``y ~ p(y | x)`` with the context fixed,
+  and sequences rolled forward in ``lax.scan``.
 """
 
-from jdbn.samplers import gibbs, tempering  # noqa: F401
+from jdbn.samplers import gibbs, sequence, tempering  # noqa: F401
