@@ -177,12 +177,13 @@ def _toy(key, n=512):
   return jnp.concatenate([x, jnp.abs(y - flip)], 1)
 
 
-@pytest.mark.parametrize("algorithm", ["cd", "pcd"])
+@pytest.mark.parametrize("algorithm", ["cd", "pcd", "cd-from-zeros"])
 def test_training_raises_the_exact_conditional_likelihood(algorithm):
   data = _toy(jax.random.key(0))
   p = C.init(jax.random.key(1), 3, 4, 8)
   opt = optax.sgd(0.1, momentum=0.5)
-  trainer = TC.cd(opt, 1) if algorithm == "cd" else TC.pcd(opt, 1, batch_size=32)
+  trainer = {"cd": lambda: TC.cd(opt, 1), "pcd": lambda: TC.pcd(opt, 1, batch_size=32),
+             "cd-from-zeros": lambda: TC.cd(opt, 5, start="zeros")}[algorithm]()
   state = trainer.init(jax.random.key(2), p)
   before = float(jnp.mean(C.exact_log_conditional(p, data)))
   for epoch in range(40):
