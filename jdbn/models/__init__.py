@@ -12,13 +12,15 @@
   stencil, sampled by a colouring of the lattice (the checkerboard for nearest neighbours);
 * :mod:`jdbn.models.conv`: convolutional RBMs, optionally with probabilistic max-pooling;
 * :mod:`jdbn.models.cdbn`: convolutional DBNs, stacks of them (greedy training: jdbn.train.cdbn);
+* :mod:`jdbn.models.crbm`: conditional RBMs ``p(y | x)``, whose biases are linear in a context
+  that rides, frozen, in the data block;
 * :mod:`jdbn.models.dbn`: Deep Belief Networks as tuples of RBMs.
 
 Recall dynamics of the Hopfield nets and memories live in :mod:`jdbn.samplers.recall`.
 """
 
-from jdbn.models import (base, bm, cdbn, centered, conv, dbm, dense_memory,  # noqa: F401
-                         hopfield, lattice, rbm)
+from jdbn.models import (base, bm, cdbn, centered, conv, crbm, dbm,  # noqa: F401
+                         dense_memory, hopfield, lattice, rbm)
 
-__all__ = ["base", "bm", "cdbn", "centered", "conv", "dbm", "dense_memory", "hopfield",
+__all__ = ["base", "bm", "cdbn", "centered", "conv", "crbm", "dbm", "dense_memory", "hopfield",
            "lattice", "rbm"]

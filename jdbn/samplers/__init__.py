@@ -10,8 +10,10 @@ A kernel is ``step(key, model, state, ...) -> (state, info)``, key first, pure; 
 * :mod:`jdbn.samplers.recall`: recall dynamics of associative memories (Hopfield nets, dense and
   modern Hopfield memories): asynchronous and synchronous zero-temperature recall to a fixed
   point, Glauber dynamics at an inverse temperature.
+* :mod:`jdbn.samplers.sequence`: a conditional RBM's ``y ~ p(y | x)`` with the context fixed,
+  and sequences rolled forward in ``lax.scan``.
 """
 
-from jdbn.samplers import gibbs, recall, tempering  # noqa: F401
+from jdbn.samplers import gibbs, recall, sequence, tempering  # noqa: F401
 
-__all__ = ["gibbs", "recall", "tempering"]
+__all__ = ["gibbs", "recall", "sequence", "tempering"]

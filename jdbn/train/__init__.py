@@ -9,6 +9,7 @@ checkpoints and exact resumption); the submodules are the pieces:
 * :mod:`jdbn.train.phases`: positive phases, negative phases and scores a trainer is made of.
 * :mod:`jdbn.train.loop`: ``run_epoch`` (one jitted ``lax.scan`` over mini-batches) and ``fit``.
 * :mod:`jdbn.train.rbm`: ``fit`` for RBMs with monitoring metrics.
+* :mod:`jdbn.train.crbm`: CD-k and conditional PCD for conditional RBMs (the generic trainer).
 * :mod:`jdbn.train.updown`, :mod:`jdbn.train.finetune`, :mod:`jdbn.train.parallel`.
 """
 
