@@ -34,3 +34,20 @@ def mnist_dir() -> pathlib.Path:
   if missing:
     pytest.skip(f"real MNIST incomplete in {folder} ({source}): missing {', '.join(missing)}")
   return folder
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+  """Drops JAX's compiled programs after each test module.
+
+  The suite compiles thousands of XLA programs in one process; each CPU executable keeps its own
+  memory mappings, and without this the process reaches the kernel's limit on mappings
+  (``vm.max_map_count``, 65,530 by default) before the last module, where XLA's compiler then
+  crashes with a segmentation fault instead of an error.
+  """
+  yield
+  import gc  # pylint: disable=import-outside-toplevel
+
+  import jax  # pylint: disable=import-outside-toplevel
+  jax.clear_caches()
+  gc.collect()
