@@ -36,5 +36,5 @@ __all__ = [
     "label_log_probs", "layer_sizes", "n_labels", "n_penultimate", "penultimate", "untie",
     "up_pass", "generative_nll", "log_likelihood_bound", "recognition_nll", "generate",
     "LayerHistory", "pretrain", "propagate", "sweep_schedule", "UpDownInfo", "updown",
-    "_parts",  # private, but jdbn.cli_dbn and benchmarks/dbn_mnist.py read it
+    "_parts",  # private, but jdbn.cli_dbn and experiments/dbn_mnist.py read it
 ]

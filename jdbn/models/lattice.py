@@ -29,7 +29,7 @@ References:
   Ising (1925), "Beitrag zur Theorie des Ferromagnetismus", Z. Phys. 31.
   Onsager (1944), "Crystal statistics. I. A two-dimensional model with an order-disorder
   transition", Phys. Rev. 65; Yang (1952), "The spontaneous magnetization of a two-dimensional
-  Ising model", Phys. Rev. 85 (the magnetisation checked in ``benchmarks/ising_onsager.py``).
+  Ising model", Phys. Rev. 85 (the magnetisation checked in ``experiments/ising_onsager.py``).
   Geman & Geman (1984), "Stochastic relaxation, Gibbs distributions, and the Bayesian restoration
   of images", IEEE PAMI 6 (coloured, chromatic Gibbs sweeps).
 """

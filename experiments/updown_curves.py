@@ -6,8 +6,8 @@ finished, the test error in its ``results.json``. Left: the generative validatio
 epoch; right: the wake-phase generative cost ``gen_nll`` per epoch (nats), which rises in every
 run while the error falls (see benchmarks/RESULTS.md, DBN section).
 
-    python benchmarks/updown_curves.py benchmarks/runs/dbn_m5=lr0.05 \\
-        benchmarks/runs/dbn_m2="lr 0.01" --out benchmarks/dbn_updown_curves.png
+    python -m experiments.updown_curves experiments/runs/dbn_m5=lr0.05 \\
+        experiments/runs/dbn_m2="lr 0.01" --out experiments/dbn_updown_curves.png
 
 Needs matplotlib (``pip install -e ".[bench]"``).
 """

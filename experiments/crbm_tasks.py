@@ -14,7 +14,7 @@ input (Optax Adam, full batch); completed digits as a picture.
 
 Every seed is recorded in the JSON and the markdown section::
 
-    python -m benchmarks.crbm_tasks [--results]     # --results appends to RESULTS.md
+    python -m experiments.crbm_tasks [--results]     # --results appends to RESULTS.md
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def mnist(out: pathlib.Path, mnist_dir) -> dict:
 def _markdown(res: dict) -> str:
   b, m = res["balls"], res["mnist"]
   lines = [
-      f"Machine: {res['machine']}. Seeds and settings: `benchmarks/crbm_tasks.json`.", "",
+      f"Machine: {res['machine']}. Seeds and settings: `experiments/crbm_tasks.json`.", "",
       "| task | CRBM | baseline | CRBM below baseline | target |", "|---|---|---|---|---|",
       f"| bouncing balls 15x15, order 3: one-step MSE/pixel | {b['mse_crbm']:.5f} | "
       f"{b['mse_copy_last']:.5f} (copy last frame) | {100 * b['reduction']:.1f}% | 30% |",
@@ -160,8 +160,8 @@ def _markdown(res: dict) -> str:
     lines.append(f"| MNIST bottom half from top: test log-loss/pixel | {m['log_loss_crbm']:.4f} | "
                  f"{m['log_loss_logreg']:.4f} (per-pixel logistic) | {100 * m['reduction']:.1f}% "
                  f"| 10% |")
-  lines += ["", "Figures: `benchmarks/crbm_balls_filmstrip.png` (rows: true, generated; "
-            "alternating per video) and `benchmarks/crbm_mnist_completion.png` (rows: digit, "
+  lines += ["", "Figures: `experiments/crbm_balls_filmstrip.png` (rows: true, generated; "
+            "alternating per video) and `experiments/crbm_mnist_completion.png` (rows: digit, "
             "CRBM marginals, logistic marginals)."]
   return "\n".join(lines)
 

@@ -20,7 +20,7 @@ Speed: spin flips per second (site updates, accepted or not) of checkerboard Gib
 ``256 x 256`` torus, for one chain and a batch of chains. The thrml comparison of issue 28 (same
 lattice, same chain counts, ``pip install thrml==0.1.4`` in the bench extras) is still to do.
 
-    python -m benchmarks.ising_onsager [--quick] [--write]
+    python -m experiments.ising_onsager [--quick] [--write]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pathlib
 import time
 
 import jax
@@ -39,7 +40,7 @@ from jdbn.models import lattice
 from jdbn.samplers import gibbs
 
 T_C = 2.0 / math.log(1.0 + math.sqrt(2.0))
-JSON_PATH = common.HERE / "ising_onsager.json"
+JSON_PATH = pathlib.Path(__file__).resolve().parent / "ising_onsager.json"
 FULL = dict(size=64, temperatures=(1.5, 2.0, 2.2), n_chains=16, burn=2000, sweeps=10000,
             speed_size=256, speed_chains=(1, 16), speed_sweeps=50, seed=0)
 QUICK = dict(size=16, temperatures=(1.5, 2.0, 2.2), n_chains=4, burn=100, sweeps=200,
@@ -110,7 +111,7 @@ def _markdown(cfg: dict, rows: list[dict], speed: dict, info: dict, seconds: flo
           rows[-1]["within_2_stderr"] else ".")
   speed_rows = [[f"{cfg['speed_size']} x {cfg['speed_size']}", n, f"{v / 1e6:.1f}"]
                 for n, v in speed.items()]
-  return f"""`python -m benchmarks.ising_onsager --write` ({seconds:.0f} s): the Ising model
+  return f"""`python -m experiments.ising_onsager --write` ({seconds:.0f} s): the Ising model
 (`J = 1`, `h = 0`) on a {cfg['size']} x {cfg['size']} torus, checkerboard block Gibbs
 (`jdbn.models.lattice` + the generic `jdbn.samplers.gibbs.chain`), {cfg['n_chains']} independent
 chains per temperature (`jax.vmap`), each **started magnetised (all spins +1)**, {cfg['burn']}
@@ -123,7 +124,7 @@ averages. Exact: Onsager/Yang `(1 - sinh(2/T)^-4)^(1/8)`, `T_c = {T_C:.4f}`.
 {verdict} Near `T_c` a finite torus has `<|m|>` above the infinite lattice's `m(T)` (finite-size
 effects; the correlation length grows like `1/|T - T_c|`), so a miss at the temperature nearest
 `T_c` would be a statement about `L` as much as about the sampler{near} Raw chain averages in
-`benchmarks/ising_onsager.json`.
+`experiments/ising_onsager.json`.
 
 Speed of checkerboard Gibbs, spin flips (site updates) per second, {cfg['speed_sweeps']} sweeps
 in one `lax.scan` at `T_c`, median of 3 runs (a shared 2-core machine: other jobs' load moves

@@ -13,9 +13,9 @@ are exact fixed points and the mean overlap reached from each stored pattern, ag
 ``P / n``, for both rules; the Hebbian reference ``n / (2 ln n)`` (McEliece et al. 1987) and
 Storkey's ``n / sqrt(2 ln n)`` are marked.
 
-    python -m benchmarks.hopfield_capacity --picture benchmarks/hopfield_recall.png
-    python -m benchmarks.hopfield_capacity --write   # N = 500: RESULTS.md, .json, capacity PNG
-    python -m benchmarks.hopfield_capacity --quick   # N = 60, three loads, writes nothing
+    python -m experiments.hopfield_capacity --picture experiments/hopfield_recall.png
+    python -m experiments.hopfield_capacity --write   # N = 500: RESULTS.md, .json, capacity PNG
+    python -m experiments.hopfield_capacity --quick   # N = 60, three loads, writes nothing
 
 The capacity curve is drawn with Pillow (what :mod:`jdbn.viz` uses), so matplotlib is not needed.
 """
@@ -125,8 +125,9 @@ def capacity(*, n: int = 500, loads=(0.02, 0.05, 0.08, 0.1, 0.12, 0.14, 0.16, 0.
 
 
 QUICK_LOADS = (0.05, 0.14, 0.3)
-JSON_PATH = C.HERE / "hopfield_capacity.json"
-CURVE_PATH = C.HERE / "hopfield_capacity.png"
+HERE = pathlib.Path(__file__).resolve().parent
+JSON_PATH = HERE / "hopfield_capacity.json"
+CURVE_PATH = HERE / "hopfield_capacity.png"
 
 
 def capacity_table(res: dict) -> str:
@@ -224,7 +225,7 @@ def run(*, quick: bool = False, write: bool = False, n: int = 500, seed: int = 0
             "changes. Overlap m: the mean (1/N) xi . s of the state s that asynchronous "
             "zero-temperature recall (random order, at most 50 sweeps) reaches from each of the "
             f"first 50 stored patterns. {res['seconds']} s.", "", table, "", limits, "",
-            f"Picture: `benchmarks/{CURVE_PATH.name}`; figures: `benchmarks/{JSON_PATH.name}`."]
+            f"Picture: `experiments/{CURVE_PATH.name}`; figures: `experiments/{JSON_PATH.name}`."]
     C.append_section(f"Hopfield capacity, N = {res['n']} ({machine['date']})", "\n".join(body))
   return res
 

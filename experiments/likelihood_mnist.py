@@ -18,8 +18,8 @@ without training.
 Paper figure quoted beside ours: CD25(500), -86.34 nats (the only row checked against a source
 here). The paper trained far longer than the default here; see RESULTS.md.
 
-  python benchmarks/likelihood_mnist.py --rows cd1 --epochs 20
-  python benchmarks/likelihood_mnist.py --quick            # < 1 minute smoke run
+  python -m experiments.likelihood_mnist --rows cd1 --epochs 20
+  python -m experiments.likelihood_mnist --quick            # < 1 minute smoke run
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks.ais_speed import gemm_scan
 from jdbn import checkpoint, contrastive
 from jdbn import data as D
 from jdbn import likelihood as L
@@ -167,25 +168,6 @@ def save(params: R.RBM, path: pathlib.Path, meta: dict) -> None:
 
 def load(path: pathlib.Path) -> tuple[R.RBM, dict]:
   return checkpoint.load_params(path), checkpoint.read_metadata(path)
-
-
-def gemm_scan(n_steps: int, n_chains: int, n_visible: int, n_hidden: int):
-  """The 2 * n_steps GEMMs of an AIS run, alone: ``u = x W`` then ``x = u W^T`` per step.
-
-  ``W`` has orthonormal columns, so ``x`` stays O(1) (no denormals, no overflow) with nothing but
-  the two products in the loop.
-  """
-  rng = np.random.default_rng(0)
-  W = jnp.asarray(np.linalg.qr(rng.standard_normal((n_visible, n_hidden)))[0], jnp.float32)
-  x = jnp.asarray(rng.standard_normal((n_chains, n_visible)), jnp.float32)
-
-  @jax.jit
-  def run(x, W):
-    def body(x, _):
-      return (x @ W) @ W.T, None
-    return jax.lax.scan(body, x, None, length=n_steps)[0]
-
-  return lambda: run(x, W).block_until_ready()
 
 
 def timed(fn) -> tuple[float, float]:

@@ -41,8 +41,8 @@ No augmentation; intensities in [0, 1] are used as probabilities (as Hinton's co
 an ``--*-on-all`` flag says otherwise, training uses the first 50,000 training images and the
 last 10,000 are the validation set.
 
-    python benchmarks/dbn_mnist.py --quick                 # CI smoke run, < 1 minute
-    python benchmarks/dbn_mnist.py --out benchmarks/runs/dbn_mnist   # the full run (hours on CPU)
+    python -m experiments.dbn_mnist --quick                 # CI smoke run, < 1 minute
+    python -m experiments.dbn_mnist --out experiments/runs/dbn_mnist   # the full run (hours on CPU)
 
 Speed (stage ``timing``): seconds per 50,000-example epoch of CD-1 for each layer, of up-down and
 of back-propagation fine-tuning, compilation excluded, and effective GFLOP/s against the peak of
@@ -87,7 +87,7 @@ def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--quick", action="store_true", help="tiny CI smoke run (< 1 minute)")
   p.add_argument("--out", default=None, help="run folder for checkpoints and results "
-                 "(default benchmarks/runs/dbn_mnist, or .../dbn_mnist_quick)")
+                 "(default experiments/runs/dbn_mnist, or .../dbn_mnist_quick)")
   p.add_argument("--data-dir", default=None, help="MNIST IDX folder (default $JDBN_MNIST_DIR)")
   p.add_argument("--sizes", default=None, help="hidden layer sizes, e.g. 500,500,2000")
   for name in ("pretrain_epochs", "updown_epochs", "updown_k", "finetune_epochs", "batch_size",
@@ -148,7 +148,7 @@ def parse_args(argv=None):
                  default="pretrain,gen_pretrained,updown,finetune,ablation,ll_bound,timing,"
                  "samples",
                  help="comma-separated stages to run")
-  p.add_argument("--png", default=None, help="samples sheet (default benchmarks/dbn_mnist_samples"
+  p.add_argument("--png", default=None, help="samples sheet (default experiments/dbn_mnist_samples"
                  ".png; quick runs write into --out)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--prng", default="threefry2x32",
