@@ -326,7 +326,6 @@ def _finetune(key, model, train, valid, args, out: pathlib.Path, source: dict) -
   ``[v, q(h2|v)]``, resumed from ``finetune.npz`` unless the DBM has been trained further since;
   the early-stopped variables go to ``classifier.npz``."""
   import jax
-  import optax
   from jdbn import checkpoint
   from jdbn.train import classifier_dbm
   from jdbn.train import finetune as F
@@ -336,34 +335,24 @@ def _finetune(key, model, train, valid, args, out: pathlib.Path, source: dict) -
   module, variables = classifier_dbm.from_dbm(
       model, key=jax.random.fold_in(key, 1), n_classes=N_CLASSES, dropout_rate=args.dropout,
       input_dropout_rate=args.input_dropout)
-  lr = args.finetune_lr
-  if args.finetune_schedule == "cosine":
-    lr = optax.cosine_decay_schedule(lr, args.finetune_epochs * (len(x) // args.batch_size))
-  optimizer = optax.sgd(lr, momentum=0.9)
-  if args.max_norm:
-    optimizer = optax.chain(optimizer, F.max_norm(args.max_norm))
-  state, path, history = F.init_state(variables, optimizer), out / FINETUNE_NAME, []
-  settings = _settings(args, _FINETUNE_SETTINGS)
-  if path.is_file():
-    tree, meta = checkpoint.restore(path, like={"state": state})
-    if meta.get("source") == source:
-      state, history = tree["state"], list(meta["history"])
-    else:  # the DBM it started from has been trained further since
-      print(f"the DBM has changed since fine-tuning started ({meta.get('source')} then, {source} "
-            "now): fine-tuning starts again")
+  decay = (args.finetune_epochs * (len(x) // args.batch_size)
+           if args.finetune_schedule == "cosine" else None)
+  optimizer = F.optimizer(args.finetune_lr, decay_steps=decay, max_norm_value=args.max_norm)
 
-  def save(epoch, st, row):
-    history.append(row)
-    checkpoint.save(path, {"state": st}, metadata={"epoch": epoch, "history": history,
-                                                   "source": source, "settings": settings})
+  def report(epoch, _, row):
     if args.no_progress:
       print(f"fine-tuning epoch {epoch}: loss {row['loss']:.4f}, validation error "
             f"{row['valid_error']:.4f}", flush=True)
 
-  state, _ = F.train(jax.random.fold_in(key, 0), module, variables, (feats, y),
-                     (feats_valid, y_valid), optimizer, epochs=args.finetune_epochs,
-                     batch_size=args.batch_size, patience=args.patience, state=state,
-                     progress="fine-tune" if not args.no_progress else False, callback=save)
+  # Resumed from finetune.npz unless the DBM under it has been trained further since.
+  state, history = F.fit(jax.random.fold_in(key, 0), module, variables, (feats, y),
+                         (feats_valid, y_valid), optimizer, epochs=args.finetune_epochs,
+                         batch_size=args.batch_size, patience=args.patience,
+                         path=out / FINETUNE_NAME,
+                         metadata={"source": source,
+                                   "settings": _settings(args, _FINETUNE_SETTINGS)},
+                         callback=report,
+                         progress="fine-tune" if not args.no_progress else False)
   summary = {"valid_error": float(state.best_error), "best_epoch": int(state.best_epoch),
              "epochs": int(state.epoch), "history": history}
   checkpoint.save(out / CLASSIFIER_NAME, state.best_variables, metadata={

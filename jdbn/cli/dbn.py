@@ -163,22 +163,13 @@ def _classification_errors(args, model, x, y) -> dict:
 
 def _likelihood_bound(k_ais, k_bound, model, xb: np.ndarray, train, args) -> dict:
   """AIS on the top RBM, then the variational bound on the binary ``xb``, over the AIS interval."""
-  import jax
   import jax.numpy as jnp
-  from jdbn import dbn as D
-  from jdbn import likelihood
-  top_data = D.penultimate(model, jnp.asarray(train.x[:10_000]))
-  if D.n_labels(model):
-    top_data = jnp.concatenate([top_data, jax.nn.one_hot(train.y[:10_000], D.n_labels(model))],
-                               -1)
+  from jdbn.likelihood import dbn as LD
   betas = betas_schedule(1000 if args.quick else args.n_betas)
-  _, _, top = D._parts(model)  # pylint: disable=protected-access
   t0 = time.perf_counter()
-  res = likelihood.ais(k_ais, top, n_chains=args.n_chains, betas=betas, data=top_data)
-  bound_fn = jax.jit(lambda k, m, v, z: D.log_likelihood_bound(k, m, v, z, n_samples=10))
-  bounds = np.concatenate([np.asarray(bound_fn(jax.random.fold_in(k_bound, i), model,
-                                               jnp.asarray(xb[i:i + 1000]), res.log_z))
-                           for i in range(0, len(xb), 1000)])
+  res = LD.top_ais(k_ais, model, jnp.asarray(train.x[:10_000]), train.y[:10_000],
+                   n_chains=args.n_chains, betas=betas)
+  bounds = np.asarray(LD.log_likelihood_bounds(k_bound, model, jnp.asarray(xb), res.log_z))
   mean = float(bounds.mean())
   shift = float(res.log_z) - np.array([float(res.log_z_upper), float(res.log_z_lower)])
   result = {"log_z": float(res.log_z), "log_z_lower": float(res.log_z_lower),

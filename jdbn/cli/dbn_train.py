@@ -296,44 +296,30 @@ def _updown(key, dbn, x, y, args, out: pathlib.Path):
 def _finetune(key, model, train, valid, args, out: pathlib.Path) -> dict:
   """Discriminative fine-tuning of :func:`jdbn.finetune.from_dbn` ``(model)``, resumable.
 
-  The :class:`jdbn.finetune.FinetuneState` is saved after every epoch (``finetune.npz``); the
-  early-stopped variables go to ``classifier.npz`` with the network's shape in its metadata.
+  :func:`jdbn.train.finetune.fit` saves the :class:`jdbn.finetune.FinetuneState` after every
+  epoch (``finetune.npz``); the early-stopped variables go to ``classifier.npz`` with the
+  network's shape in its metadata.
   """
   import jax
-  import optax
   from jdbn import checkpoint
   from jdbn.train import finetune as F
   module, variables = F.from_dbn(model, key=jax.random.fold_in(key, 1),
                                  dropout_rate=args.dropout, input_dropout_rate=args.input_dropout)
-  lr = args.finetune_lr
-  if args.finetune_schedule == "cosine":
-    lr = optax.cosine_decay_schedule(lr, args.finetune_epochs * (len(train[0]) // args.batch_size))
-  optimizer = optax.sgd(lr, momentum=0.9)
-  if args.max_norm:
-    optimizer = optax.chain(optimizer, F.max_norm(args.max_norm))
-  state, path = F.init_state(variables, optimizer), out / FINETUNE_NAME
-  history: list = []
+  decay = (args.finetune_epochs * (len(train[0]) // args.batch_size)
+           if args.finetune_schedule == "cosine" else None)
+  optimizer = F.optimizer(args.finetune_lr, decay_steps=decay, max_norm_value=args.max_norm)
   source = {"pretrain_epochs": args.epochs, "updown_epochs": args.updown_epochs}
-  if path.is_file():
-    tree, meta = checkpoint.restore(path, like={"state": state})
-    if meta.get("source", source) == source:
-      state, history = tree["state"], list(meta["history"])
-    else:  # the DBN it started from has been trained further since: start again from it
-      print(f"the DBN has changed since fine-tuning started ({meta['source']} then, {source} "
-            "now): fine-tuning starts again")
 
-  def save(epoch, st, row):
-    history.append(row)
-    checkpoint.save(path, {"state": st}, metadata={"epoch": epoch, "history": history,
-                                                   "source": source})
+  def report(epoch, _, row):
     if args.no_progress:
       print(f"fine-tuning epoch {epoch}: loss {row['loss']:.4f}, validation error "
             f"{row['valid_error']:.4f}", flush=True)
 
-  state, _ = F.train(jax.random.fold_in(key, 0), module, variables, train, valid, optimizer,
-                     epochs=args.finetune_epochs, batch_size=args.batch_size,
-                     patience=args.patience, state=state,
-                     progress="fine-tune" if not args.no_progress else False, callback=save)
+  state, history = F.fit(jax.random.fold_in(key, 0), module, variables, train, valid, optimizer,
+                         epochs=args.finetune_epochs, batch_size=args.batch_size,
+                         patience=args.patience, path=out / FINETUNE_NAME,
+                         metadata={"source": source}, callback=report,
+                         progress="fine-tune" if not args.no_progress else False)
   summary = {"valid_error": float(state.best_error), "best_epoch": int(state.best_epoch),
              "epochs": int(state.epoch), "history": history}
   checkpoint.save(out / CLASSIFIER_NAME, state.best_variables, metadata={

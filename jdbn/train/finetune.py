@@ -19,19 +19,24 @@ Example::
     test_error = error_rate(module, state.best_variables, x_test, y_test)
 
 Every epoch is one ``lax.scan`` over its mini-batches inside one ``jit``; the best variables by
-validation error are kept (early stopping).
+validation error are kept (early stopping). :func:`fit` is :func:`train` with a checkpoint after
+every epoch that a rerun resumes from (what ``jdbn train dbn``, ``jdbn train dbm`` and the DBN
+reproduction run), and :func:`optimizer` the SGD they share.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple, Optional
+import os
+import pathlib
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
+from jdbn import checkpoint as C
 from jdbn.train import loop
 from jdbn.train.classifier import Classifier, error_rate, from_dbn, init_random, predict_logits
 
@@ -40,7 +45,7 @@ ArrayLike = jax.typing.ArrayLike
 
 __all__ = ["Classifier", "from_dbn", "init_random", "predict_logits", "error_rate",
            "FinetuneState", "EpochInfo", "init_state", "max_norm", "column_norms", "loss_fn",
-           "make_epoch", "train"]
+           "make_epoch", "optimizer", "train", "fit"]
 
 # --------------------------------------------------------------------------- training
 
@@ -118,6 +123,23 @@ def max_norm(max_value: float) -> optax.GradientTransformation:
     return jax.tree.map(project, updates, params), state
 
   return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
+
+
+def optimizer(lr: float, *, momentum: Optional[float] = 0.9, decay_steps: Optional[int] = None,
+              max_norm_value: Optional[float] = None) -> optax.GradientTransformation:
+  """SGD for fine-tuning: ``optax.sgd(lr, momentum)``, then :func:`max_norm` when given.
+
+  Args:
+    lr: the learning rate.
+    momentum: SGD momentum (``None``: none).
+    decay_steps: if given, the rate decays to 0 along a cosine over this many updates
+      (``optax.cosine_decay_schedule``; e.g. epochs times batches per epoch).
+    max_norm_value: if given, the bound of :func:`max_norm` on each unit's incoming weights.
+  """
+  if decay_steps:
+    lr = optax.cosine_decay_schedule(lr, decay_steps)
+  opt = optax.sgd(lr, momentum=momentum)
+  return optax.chain(opt, max_norm(max_norm_value)) if max_norm_value else opt
 
 
 def column_norms(variables: dict) -> dict[str, Array]:
@@ -228,6 +250,54 @@ def train(key: Array, module: Classifier, variables: dict,
                   progress="finetune" if progress is True else progress,
                   postfix=("loss", "valid_error"), advice="Lower the learning rate",
                   params_of=lambda s: s.variables, describe_checkpoint=False)
+
+
+def fit(key: Array, module: Classifier, variables: dict,
+        train_data: tuple[ArrayLike, ArrayLike], validation: tuple[ArrayLike, ArrayLike],
+        optimizer: optax.GradientTransformation, *, epochs: int, batch_size: int,
+        patience: Optional[int] = None, path: Optional[Union[str, os.PathLike]] = None,
+        metadata: Optional[dict] = None, progress: bool | str = True,
+        callback: Optional[Callable[[int, FinetuneState, dict], Any]] = None
+        ) -> tuple[FinetuneState, list[dict]]:
+  """:func:`train`, resumable: after every epoch the state goes to the checkpoint ``path``.
+
+  The checkpoint is ``{"state": FinetuneState}`` with ``epoch``, ``history`` (every epoch's row
+  so far) and ``metadata`` in its metadata. A run finding it resumes from it and continues the
+  same epochs exactly (:func:`train`'s keys depend only on the epoch), unless it was written with
+  other values of ``metadata``'s keys (e.g. the DBN the network was made from has been trained
+  further since): fine-tuning then starts again from ``variables``, and says so.
+
+  Args:
+    key, module, variables, train_data, validation, optimizer, epochs, batch_size, patience,
+      progress: as for :func:`train` (``epochs`` counts those already in the checkpoint).
+    path: the checkpoint file (``None``: none, as :func:`train`).
+    metadata: JSON settings saved with it and compared on resuming.
+    callback: :func:`train`'s, called after the checkpoint is written.
+
+  Returns:
+    ``(state, history)``: the final state and the rows of every epoch, resumed ones included.
+  """
+  state, history = init_state(variables, optimizer), []
+  metadata = dict(metadata or {})
+  if path is not None and pathlib.Path(path).is_file():
+    tree, meta = C.restore(path, like={"state": state})
+    changed = {k: meta[k] for k, v in metadata.items() if k in meta and meta[k] != v}
+    if changed:
+      print(f"fine-tuning in {path} was run with {changed}, now "
+            f"{ {k: metadata[k] for k in changed} }: fine-tuning starts again")
+    else:
+      state, history = tree["state"], list(meta.get("history", []))
+
+  def save(epoch, st, row):
+    history.append(row)
+    if path is not None:
+      C.save(path, {"state": st}, metadata={"epoch": epoch, "history": history, **metadata})
+    return callback is not None and callback(epoch, st, row)
+
+  state, _ = train(key, module, variables, train_data, validation, optimizer, epochs=epochs,
+                   batch_size=batch_size, patience=patience, state=state, progress=progress,
+                   callback=save)
+  return state, history
 
 
 def _check_train_args(train_data: tuple[ArrayLike, ArrayLike],

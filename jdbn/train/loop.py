@@ -100,6 +100,19 @@ class TrainingDiverged(FloatingPointError):
     self.checkpoint = checkpoint
 
 
+def set_learning_rate(state: Any, lr: float) -> Any:
+  """``state`` with the learning rate in its optimizer state set to ``lr`` (float32).
+
+  For a train state whose ``opt_state`` holds an ``optax.inject_hyperparams`` optimizer with a
+  ``learning_rate`` hyperparameter (e.g. :func:`jdbn.train.updown.optimizer`): the rate of an
+  epoch set before it runs, with the rest of the optimizer state (momentum) carried over, so a
+  schedule per epoch can change, or start, when a run resumes.
+  """
+  import optax  # pylint: disable=import-outside-toplevel
+  return state.replace(opt_state=optax.tree_utils.tree_set(
+      state.opt_state, learning_rate=jnp.asarray(lr, jnp.float32)))
+
+
 def non_finite(params: Any, row: dict) -> list[str]:
   """What is NaN or inf: ``loss=...`` from ``row`` and the paths of non-finite params leaves."""
   bad = []

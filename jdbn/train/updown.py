@@ -16,7 +16,6 @@ import pathlib
 from typing import Any, Callable, Optional, Union
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -71,6 +70,7 @@ def fit(key: Array, model: DBN, data: Any, *, epochs: int, batch_size: int,
         k_of: Callable[[int], int], mean_labels: bool = False, order: Optional[str] = None,
         path: Optional[Union[str, os.PathLike]] = None, metadata: Optional[dict] = None,
         evaluate: Optional[Callable[[int, Any], dict]] = None,
+        callback: Optional[Callable[[int, Any, dict], Any]] = None,
         progress: Union[bool, str] = "up-down") -> tuple[Any, list]:
   """Up-down for ``epochs`` epochs (resuming from ``path``), each with its own ``k`` and rate.
 
@@ -92,6 +92,8 @@ def fit(key: Array, model: DBN, data: Any, *, epochs: int, batch_size: int,
       differ (e.g. the DBN under it was pretrained further since) is not resumed: up-down starts
       again from ``model``.
     evaluate: ``(epochs_done, state) -> dict`` of metrics added to that epoch's row.
+    callback: ``(epochs_done, state, row) -> stop?`` after each epoch's checkpoint, e.g. a stopping
+      rule on a metric from ``evaluate``.
     progress: progress bar description, or False.
 
   Returns:
@@ -107,8 +109,7 @@ def fit(key: Array, model: DBN, data: Any, *, epochs: int, batch_size: int,
 
   def epoch_fn(e, state):
     k, lr = int(k_of(e)), float(lr_of(e))
-    state = state.replace(opt_state=optax.tree_utils.tree_set(
-        state.opt_state, learning_rate=jnp.asarray(lr, jnp.float32)))
+    state = loop.set_learning_rate(state, lr)
     trainer = trainers.setdefault(k, updown(opt, k=k, mean_labels=mean_labels))
     state, info = trainer.epoch(jax.random.fold_in(key, e), state, data, batch_size, order=order)
     return state, {"k": k, "lr": lr, **{name: float(v) for name, v in info._asdict().items()}}
@@ -118,7 +119,7 @@ def fit(key: Array, model: DBN, data: Any, *, epochs: int, batch_size: int,
 
   return loop.fit(state, epoch_fn, epochs=epochs, start=start, history=history,
                   evaluate=evaluate, save=save if path is not None else None, checkpoint=path,
-                  progress=progress, postfix=("loss", "gen_nll"),
+                  callback=callback, progress=progress, postfix=("loss", "gen_nll"),
                   advice="Lower the up-down learning rate")
 
 
