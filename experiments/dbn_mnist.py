@@ -44,6 +44,11 @@ last 10,000 are the validation set.
     python -m experiments.dbn_mnist --quick                 # CI smoke run, < 1 minute
     python -m experiments.dbn_mnist --out experiments/runs/dbn_mnist   # the full run (hours on CPU)
 
+The paper rows and the commands that reproduce them are in ``experiments/configs.py``. Every stage
+runs the library's own loops: greedy pretraining (:func:`jdbn.train.pretrain.pretrain`), up-down
+(:func:`jdbn.train.updown.fit`), fine-tuning (:func:`jdbn.train.finetune.fit`) and the bound
+(:mod:`jdbn.likelihood.dbn`), each resuming from its checkpoint.
+
 Speed (stage ``timing``): seconds per 50,000-example epoch of CD-1 for each layer, of up-down and
 of back-propagation fine-tuning, compilation excluded, and effective GFLOP/s against the peak of
 one large float32 matmul measured in the same process just before (the hardware limit here).
@@ -64,12 +69,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jdbn import checkpoint, contrastive, data
+from benchmarks import common as C
+from jdbn import checkpoint, contrastive, data, viz
 from jdbn import dbn as D
-from jdbn import finetune as F
-from jdbn import updown as UD
-from jdbn import viz
 from jdbn.cli import PRNG_IMPLS
+from jdbn.cli.common import positive_float, positive_int, probability
+from jdbn.cli.dbn_run import generative_error
+from jdbn.likelihood import default_betas
+from jdbn.likelihood import dbn as LD
+from jdbn.train import finetune as F
+from jdbn.train import hinton_sgd
+from jdbn.train import updown as UD
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -81,6 +91,40 @@ FULL = dict(sizes=(500, 500, 2000), n_valid=10_000, n_train=None, n_test=None,
 QUICK = dict(FULL, sizes=(100, 200), n_valid=1000, n_train=2000, n_test=2000,
              pretrain_epochs=1, updown_epochs=1, finetune_epochs=2, patience=None,
              sample_steps=100, samples_per_class=4, ais_chains=16, ais_betas=100)
+#: settings recorded besides FULL's, in this order; a resumed run must repeat them
+OPTIONS = ("dropout", "input_dropout", "reconstruction", "updown_mean_labels", "updown_balanced",
+           "updown_momentum", "updown_weight_decay", "updown_k_schedule", "updown_lr_decay_start",
+           "finetune_schedule", "finetune_momentum", "finetune_from", "pretrain_on_all",
+           "max_norm", "seed", "prng")
+#: what runs saved before a setting existed did, for resuming them
+ADDED = {"prng": "threefry2x32", "input_dropout": 0.0, "finetune_schedule": "constant",
+         "updown_k_schedule": None, "updown_lr_decay_start": None, "max_norm": None,
+         "reconstruction": "sample", "updown_mean_labels": False, "updown_balanced": False,
+         "updown_momentum": None, "updown_weight_decay": None, "finetune_momentum": 0.9,
+         "finetune_from": "pretrained", "pretrain_on_all": False}
+#: settings a resumed run may change
+CHANGEABLE = ("ablation_lr", "ais_chains", "ais_betas", "updown_k_schedule",
+              "updown_lr_decay_start")
+STAGES = ("pretrain", "gen_pretrained", "updown", "finetune", "finetune_all", "ablation",
+          "ll_bound", "timing", "samples")
+#: the name under which a run trained on all 60,000 images records its error on the last 10,000
+#: (they are training images then, not a validation set); ``updown_curves.py`` reads it
+TRAIN_MONITOR = "error_on_last_10000_training_images"
+
+
+def _sweeps(text: str) -> str:
+  try:
+    D.sweep_schedule(text)
+  except ValueError as err:
+    raise argparse.ArgumentTypeError(str(err)) from None
+  return text
+
+
+def _open_unit(text: str) -> float:
+  value = probability(text)
+  if value == 0:
+    raise argparse.ArgumentTypeError("must be in (0, 1), got 0")
+  return value
 
 
 def parse_args(argv=None):
@@ -101,10 +145,10 @@ def parse_args(argv=None):
   p.add_argument("--updown-on-all", action="store_true",
                  help="stage updown_all: continue up-down on all 60,000 training images until "
                  "their generative error reaches the training split's (HOT 2006)")
-  p.add_argument("--updown-all-lr", type=float, default=None,
+  p.add_argument("--updown-all-lr", type=positive_float, default=None,
                  help="learning rate of updown_all (default --updown-lr)")
-  p.add_argument("--updown-all-max-epochs", type=int, default=100)
-  p.add_argument("--updown-k-schedule", default=None,
+  p.add_argument("--updown-all-max-epochs", type=positive_int, default=100)
+  p.add_argument("--updown-k-schedule", type=_sweeps, default=None,
                  help="Gibbs sweeps per up-down epoch, e.g. 3:100,6:200,10 (default: --updown-k)")
   p.add_argument("--reconstruction", choices=("sample", "mean"), default="sample",
                  help="pretraining CD-1 reconstructions: sampled, or the probabilities E[v | h] "
@@ -115,22 +159,22 @@ def parse_args(argv=None):
   p.add_argument("--updown-balanced", action="store_true",
                  help="up-down on class-balanced mini-batches, batch-size/10 images of every "
                  "digit in each, as HOT 2006 did (data.balanced_order)")
-  p.add_argument("--updown-momentum", type=float, default=None,
-                 help="up-down SGD momentum (default none; HOT 2006 used momentum and weight "
-                 "decay, values not given)")
-  p.add_argument("--updown-weight-decay", type=float, default=None,
+  p.add_argument("--updown-momentum", type=_open_unit, default=None,
+                 help="up-down SGD momentum in (0, 1) (default none; HOT 2006 used momentum and "
+                 "weight decay, values not given)")
+  p.add_argument("--updown-weight-decay", type=positive_float, default=None,
                  help="up-down L2 weight cost on every W (default none)")
-  p.add_argument("--valid-every", type=int, default=10,
+  p.add_argument("--valid-every", type=positive_int, default=10,
                  help="record the generative validation error every this many up-down epochs")
   p.add_argument("--dropout", type=float, default=0.0, help="hidden dropout for fine-tuning")
   p.add_argument("--input-dropout", type=float, default=0.0, help="input dropout for fine-tuning")
-  p.add_argument("--max-norm", type=float, default=None,
+  p.add_argument("--max-norm", type=positive_float, default=None,
                  help="max-norm constraint on each unit's incoming weights during fine-tuning "
                  "(Srivastava et al. 2014; jdbn.finetune.max_norm)")
   p.add_argument("--finetune-schedule", choices=("constant", "cosine"), default="constant",
                  help="fine-tuning learning rate: constant, or cosine decay to 0 over "
                  "--finetune-epochs")
-  p.add_argument("--finetune-momentum", type=float, default=0.9,
+  p.add_argument("--finetune-momentum", type=probability, default=0.9,
                  help="fine-tuning SGD momentum (default 0.9)")
   p.add_argument("--finetune-from", choices=("pretrained", "updown"), default="pretrained",
                  help="initialise the fine-tuned network from the pretrained DBN, or from the "
@@ -144,78 +188,40 @@ def parse_args(argv=None):
                  help="stage finetune_all: fine-tune on all 60,000 training images for "
                  "--finetune-epochs (choose them on the validation split first) and report the "
                  "last epoch's test error")
-  p.add_argument("--stages",
-                 default="pretrain,gen_pretrained,updown,finetune,ablation,ll_bound,timing,"
-                 "samples",
+  p.add_argument("--stages", default=",".join(s for s in STAGES if s != "finetune_all"),
                  help="comma-separated stages to run")
   p.add_argument("--png", default=None, help="samples sheet (default experiments/dbn_mnist_samples"
                  ".png; quick runs write into --out)")
   p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--prng", default="threefry2x32",
-                 choices=PRNG_IMPLS,
+  p.add_argument("--prng", default="threefry2x32", choices=PRNG_IMPLS,
                  help="PRNG implementation of every key (philox4x32 is the fastest on CPUs)")
   p.add_argument("--no-progress", action="store_true")
   args = p.parse_args(argv)
   cfg = dict(QUICK if args.quick else FULL)
   if args.sizes:
     cfg["sizes"] = tuple(int(s) for s in args.sizes.split(","))
-  for k in list(cfg):
-    v = getattr(args, k, None)
-    if v is not None:
-      cfg[k] = v
-  cfg["dropout"] = args.dropout
-  cfg["input_dropout"] = args.input_dropout
-  cfg["reconstruction"] = args.reconstruction
-  cfg["updown_mean_labels"] = args.updown_mean_labels
-  cfg["updown_balanced"] = args.updown_balanced
-  if args.updown_momentum is not None and not 0 < args.updown_momentum < 1:
-    p.error(f"--updown-momentum must be in (0, 1), got {args.updown_momentum}")
-  if args.updown_weight_decay is not None and not args.updown_weight_decay > 0:
-    p.error(f"--updown-weight-decay must be positive, got {args.updown_weight_decay}")
-  cfg["updown_momentum"] = args.updown_momentum
-  cfg["updown_weight_decay"] = args.updown_weight_decay
-  if args.valid_every < 1:
-    p.error(f"--valid-every must be positive, got {args.valid_every}")
-  cfg["updown_k_schedule"] = args.updown_k_schedule
-  if args.updown_k_schedule is not None:
-    try:
-      D.sweep_schedule(args.updown_k_schedule)
-    except ValueError as err:
-      p.error(f"--updown-k-schedule: {err}")
-  cfg["updown_lr_decay_start"] = args.updown_lr_decay_start
+  cfg.update({k: getattr(args, k) for k in cfg if getattr(args, k, None) is not None})
+  cfg.update({k: getattr(args, k) for k in OPTIONS})
+  stages = set(args.stages.split(","))
+  if stages - set(STAGES):
+    sys.exit(f"unknown stages {sorted(stages - set(STAGES))}; choose from {', '.join(STAGES)}")
   if args.updown_lr_decay_start is not None and not (
       0 <= args.updown_lr_decay_start < cfg["updown_epochs"]):
     p.error(f"--updown-lr-decay-start must be in [0, --updown-epochs={cfg['updown_epochs']})")
-  cfg["finetune_schedule"] = args.finetune_schedule
-  if not 0 <= args.finetune_momentum < 1:
-    p.error(f"--finetune-momentum must be in [0, 1), got {args.finetune_momentum}")
-  cfg["finetune_momentum"] = args.finetune_momentum
-  cfg["finetune_from"] = args.finetune_from
-  cfg["pretrain_on_all"] = args.pretrain_on_all
-  selecting = {"finetune", "ablation"} & set(args.stages.split(","))
+  selecting = {"finetune", "ablation"} & stages
   if args.pretrain_on_all and selecting:
     p.error(f"--pretrain-on-all: stages {sorted(selecting)} select on the validation split, "
             "which pretraining on all images has seen; run pretrain,finetune_all (with "
             "--finetune-on-all), updown (on all images), gen_pretrained, ll_bound or samples")
   if args.pretrain_on_all and args.updown_on_all:
     p.error("--pretrain-on-all runs up-down on all images already; drop --updown-on-all")
-  if args.finetune_from == "updown" and ("updown" not in args.stages.split(",")
-                                          or cfg["updown_epochs"] < 1):
+  if args.finetune_from == "updown" and ("updown" not in stages or cfg["updown_epochs"] < 1):
     p.error("--finetune-from updown needs stage updown in --stages and --updown-epochs > 0")
-  if args.max_norm is not None and not args.max_norm > 0:
-    p.error(f"--max-norm must be positive, got {args.max_norm}")
-  cfg["max_norm"] = args.max_norm
-  if args.updown_all_max_epochs < 1:
-    p.error(f"--updown-all-max-epochs must be positive, got {args.updown_all_max_epochs}")
-  if args.updown_all_lr is not None and not args.updown_all_lr > 0:
-    p.error(f"--updown-all-lr must be positive, got {args.updown_all_lr}")
-  cfg["seed"] = args.seed
-  cfg["prng"] = args.prng
   out = pathlib.Path(args.out or HERE / "runs" / ("dbn_mnist_quick" if args.quick else
                                                    "dbn_mnist"))
   png = pathlib.Path(args.png) if args.png else (
       out / "samples.png" if args.quick else HERE / "dbn_mnist_samples.png")
-  return args, cfg, out, png
+  return args, cfg, stages, out, png
 
 
 # --------------------------------------------------------------------------- helpers
@@ -225,28 +231,11 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
   """Best-of-``repeats`` GFLOP/s of one ``[n, n] @ [n, n]`` float32 matmul (the hardware limit)."""
   a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
   f = jax.jit(lambda x: x @ x)
-  f(a).block_until_ready()
-  best = np.inf
-  for _ in range(repeats):
-    t = time.perf_counter()
-    f(a).block_until_ready()
-    best = min(best, time.perf_counter() - t)
-  return 2 * n**3 / best / 1e9
-
-
-def rbm_optimizer(lr: float, weight_decay: float, steps_per_epoch: int):
-  """Hinton's recipe: SGD, momentum 0.5 for 5 epochs then 0.9, L2 weight cost on ``W`` only."""
-  momentum = lambda step: jnp.where(step < 5 * steps_per_epoch, 0.5, 0.9)  # noqa: E731
-
-  def weights_only(params):
-    return jax.tree.map(lambda _: False, params).replace(W=True)
-
-  return optax.chain(optax.add_decayed_weights(weight_decay, mask=weights_only),
-                     optax.inject_hyperparams(optax.sgd)(learning_rate=lr, momentum=momentum))
+  return 2 * n**3 / min(C.timeit(lambda: f(a), repeats=repeats).times) / 1e9
 
 
 class Results:
-  """``results.json`` in the run folder: one entry per finished stage."""
+  """``results.json`` in the run folder: one entry per finished stage, printed as it is put."""
 
   def __init__(self, path: pathlib.Path):
     self.path = path
@@ -261,50 +250,27 @@ class Results:
   def put(self, stage: str, value: dict):
     self.data[stage] = value
     checkpoint.write_json(self.path, self.data)
-    print(f"[{stage}] " + ", ".join(f"{k}={_short(v)}" for k, v in value.items()
-                                    if not isinstance(v, (list, dict))), flush=True)
+    print(f"[{stage}] " + ", ".join(f"{k}={f'{v:.4g}' if isinstance(v, float) else v}"
+                                    for k, v in value.items() if not isinstance(v, (list, dict))),
+          flush=True)
 
 
-def _short(v):
-  return f"{v:.4g}" if isinstance(v, float) else v
-
-
-_classify = jax.jit(lambda m, a: D.classify(m, a, batch_size=500))
-
-
-def test_error_generative(model, x, y) -> float:
-  return float(jnp.mean(_classify(model, x) != y))
-
-
-def _like_dbn(cfg, n_in: int, n_classes: int = 10):
-  """A template DBN (shapes and unit families) for loading the pretrained one."""
-  sizes = [n_in, *cfg["sizes"]]
-  key = jax.random.key(0)
-  from jdbn import rbm as R
-  from jdbn import units as U
-  layers = [R.init(key, sizes[i], sizes[i + 1]) for i in range(len(sizes) - 2)]
-  top_vis = U.Joint(((U.Bernoulli(), sizes[-2]), (U.Softmax(n_classes), n_classes)))
-  layers.append(R.init(key, sizes[-2] + n_classes, sizes[-1], top_vis))
-  return tuple(layers)
+def _median(rows, key="seconds"):
+  return float(np.median([r[key] for r in rows])) if rows else None
 
 
 # --------------------------------------------------------------------------- stages
 
-#: the name under which a run trained on all 60,000 images records its error on the last 10,000
-#: (they are training images then, not a validation set); ``updown_curves.py`` reads it
-TRAIN_MONITOR = "error_on_last_10000_training_images"
-
-STAGES = ("pretrain", "gen_pretrained", "updown", "finetune", "finetune_all", "ablation",
-          "ll_bound", "timing", "samples")
-
 
 def stage_pretrain(cfg, out, results, key, train, valid, progress):
+  """Greedy CD-1 pretraining with Hinton's SGD (:func:`jdbn.train.hinton_sgd`), each layer
+  resumable under ``pretrain/``; the DBN goes to ``dbn_pretrained.npz``."""
   path = out / "dbn_pretrained.npz"
   if path.exists() and "pretrain" in results:
-    return checkpoint.load(path, like=_like_dbn(cfg, train.x.shape[1]))
-  spe = train.x.shape[0] // cfg["batch_size"]
-  trainer = contrastive.cd(rbm_optimizer(cfg["pretrain_lr"], cfg["weight_decay"], spe), k=1,
-                           mean_visible=cfg.get("reconstruction") == "mean")
+    return checkpoint.load(path)
+  opt = hinton_sgd(cfg["pretrain_lr"], weight_decay=cfg["weight_decay"],
+                   steps_per_epoch=train.x.shape[0] // cfg["batch_size"])
+  trainer = contrastive.cd(opt, k=1, mean_visible=cfg["reconstruction"] == "mean")
   t0 = time.perf_counter()
   dbn, history = D.pretrain(key, [train.x.shape[1], *cfg["sizes"]], train.x, trainer,
                             epochs=cfg["pretrain_epochs"], batch_size=cfg["batch_size"],
@@ -313,14 +279,11 @@ def stage_pretrain(cfg, out, results, key, train, valid, progress):
                             eval_size=1000)
   wall = time.perf_counter() - t0
   checkpoint.save(path, dbn, metadata={"sizes": list(cfg["sizes"])})
-  layers = []
-  for h in history:
-    secs = [r["seconds"] for r in h.epochs]
-    layers.append({"sizes": list(h.sizes), "epochs": len(h.epochs),
-                   "seconds_per_epoch": float(np.median(secs)) if secs else None,
-                   "final": {k: h.epochs[-1][k] for k in ("recon_error", "free_energy_gap",
-                                                          "pseudo_likelihood")
-                             if h.epochs and k in h.epochs[-1]}})
+  layers = [{"sizes": list(h.sizes), "epochs": len(h.epochs),
+             "seconds_per_epoch": _median(h.epochs),
+             "final": {k: h.epochs[-1][k] for k in ("recon_error", "free_energy_gap",
+                                                    "pseudo_likelihood")
+                       if h.epochs and k in h.epochs[-1]}} for h in history]
   # Effective throughput: a CD-1 update needs at least 5 [B, n_v] x [n_v, n_h] matmuls
   # (up, down, up again, two outer products).
   flops = sum(5 * 2 * train.x.shape[0] * a * b for a, b in (lyr["sizes"] for lyr in layers))
@@ -333,144 +296,106 @@ def stage_pretrain(cfg, out, results, key, train, valid, progress):
 
 
 def stage_gen_error(name, model, test, results):
-  if name in results:
-    return
-  t0 = time.perf_counter()
-  err = test_error_generative(model, test.x, test.y)
-  results.put(name, {"test_error": err, "seconds": time.perf_counter() - t0})
+  if name not in results:
+    t0 = time.perf_counter()
+    results.put(name, {"test_error": generative_error(model, test.x, test.y),
+                       "seconds": time.perf_counter() - t0})
 
 
-def updown_k(cfg, epoch: int) -> int:
-  """Gibbs sweeps in the top RBM in up-down epoch ``epoch`` (0-based): ``--updown-k``, or the
-  ``--updown-k-schedule`` such as ``3:100,6:200,10`` (:func:`jdbn.dbn.sweep_schedule`)."""
-  return D.sweep_schedule(cfg.get("updown_k_schedule") or cfg["updown_k"])(epoch)
+def _sweeps_of(cfg):
+  """Gibbs sweeps in the top RBM per up-down epoch: ``--updown-k-schedule`` or ``--updown-k``."""
+  return D.sweep_schedule(cfg["updown_k_schedule"] or cfg["updown_k"])
 
 
-def updown_lr(cfg, epoch: int) -> float:
-  """The up-down learning rate of 0-based ``epoch``: ``--updown-lr``, and from epoch
-  ``--updown-lr-decay-start`` on a linear fall towards 0 at the end of ``--updown-epochs``."""
-  start = cfg.get("updown_lr_decay_start")
-  if start is None:
-    return cfg["updown_lr"]
-  return float(optax.linear_schedule(cfg["updown_lr"], 0.0, cfg["updown_epochs"] - start,
-                                     start)(epoch))
-
-
-def updown_optimizer(cfg, lr: float) -> optax.GradientTransformation:
-  """SGD with its rate a hyperparameter (set before each epoch); ``--updown-momentum`` and
-  ``--updown-weight-decay`` (an L2 cost on every ``W``) when given (:func:`jdbn.updown.optimizer`).
-  Without them the state is that of plain SGD, so runs saved before the options resume."""
-  return UD.optimizer(lr, momentum=cfg.get("updown_momentum"),
-                      weight_decay=cfg.get("updown_weight_decay"))
-
-
-def updown_order(cfg):
-  """The up-down epochs' batches: a random permutation, or class-balanced ones."""
-  return "balanced" if cfg.get("updown_balanced") else None
+def _updown_fit(cfg, key, model, x, y, path, lr, progress, **kw):
+  """:func:`jdbn.train.updown.fit` with the run's optimizer (SGD, and ``--updown-momentum`` and
+  ``--updown-weight-decay`` when given), label units and batches."""
+  opt = UD.optimizer(lr, momentum=cfg.get("updown_momentum"),
+                     weight_decay=cfg.get("updown_weight_decay"))
+  return UD.fit(key, model, (x, y), batch_size=cfg["batch_size"], opt=opt,
+                mean_labels=bool(cfg.get("updown_mean_labels")),
+                order="balanced" if cfg.get("updown_balanced") else None, path=path,
+                progress=progress, **kw)
 
 
 def stage_updown(cfg, out, results, key, dbn, train, valid, progress, valid_every=10):
   """Up-down on ``train`` for ``--updown-epochs``, resumable from ``updown.npz``; every
   ``valid_every`` epochs the generative error on ``valid`` is recorded, as ``valid_error``, or
-  with ``--pretrain-on-all`` (``valid`` is then part of ``train``) as
-  ``error_on_last_10000_training_images``."""
+  with ``--pretrain-on-all`` (``valid`` is then part of ``train``) as :data:`TRAIN_MONITOR`."""
   monitor = TRAIN_MONITOR if cfg.get("pretrain_on_all") else "valid_error"
 
   def evaluate(done, state):
     if done % valid_every and done != cfg["updown_epochs"]:
       return {}
-    return {monitor: test_error_generative(state.params, valid.x, valid.y)}
+    return {monitor: generative_error(state.params, valid.x, valid.y)}
 
-  state, history = UD.fit(key, dbn, (train.x, train.y), epochs=cfg["updown_epochs"],
-                          batch_size=cfg["batch_size"], opt=updown_optimizer(cfg, cfg["updown_lr"]),
-                          lr_of=lambda e: updown_lr(cfg, e), k_of=lambda e: updown_k(cfg, e),
-                          mean_labels=bool(cfg.get("updown_mean_labels")),
-                          order=updown_order(cfg), path=out / "updown.npz", evaluate=evaluate,
-                          progress="up-down" if progress else False)
-  return state.params, history
+  t0 = time.perf_counter()
+  state, history = _updown_fit(cfg, key, dbn, train.x, train.y, out / "updown.npz",
+                               cfg["updown_lr"], "up-down" if progress else False,
+                               epochs=cfg["updown_epochs"], lr_of=UD.rate_schedule(
+                                   cfg["updown_lr"], cfg["updown_epochs"],
+                                   cfg["updown_lr_decay_start"]),
+                               k_of=_sweeps_of(cfg), evaluate=evaluate)
+  if "updown" not in results or results["updown"]["epochs"] != len(history):
+    results.put("updown", {"epochs": len(history),
+                           "finished": len(history) >= cfg["updown_epochs"],
+                           "n_train": int(train.x.shape[0]),
+                           "seconds_per_epoch": _median(history),
+                           "final": history[-1] if history else None,
+                           "wall_seconds_this_call": time.perf_counter() - t0})
+    results.data.pop("gen_updown", None)
+  return state.params, len(history) >= cfg["updown_epochs"]
 
 
 def stage_updown_all(cfg, out, results, key, model, train, everything, test, progress, lr,
                      max_epochs):
   """HOT 2006's last phase: up-down on all training images until their generative error is as
-  low as the training split's was after ``updown``; resumable from ``updown_all.npz``."""
+  low as the training split's was after ``updown`` (or ``max_epochs``), with the last epoch's
+  sweeps and the rate ``lr``; resumable from ``updown_all.npz``."""
   path = out / "updown_all.npz"
-  k = updown_k(cfg, cfg["updown_epochs"] - 1)
-  trainer = D.updown(updown_optimizer(cfg, lr), k=k,
-                     mean_labels=bool(cfg.get("updown_mean_labels")))
-  state = trainer.init(None, model)
-  history, start = [], 0
-  if path.exists():
-    tree, meta = checkpoint.restore(path, like={"state": state})
-    state, start, history = tree["state"], meta["epoch"], meta["history"]
-  if "updown_all" in results and results["updown_all"]["epochs"] == start:
-    return state.params
-  target = test_error_generative(model, train.x, train.y)
-  t0 = time.perf_counter()
-  error = history[-1]["train_error_all"] if history else test_error_generative(
+  history = checkpoint.read_metadata(path)["history"] if path.exists() else []
+  done = "updown_all" in results and results["updown_all"]["epochs"] == len(history)
+  target = generative_error(model, train.x, train.y)
+  error = history[-1]["train_error_all"] if history else generative_error(
       model, everything.x, everything.y)
-  e = start
-  while error > target and e < max_epochs:
-    t = time.perf_counter()
-    state, info = trainer.epoch(jax.random.fold_in(key, e), state, (everything.x, everything.y),
-                                cfg["batch_size"], order=updown_order(cfg))
-    jax.block_until_ready(state)
-    seconds = time.perf_counter() - t
-    error = test_error_generative(state.params, everything.x, everything.y)
-    e += 1
-    row = {"epoch": e, "k": k, "lr": lr, "train_error_all": error, "seconds": seconds,
-           **{n: float(v) for n, v in info._asdict().items()}}
-    if not np.isfinite(row["loss"]):
-      raise FloatingPointError(f"up-down on all images diverged in epoch {e}: {row}")
-    history.append(row)
-    checkpoint.save(path, {"state": state}, metadata={"epoch": e, "history": history})
-    if progress:
-      print(f"[updown_all] epoch {e}: error on all {everything.x.shape[0]} training images "
-            f"{error:.4f} (target {target:.4f})", flush=True)
-  secs = [r["seconds"] for r in history]
+  k, t0 = _sweeps_of(cfg)(cfg["updown_epochs"] - 1), time.perf_counter()
+  state, history = _updown_fit(
+      cfg, key, model, everything.x, everything.y, path, lr, "updown_all" if progress else False,
+      epochs=len(history) if done or error <= target else max_epochs, lr_of=lambda e: lr,
+      k_of=lambda e: k,
+      evaluate=lambda _, s: {"train_error_all": generative_error(s.params, everything.x,
+                                                                 everything.y)},
+      callback=lambda e, s, row: row["train_error_all"] <= target)
+  if done:
+    return state.params
+  error = history[-1]["train_error_all"] if history else error
   results.put("updown_all", {
       "stop_rule": "generative error on all training images <= the training split's after "
                    "updown (HOT 2006)",
-      "target_train_error": target, "train_error_all": error, "epochs": e,
+      "target_train_error": target, "train_error_all": error, "epochs": len(history),
       "finished": bool(error <= target), "k": k, "lr": lr,
       "n_train": int(everything.x.shape[0]),
-      "test_error": test_error_generative(state.params, test.x, test.y),
-      "seconds_per_epoch": float(np.median(secs)) if secs else None,
+      "test_error": generative_error(state.params, test.x, test.y),
+      "seconds_per_epoch": _median(history),
       "wall_seconds_this_call": time.perf_counter() - t0})
   return state.params
 
 
 def stage_finetune(name, cfg, out, results, key, module, variables, train, valid, test,
                    progress, lr, final=False):
-  """Fine-tunes ``module``; reports the test error of the variables with the lowest validation
-  error, or with ``final`` (training on all 60,000 images, where ``valid`` is part of ``train``
-  and so selects nothing) of the variables after the last epoch."""
-  path = out / f"{name}.npz"
-  if cfg.get("finetune_schedule", "constant") == "cosine":
-    lr = optax.cosine_decay_schedule(lr, cfg["finetune_epochs"] * (
-        train.x.shape[0] // cfg["batch_size"]))
-  optimizer = optax.sgd(lr, momentum=cfg.get("finetune_momentum", 0.9))
-  if cfg.get("max_norm"):
-    optimizer = optax.chain(optimizer, F.max_norm(cfg["max_norm"]))
-  state = F.init_state(variables, optimizer)
-  if path.exists():
-    state = checkpoint.load(path, like={"state": state})["state"]
-    if name in results and int(state.epoch) >= cfg["finetune_epochs"]:
-      return state
-
-  def save(epoch, st, row):
-    prev = checkpoint.read_metadata(path)["history"] if path.exists() else []
-    checkpoint.save(path, {"state": st}, metadata={"epoch": epoch, "history": prev + [row]})
-
+  """Fine-tunes ``module`` with :func:`jdbn.train.finetune.fit` (resumable from ``name.npz``);
+  reports the test error of the variables with the lowest validation error, or with ``final``
+  (training on all 60,000 images, where ``valid`` is part of ``train`` and so selects nothing)
+  of the variables after the last epoch."""
+  decay = (cfg["finetune_epochs"] * (train.x.shape[0] // cfg["batch_size"])
+           if cfg.get("finetune_schedule", "constant") == "cosine" else None)
+  opt = F.optimizer(lr, momentum=cfg.get("finetune_momentum", 0.9), decay_steps=decay,
+                    max_norm_value=cfg.get("max_norm"))
   t0 = time.perf_counter()
-  state, _ = F.train(key, module, variables, (train.x, train.y), (valid.x, valid.y), optimizer,
-                     epochs=cfg["finetune_epochs"], batch_size=cfg["batch_size"],
-                     patience=cfg["patience"], state=state,
-                     progress=name if progress else False, callback=save)
-  history = checkpoint.read_metadata(path)["history"] if path.exists() else []
-  secs = [r["seconds"] for r in history]
-  n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(variables))
-  flops = 3 * 2 * train.x.shape[0] * n_params  # forward + two backward matmuls per weight
+  state, history = F.fit(key, module, variables, (train.x, train.y), (valid.x, valid.y), opt,
+                         epochs=cfg["finetune_epochs"], batch_size=cfg["batch_size"],
+                         patience=cfg["patience"], path=out / f"{name}.npz",
+                         progress=name if progress else False)
   if final:
     chosen = {"test_error": F.error_rate(module, state.variables, test.x, test.y),
               "n_train": int(train.x.shape[0]), "reported": "variables after the last epoch",
@@ -478,58 +403,50 @@ def stage_finetune(name, cfg, out, results, key, module, variables, train, valid
   else:
     chosen = {"test_error": F.error_rate(module, state.best_variables, test.x, test.y),
               "valid_error": float(state.best_error), "best_epoch": int(state.best_epoch)}
+  n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(variables))
+  flops = 3 * 2 * train.x.shape[0] * n_params  # forward + two backward matmuls per weight
+  secs = _median(history)
   results.put(name, {
-      "lr": lr if isinstance(lr, float) else float(lr(0)),
-      "schedule": cfg.get("finetune_schedule", "constant"), "max_norm": cfg.get("max_norm"),
-      "momentum": cfg.get("finetune_momentum", 0.9),
+      "lr": lr, "schedule": cfg.get("finetune_schedule", "constant"),
+      "max_norm": cfg.get("max_norm"), "momentum": cfg.get("finetune_momentum", 0.9),
       "init": cfg.get("finetune_from", "pretrained") if name.startswith("finetune") else "random",
-      **chosen,
-      "epochs_run": int(state.epoch), "seconds_per_epoch": float(np.median(secs)) if secs else None,
-      "effective_gflops": flops / np.median(secs) / 1e9 if secs else None,
+      **chosen, "epochs_run": int(state.epoch), "seconds_per_epoch": secs,
+      "effective_gflops": flops / secs / 1e9 if secs else None,
       "wall_seconds_this_call": time.perf_counter() - t0})
   return state
 
 
 def stage_samples(cfg, key, model, png, results, classifier=None):
+  """Class-conditional samples (:func:`jdbn.dbn.generate`), a row per class, and the fine-tuned
+  network's accuracy on them."""
   n = cfg["samples_per_class"]
   labels = jnp.repeat(jnp.arange(10), n)
   t0 = time.perf_counter()
   gen = jax.jit(D.generate, static_argnames=("n_steps", "n_samples"))
-  images = gen(key, model, labels, n_steps=cfg["sample_steps"])
-  images.block_until_ready()
+  images = jax.block_until_ready(gen(key, model, labels, n_steps=cfg["sample_steps"]))
   seconds = time.perf_counter() - t0
   viz.save_rows(png, np.asarray(images).reshape(10, n, -1), (28, 28), zoom=2)
   entry = {"png": str(png), "n_steps": cfg["sample_steps"], "seconds": seconds}
   if classifier is not None:
-    module, variables = classifier
-    pred = jnp.argmax(F.predict_logits(module, variables, images), -1)
+    pred = jnp.argmax(F.predict_logits(*classifier, images), -1)
     entry["finetuned_net_accuracy_on_samples"] = float(jnp.mean(pred == labels))
   results.put("samples", entry)
 
 
 def stage_ll_bound(name, cfg, key, model, train, test, results):
-  """Salakhutdinov & Murray's (2008) lower bound on log p(v): AIS for the top RBM's log Z."""
-  from jdbn import likelihood
+  """Salakhutdinov & Murray's (2008) lower bound on log p(v), the top RBM's log Z by AIS
+  (:mod:`jdbn.likelihood.dbn`), on a stochastic binarisation of the test images."""
   if name in results:
     return
   k_bin, k_ais, k_bound = jax.random.split(key, 3)
-  n_lab = D.n_labels(model)
-  sub = slice(0, 10_000)
-  top_data = D.penultimate(model, train.x[sub])
-  if n_lab:
-    top_data = jnp.concatenate([top_data, jax.nn.one_hot(train.y[sub], n_lab)], -1)
-  _, _, top = D._parts(model)  # pylint: disable=protected-access
-  betas = likelihood.default_betas() if cfg["ais_betas"] is None else np.linspace(
+  betas = default_betas() if cfg["ais_betas"] is None else np.linspace(
       0, 1, cfg["ais_betas"], dtype=np.float32)
   t0 = time.perf_counter()
-  res = likelihood.ais(k_ais, top, n_chains=cfg["ais_chains"], betas=betas, data=top_data)
-  jax.block_until_ready(res)
+  res = jax.block_until_ready(LD.top_ais(k_ais, model, train.x[:10_000], train.y[:10_000],
+                                         n_chains=cfg["ais_chains"], betas=betas))
   ais_seconds = time.perf_counter() - t0
   xb = data.binarize_stochastic(k_bin, test.x)  # log p(v) needs binary vectors
-  bound = jax.jit(lambda k, m, v, z: D.log_likelihood_bound(k, m, v, z, n_samples=10))
-  vals = jnp.concatenate([bound(jax.random.fold_in(k_bound, i), model, xb[i:i + 1000], res.log_z)
-                          for i in range(0, xb.shape[0], 1000)])
-  mean = float(jnp.mean(vals))
+  mean = float(jnp.mean(LD.log_likelihood_bounds(k_bound, model, xb, res.log_z)))
   results.put(name, {
       "log_z": float(res.log_z), "log_z_lower": float(res.log_z_lower),
       "log_z_upper": float(res.log_z_upper), "ais_chains": cfg["ais_chains"],
@@ -547,18 +464,10 @@ def stage_timing(cfg, key, dbn, train, results, n: int = 10_000, repeats: int = 
   CD-1 (up, down, up again, two outer products), 3 per Dense layer for back-propagation.
   """
   peak = matmul_peak_gflops()
-  x, y = train.x[:n], train.y[:n]
-  bs = cfg["batch_size"]
-  scale = 50_000 / n
+  x, y, bs, scale = train.x[:n], train.y[:n], cfg["batch_size"], 50_000 / n
 
   def timed(run):
-    run(0)  # compile
-    times = []
-    for r in range(repeats):
-      t = time.perf_counter()
-      jax.block_until_ready(run(r + 1))
-      times.append(time.perf_counter() - t)
-    return float(np.median(times)) * scale
+    return C.timeit(run, warmup=1, repeats=repeats).median * scale
 
   rows = {}
   trainer = contrastive.cd(optax.sgd(0.01, momentum=0.9), k=1)
@@ -567,21 +476,18 @@ def stage_timing(cfg, key, dbn, train, results, n: int = 10_000, repeats: int = 
     data_i = layer_x if i < len(dbn) - 1 else jnp.concatenate(
         [layer_x, jax.nn.one_hot(y, D.n_labels(dbn))], -1)
     st = trainer.init(key, p)
-    sec = timed(lambda r, st=st, d=data_i: trainer.epoch(jax.random.fold_in(key, r), st, d, bs))
-    flops = 5 * 2 * 50_000 * p.n_visible * p.n_hidden
+    sec = timed(lambda st=st, d=data_i: trainer.epoch(key, st, d, bs))
     rows[f"cd1_layer{i}_{p.n_visible}x{p.n_hidden}"] = {
-        "seconds_per_epoch": sec, "gflops": flops / sec / 1e9}
+        "seconds_per_epoch": sec, "gflops": 5 * 2 * 50_000 * p.n_visible * p.n_hidden / sec / 1e9}
     if i < len(dbn) - 1:
       layer_x = D.propagate(None, p, layer_x)
   ud = D.updown(optax.sgd(0.001), k=cfg["updown_k"])
   st = ud.init(None, dbn)
-  rows["updown_epoch"] = {"seconds_per_epoch": timed(
-      lambda r: ud.epoch(jax.random.fold_in(key, r), st, (x, y), bs))}
+  rows["updown_epoch"] = {"seconds_per_epoch": timed(lambda: ud.epoch(key, st, (x, y), bs))}
   module, variables = F.from_dbn(dbn)
   opt = optax.sgd(0.01, momentum=0.9)
-  epoch = F.make_epoch(module, opt, bs)
-  fst = F.init_state(variables, opt)
-  sec = timed(lambda r: epoch(jax.random.fold_in(key, r), fst, x, y))
+  epoch, fst = F.make_epoch(module, opt, bs), F.init_state(variables, opt)
+  sec = timed(lambda: epoch(key, fst, x, y))
   n_w = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(variables))
   rows["finetune_epoch"] = {"seconds_per_epoch": sec, "gflops": 3 * 2 * 50_000 * n_w / sec / 1e9}
   results.put("timing", {"matmul_peak_gflops": peak, "timed_examples": n, "repeats": repeats,
@@ -591,28 +497,39 @@ def stage_timing(cfg, key, dbn, train, results, n: int = 10_000, repeats: int = 
 # --------------------------------------------------------------------------- main
 
 
-def main(argv=None):
-  args, cfg, out, png = parse_args(argv)
-  stages = set(args.stages.split(","))
-  if stages - set(STAGES):
-    sys.exit(f"unknown stages {sorted(stages - set(STAGES))}; choose from {', '.join(STAGES)}")
-  out.mkdir(parents=True, exist_ok=True)
-  settings_path = out / "settings.json"
-  if settings_path.exists():
-    old = json.loads(settings_path.read_text())
-    added = {"prng": "threefry2x32", "input_dropout": 0.0, "finetune_schedule": "constant",
-             "updown_k_schedule": None, "updown_lr_decay_start": None, "max_norm": None,
-             "reconstruction": "sample", "updown_mean_labels": False, "updown_balanced": False,
-             "updown_momentum": None, "updown_weight_decay": None, "finetune_momentum": 0.9,
-             "finetune_from": "pretrained", "pretrain_on_all": False}
-    diff = {k: (old.get(k, added.get(k)), v) for k, v in json.loads(json.dumps(cfg)).items()
-            if old.get(k, added.get(k)) != v
-            and not k.endswith("epochs")
-            and k not in ("ablation_lr", "ais_chains", "ais_betas", "updown_k_schedule",
-                          "updown_lr_decay_start")}
+def check_settings(out: pathlib.Path, cfg: dict) -> None:
+  """Refuses a run folder holding a run with other settings (epochs, and :data:`CHANGEABLE`,
+  may change); then records ``cfg`` there."""
+  path = out / "settings.json"
+  if path.exists():
+    old = json.loads(path.read_text())
+    diff = {k: (old.get(k, ADDED.get(k)), v) for k, v in json.loads(json.dumps(cfg)).items()
+            if old.get(k, ADDED.get(k)) != v and not k.endswith("epochs")
+            and k not in CHANGEABLE}
     if diff:
       sys.exit(f"{out} holds a run with other settings {diff}; use another --out")
-  checkpoint.write_json(settings_path, cfg)
+  checkpoint.write_json(path, cfg)
+
+
+def load_data(cfg, data_dir):
+  """``(train, valid, test, everything)`` as JAX arrays: the first training images, the last
+  ``n_valid`` of them, the test images, and train and valid together."""
+  full = data.load_mnist("train", data_dir)
+  test = data.load_mnist("test", data_dir)
+  train, valid = data.split_validation(full, cfg["n_valid"])
+  n, m = cfg["n_train"], cfg["n_test"]
+  to_jax = lambda ds, k=None: data.Dataset(jnp.asarray(ds.x[:k]), jnp.asarray(ds.y[:k]),  # noqa
+                                           ds.image_shape)
+  train, valid, test = to_jax(train, n), to_jax(valid), to_jax(test, m)
+  everything = data.Dataset(jnp.concatenate([train.x, valid.x]),
+                            jnp.concatenate([train.y, valid.y]), train.image_shape)
+  return train, valid, test, everything
+
+
+def main(argv=None):
+  args, cfg, stages, out, png = parse_args(argv)
+  out.mkdir(parents=True, exist_ok=True)
+  check_settings(out, cfg)
   progress = not args.no_progress
   results = Results(out / "results.json")
   t_start = time.perf_counter()
@@ -620,41 +537,20 @@ def main(argv=None):
                      f"{jax.devices()[0].platform}", "jax": jax.__version__,
           "matmul_peak_gflops": matmul_peak_gflops(), "config": cfg}
   print(json.dumps(info))
-
-  full = data.load_mnist("train", args.data_dir)
-  test = data.load_mnist("test", args.data_dir)
-  train, valid = data.split_validation(full, cfg["n_valid"])
-  if cfg["n_train"]:
-    train = data.Dataset(train.x[:cfg["n_train"]], train.y[:cfg["n_train"]], train.image_shape)
-  if cfg["n_test"]:
-    test = data.Dataset(test.x[:cfg["n_test"]], test.y[:cfg["n_test"]], test.image_shape)
-  to_jax = lambda ds: data.Dataset(jnp.asarray(ds.x), jnp.asarray(ds.y), ds.image_shape)  # noqa
-  train, valid, test = to_jax(train), to_jax(valid), to_jax(test)
-  k_pre, k_ud, k_ft, k_ab, k_abinit, k_out, k_samples = jax.random.split(
+  train, valid, test, everything = load_data(cfg, args.data_dir)
+  k_pre, k_ud, k_ft, _, k_abinit, k_out, k_samples = jax.random.split(
       jax.random.key(cfg["seed"], impl=cfg["prng"]), 7)
 
-  everything = data.Dataset(jnp.concatenate([train.x, valid.x]),
-                            jnp.concatenate([train.y, valid.y]), train.image_shape)
   dbn = stage_pretrain(cfg, out, results, k_pre, everything if cfg["pretrain_on_all"] else train,
                        valid, progress)
   if "gen_pretrained" in stages:
     stage_gen_error("gen_pretrained", dbn, test, results)
-  generator = dbn
+  generator = untied = dbn
   if "updown" in stages and cfg["updown_epochs"] > 0:
-    t0 = time.perf_counter()
-    ud_train = everything if cfg["pretrain_on_all"] else train
-    untied, history = stage_updown(cfg, out, results, k_ud, dbn, ud_train, valid, progress,
-                                   args.valid_every)
+    untied, done = stage_updown(cfg, out, results, k_ud, dbn,
+                                everything if cfg["pretrain_on_all"] else train, valid, progress,
+                                args.valid_every)
     generator = untied
-    secs = [r["seconds"] for r in history]
-    done = len(history) >= cfg["updown_epochs"]
-    if "updown" not in results or results["updown"]["epochs"] != len(history):
-      results.put("updown", {"epochs": len(history), "finished": done,
-                             "n_train": int(ud_train.x.shape[0]),
-                             "seconds_per_epoch": float(np.median(secs)) if secs else None,
-                             "final": history[-1] if history else None,
-                             "wall_seconds_this_call": time.perf_counter() - t0})
-      results.data.pop("gen_updown", None)
     stage_gen_error("gen_updown", untied, test, results)
     if args.updown_on_all and done:
       lr = cfg["updown_lr"] if args.updown_all_lr is None else args.updown_all_lr
@@ -662,6 +558,7 @@ def main(argv=None):
                                    train, everything, test, progress, lr,
                                    args.updown_all_max_epochs)
   init = untied if cfg["finetune_from"] == "updown" else dbn  # parse_args checked the stage
+  dropout = dict(dropout_rate=cfg["dropout"], input_dropout_rate=cfg["input_dropout"])
   classifier = None
   lrs = [cfg["finetune_lr"]]
   if cfg["ablation_lr"] and cfg["ablation_lr"] != cfg["finetune_lr"]:
@@ -669,21 +566,17 @@ def main(argv=None):
   for lr in lrs:
     suffix = "" if lr == cfg["finetune_lr"] else f"_lr{lr:g}"
     if "finetune" in stages:
-      module, variables = F.from_dbn(init, key=k_out, dropout_rate=cfg["dropout"],
-                                     input_dropout_rate=cfg["input_dropout"])
+      module, variables = F.from_dbn(init, key=k_out, **dropout)
       st = stage_finetune("finetune" + suffix, cfg, out, results, k_ft, module, variables, train,
                           valid, test, progress, lr)
       if not suffix:
         classifier = (module, st.best_variables)
     if "ablation" in stages:
-      module, variables = F.init_random(k_abinit, D.layer_sizes(dbn),
-                                        dropout_rate=cfg["dropout"],
-                                        input_dropout_rate=cfg["input_dropout"])
+      module, variables = F.init_random(k_abinit, D.layer_sizes(dbn), **dropout)
       stage_finetune("ablation" + suffix, cfg, out, results, k_ft, module, variables, train,
                      valid, test, progress, lr)
   if ("finetune" in stages or "finetune_all" in stages) and args.finetune_on_all:
-    module, variables = F.from_dbn(init, key=k_out, dropout_rate=cfg["dropout"],
-                                   input_dropout_rate=cfg["input_dropout"])
+    module, variables = F.from_dbn(init, key=k_out, **dropout)
     stage_finetune("finetune_all", cfg, out, results, k_ft, module, variables, everything, valid,
                    test, progress, cfg["finetune_lr"], final=True)
   if "ll_bound" in stages:

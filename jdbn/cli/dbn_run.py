@@ -9,6 +9,7 @@ discriminatively.
 
 from __future__ import annotations
 
+import functools
 import pathlib
 
 import numpy as np
@@ -97,8 +98,14 @@ def save_sheet(path, images: np.ndarray, n_rows: int, shape) -> pathlib.Path:
 
 def generative_error(model, x, y) -> float:
   """The error rate of the DBN's generative classifier (:func:`jdbn.dbn.classify`) on ``x``."""
-  import jax
   import jax.numpy as jnp
-  from jdbn import dbn as D
-  pred = jax.jit(lambda m, a: D.classify(m, a, batch_size=500))(model, jnp.asarray(x))
+  pred = _classify()(model, jnp.asarray(x))
   return float(jnp.mean(pred != jnp.asarray(y)))
+
+
+@functools.cache
+def _classify():
+  """One jitted classifier for the process (compiled once per shape, not once per call)."""
+  import jax
+  from jdbn import dbn as D
+  return jax.jit(lambda m, a: D.classify(m, a, batch_size=500))

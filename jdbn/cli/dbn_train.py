@@ -276,16 +276,12 @@ def _save_samples(key, model, labelled: bool, args, path: pathlib.Path, shape) -
 def _updown(key, dbn, x, y, args, out: pathlib.Path):
   """Up-down epochs with a checkpoint after each (resumed from ``out/updown.npz``); each epoch's
   sweeps and rate come from ``--updown-k-schedule`` and ``--updown-lr-decay-start``."""
-  import optax
   from jdbn import dbn as D
   from jdbn.train import updown
-  lr_of = (optax.constant_schedule(args.updown_lr) if args.updown_lr_decay_start is None else
-           optax.linear_schedule(args.updown_lr, 0.0,
-                                 args.updown_epochs - args.updown_lr_decay_start,
-                                 args.updown_lr_decay_start))
   state, history = updown.fit(
       key, dbn, x if y is None else (x, y), epochs=args.updown_epochs,
-      batch_size=args.batch_size, opt=updown.optimizer(args.updown_lr), lr_of=lr_of,
+      batch_size=args.batch_size, opt=updown.optimizer(args.updown_lr),
+      lr_of=updown.rate_schedule(args.updown_lr, args.updown_epochs, args.updown_lr_decay_start),
       k_of=D.sweep_schedule(args.updown_k_schedule or args.updown_k),
       order="balanced" if args.updown_balanced else None, path=out / UPDOWN_NAME,
       metadata={"pretrain_epochs": args.epochs},

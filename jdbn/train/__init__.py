@@ -14,7 +14,7 @@ checkpoints and exact resumption); the submodules are the pieces:
 """
 
 from jdbn.train.rbm import (CHECKPOINT_NAME, METRICS_NAME, TrainingDiverged,  # noqa: F401
-                            evaluate_metrics, fit, run_settings, settings_diff)
+                            evaluate_metrics, fit, hinton_sgd, run_settings, settings_diff)
 
 __all__ = ["CHECKPOINT_NAME", "METRICS_NAME", "TrainingDiverged", "fit", "evaluate_metrics",
-           "run_settings", "settings_diff"]
+           "hinton_sgd", "run_settings", "settings_diff"]

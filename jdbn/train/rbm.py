@@ -41,6 +41,7 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from jdbn import checkpoint as C
 from jdbn.train import contrastive
@@ -50,7 +51,8 @@ from jdbn.train.loop import TrainingDiverged  # noqa: F401  (public here)
 from jdbn.models import rbm as R
 from jdbn import units as U
 
-__all__ = ["CHECKPOINT_NAME", "METRICS_NAME", "TrainingDiverged", "fit", "evaluate_metrics"]
+__all__ = ["CHECKPOINT_NAME", "METRICS_NAME", "TrainingDiverged", "fit", "evaluate_metrics",
+           "hinton_sgd"]
 
 CHECKPOINT_NAME = "checkpoint.npz"
 METRICS_NAME = "metrics.json"
@@ -89,6 +91,26 @@ def evaluate_metrics(key: jax.Array, params: R.RBM, train_x: jax.Array,
   out = _metrics(key, params, jnp.asarray(train_x, params.W.dtype),
                  None if valid_x is None else jnp.asarray(valid_x, params.W.dtype))
   return {k: float(v) for k, v in out.items()}
+
+
+def hinton_sgd(lr: float, *, weight_decay: float, steps_per_epoch: int,
+               momentum: tuple[float, float] = (0.5, 0.9),
+               switch_epoch: int = 5) -> optax.GradientTransformation:
+  """SGD as Hinton's practical guide trains RBMs (Hinton 2010, sections 9 and 10).
+
+  ``optax.chain(add_decayed_weights(weight_decay) on the weights W only, sgd)``, the momentum
+  ``momentum[0]`` for the first ``switch_epoch`` epochs (``switch_epoch * steps_per_epoch``
+  updates) and ``momentum[1]`` after, the rate and the momentum hyperparameters of
+  ``optax.inject_hyperparams``: :func:`jdbn.train.loop.set_learning_rate` changes the rate between
+  epochs with the momentum kept. The recipe of the 2006 DBN's pretraining and of Salakhutdinov &
+  Murray's (2008) RBMs (``experiments/``).
+  """
+  from jdbn.models.base import weights_only  # pylint: disable=import-outside-toplevel
+  low, high = momentum
+  sgd = optax.inject_hyperparams(optax.sgd)(
+      learning_rate=lr,
+      momentum=lambda step: jnp.where(step < switch_epoch * steps_per_epoch, low, high))
+  return optax.chain(optax.add_decayed_weights(weight_decay, mask=weights_only), sgd)
 
 
 def _check_int(value, name: str, low: int = 1) -> int:
