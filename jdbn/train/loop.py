@@ -23,6 +23,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
+import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -108,9 +109,23 @@ def set_learning_rate(state: Any, lr: float) -> Any:
   epoch set before it runs, with the rest of the optimizer state (momentum) carried over, so a
   schedule per epoch can change, or start, when a run resumes.
   """
-  import optax  # pylint: disable=import-outside-toplevel
   return state.replace(opt_state=optax.tree_utils.tree_set(
       state.opt_state, learning_rate=jnp.asarray(lr, jnp.float32)))
+
+
+def rate_schedule(lr: float, epochs: int, decay_start: Optional[int] = None
+                  ) -> Callable[[int], float]:
+  """The learning rate of each 0-based epoch: ``lr``, or with ``decay_start`` ``lr`` until that
+  epoch and then a linear fall towards 0 at ``epochs`` (``optax.linear_schedule``, one rate per
+  epoch; HOT 2006 anneal up-down's rate so, as ``--updown-lr-decay-start`` does).
+
+  An ``lr_of`` for :func:`jdbn.train.updown.fit`, or for :func:`set_learning_rate` before each
+  epoch of any loop, so that a run trained at a constant rate can resume with a decay.
+  """
+  if decay_start is None:
+    return lambda epoch: lr
+  schedule = optax.linear_schedule(lr, 0.0, epochs - decay_start, decay_start)
+  return lambda epoch: float(schedule(epoch))
 
 
 def non_finite(params: Any, row: dict) -> list[str]:

@@ -27,6 +27,9 @@ from jdbn.train.updown_step import updown
 
 Array = jax.Array
 
+#: an ``lr_of`` for :func:`fit`: :func:`jdbn.train.loop.rate_schedule`
+rate_schedule = loop.rate_schedule
+
 
 def optimizer(lr: float, *, momentum: Optional[float] = None,
               weight_decay: Optional[float] = None) -> optax.GradientTransformation:
@@ -121,20 +124,6 @@ def fit(key: Array, model: DBN, data: Any, *, epochs: int, batch_size: int,
                   evaluate=evaluate, save=save if path is not None else None, checkpoint=path,
                   callback=callback, progress=progress, postfix=("loss", "gen_nll"),
                   advice="Lower the up-down learning rate")
-
-
-def rate_schedule(lr: float, epochs: int, decay_start: Optional[int] = None
-                  ) -> Callable[[int], float]:
-  """The up-down learning rate of each 0-based epoch, a ``lr_of`` for :func:`fit`.
-
-  ``lr`` throughout, or with ``decay_start`` ``lr`` until that epoch and then a linear fall
-  towards 0 at ``epochs`` (HOT 2006 anneal the rate at the end of up-down; so does the CLI's
-  ``--updown-lr-decay-start``).
-  """
-  if decay_start is None:
-    return lambda epoch: lr
-  schedule = optax.linear_schedule(lr, 0.0, epochs - decay_start, decay_start)
-  return lambda epoch: float(schedule(epoch))
 
 
 def sweep_schedule(spec: Union[int, str]) -> Callable[[int], int]:
