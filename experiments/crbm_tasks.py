@@ -12,9 +12,12 @@ blank bottom half, averaged over chains, the same ``k`` sweeps from the same sta
 negative chains (:func:`jdbn.train.crbm.from_fixed_start`) against independent per-pixel logistic regression on the same
 input (Optax Adam, full batch); completed digits as a picture.
 
-Every seed is recorded in the JSON and the markdown section::
+Both CRBMs are trained by the library's loop (:func:`jdbn.train.loop.fit`). Every seed is recorded
+in the JSON; a full run writes ``crbm_tasks.json``, ``.md`` and both figures to
+experiments/results/ (:mod:`experiments.record`); ``--quick`` trains tiny models for a few epochs
+and writes nothing::
 
-    python -m experiments.crbm_tasks [--results]     # --results appends to RESULTS.md
+    python -m experiments.crbm_tasks [--quick]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import tempfile
 import time
 
 import jax
@@ -29,13 +33,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from experiments import record
 from jdbn import data, viz
 from jdbn.datasets import bouncing_balls as BB
 from jdbn.models import crbm as C
 from jdbn.samplers import sequence as S
 from jdbn.train import crbm as TC
-
-HERE = pathlib.Path(__file__).resolve().parent
+from jdbn.train import loop
 BALLS = dict(seed_train=0, seed_test=1, seed_init=2, seed_train_keys=3, seed_predict=4,
              seed_generate=5, n_train=150, n_test=20, n_frames=40, res=15, order=3,
              n_hidden=200, epochs=30, batch=50, lr=0.05, momentum=0.9, k_train=1,
@@ -43,25 +47,35 @@ BALLS = dict(seed_train=0, seed_test=1, seed_init=2, seed_train_keys=3, seed_pre
 MNIST = dict(seed_init=10, seed_train_keys=11, seed_predict=12, seed_logreg=13, n_train=10_000,
              n_test=1_000, n_hidden=300, epochs=30, batch=50, lr=0.05, momentum=0.9, k_train=10,
              start="zeros", n_chains=20, logreg_steps=500, logreg_lr=0.01)
+#: ``--quick``: the same tasks at a tiny size, a few epochs (a smoke run, not a result)
+QUICK = {"balls": dict(BALLS, n_train=10, n_test=4, n_frames=12, res=8, n_hidden=20, epochs=2,
+                       batch=20, k_predict=2, n_chains=2),
+         "mnist": dict(MNIST, n_train=500, n_test=100, n_hidden=20, epochs=2, k_train=2,
+                       n_chains=2, logreg_steps=20)}
 
 
 def _train(trainer, params, v, epochs, batch, seed):
-  state = trainer.init(jax.random.key(seed), params)
-  for epoch in range(epochs):
-    state, info = trainer.epoch(jax.random.fold_in(jax.random.key(seed), epoch), state, v, batch)
-  return state.params, info
+  """``epochs`` epochs of ``trainer`` by :func:`jdbn.train.loop.fit`, epoch ``e`` keyed
+  ``fold_in(key(seed), e)``: ``(params, the last epoch's recon_error)``."""
+  key = jax.random.key(seed)
+
+  def epoch_fn(e, state):
+    state, info = trainer.epoch(jax.random.fold_in(key, e), state, v, batch)
+    return state, {name: float(x) for name, x in info._asdict().items()}
+
+  state, rows = loop.fit(trainer.init(key, params), epoch_fn, epochs=epochs, progress=False)
+  return state.params, rows[-1]["recon_error"]
 
 
-def balls(out: pathlib.Path) -> dict:
-  c = BALLS
+def balls(out: pathlib.Path, c: dict = BALLS) -> dict:
   train = BB.videos(jax.random.key(c["seed_train"]), c["n_train"], c["n_frames"], res=c["res"])
   test = BB.videos(jax.random.key(c["seed_test"]), c["n_test"], c["n_frames"], res=c["res"])
   v = S.windows(train, c["order"]).reshape(-1, (c["order"] + 1) * c["res"]**2)
   d = c["res"]**2
   params = C.init(jax.random.key(c["seed_init"]), c["order"] * d, d, c["n_hidden"], data=v)
   t0 = time.perf_counter()
-  params, info = _train(TC.cd(optax.sgd(c["lr"], momentum=c["momentum"]), c["k_train"]),
-                        params, v, c["epochs"], c["batch"], c["seed_train_keys"])
+  params, recon = _train(TC.cd(optax.sgd(c["lr"], momentum=c["momentum"]), c["k_train"]),
+                         params, v, c["epochs"], c["batch"], c["seed_train_keys"])
   train_s = time.perf_counter() - t0
   pairs = S.windows(test, c["order"]).reshape(-1, (c["order"] + 1) * d)
   x, y = C.split(params, pairs)
@@ -84,8 +98,7 @@ def balls(out: pathlib.Path) -> dict:
                          np.asarray(gen[:, :n_show])], 0)[[0, 4, 1, 5, 2, 6, 3, 7]]
   viz.save_rows(out / "crbm_balls_filmstrip.png", rows, (c["res"], c["res"]), zoom=3)
   return dict(config=c, mse_crbm=mse, mse_copy_last=mse_copy, reduction=1 - mse / mse_copy,
-              final_recon=float(info.recon_error), train_seconds=train_s,
-              figure="crbm_balls_filmstrip.png")
+              final_recon=recon, train_seconds=train_s, figure="crbm_balls_filmstrip.png")
 
 
 def _log_loss(p, y):
@@ -115,15 +128,14 @@ def _logreg(x, y, steps, lr, seed):
   return run(params)
 
 
-def mnist(out: pathlib.Path, mnist_dir) -> dict:
-  c = MNIST
+def mnist(out: pathlib.Path, mnist_dir, c: dict = MNIST) -> dict:
   train = data.binarize(data.load("mnist", "train", mnist_dir).x[:c["n_train"]])
   test = data.binarize(data.load("mnist", "test", mnist_dir).x[:c["n_test"]])
   half = 392
   params = C.init(jax.random.key(c["seed_init"]), half, half, c["n_hidden"], data=train)
   t0 = time.perf_counter()
   trainer = TC.cd(optax.sgd(c["lr"], momentum=c["momentum"]), c["k_train"], start=c["start"])
-  params, info = _train(trainer, params, train, c["epochs"], c["batch"], c["seed_train_keys"])
+  params, recon = _train(trainer, params, train, c["epochs"], c["batch"], c["seed_train_keys"])
   train_s = time.perf_counter() - t0
   x, y = test[:, :half], test[:, half:]
 
@@ -144,51 +156,56 @@ def mnist(out: pathlib.Path, mnist_dir) -> dict:
                    np.asarray(jnp.concatenate([x[:8], p_lr[:8]], 1))], 0)
   viz.save_rows(out / "crbm_mnist_completion.png", rows, (28, 28), zoom=2)
   return dict(config=c, log_loss_crbm=loss_crbm, log_loss_logreg=loss_lr,
-              reduction=1 - loss_crbm / loss_lr, final_recon=float(info.recon_error),
+              reduction=1 - loss_crbm / loss_lr, final_recon=recon,
               train_seconds=train_s, logreg_seconds=logreg_s, figure="crbm_mnist_completion.png")
 
 
 def _markdown(res: dict) -> str:
   b, m = res["balls"], res["mnist"]
   lines = [
-      f"Machine: {res['machine']}. Seeds and settings: `experiments/crbm_tasks.json`.", "",
+      "## Conditional RBMs: bouncing balls and MNIST completion", "",
+      f"Machine: {res['machine']}. Seeds and settings: `experiments/results/crbm_tasks.json`.", "",
       "| task | CRBM | baseline | CRBM below baseline | target |", "|---|---|---|---|---|",
-      f"| bouncing balls 15x15, order 3: one-step MSE/pixel | {b['mse_crbm']:.5f} | "
+      f"| bouncing balls {b['config']['res']}x{b['config']['res']}, order "
+      f"{b['config']['order']}: one-step MSE/pixel | {b['mse_crbm']:.5f} | "
       f"{b['mse_copy_last']:.5f} (copy last frame) | {100 * b['reduction']:.1f}% | 30% |",
   ]
   if m is not None:
     lines.append(f"| MNIST bottom half from top: test log-loss/pixel | {m['log_loss_crbm']:.4f} | "
                  f"{m['log_loss_logreg']:.4f} (per-pixel logistic) | {100 * m['reduction']:.1f}% "
                  f"| 10% |")
-  lines += ["", "Figures: `experiments/crbm_balls_filmstrip.png` (rows: true, generated; "
-            "alternating per video) and `experiments/crbm_mnist_completion.png` (rows: digit, "
+  lines += ["", "Figures: `experiments/results/crbm_balls_filmstrip.png` (rows: true, "
+            "generated; alternating per video) and `experiments/results/crbm_mnist_completion.png` "
+            "(rows: digit, "
             "CRBM marginals, logistic marginals)."]
   return "\n".join(lines)
 
 
-def main():
+def main(argv=None) -> dict:
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  ap.add_argument("--out", type=pathlib.Path, default=HERE)
-  ap.add_argument("--mnist-dir", default="/work/shared/data/mnist")
-  ap.add_argument("--results", action="store_true", help="append a section to RESULTS.md")
-  args = ap.parse_args()
+  ap.add_argument("--mnist-dir", default=None, help="MNIST IDX folder (default $JDBN_MNIST_DIR)")
+  ap.add_argument("--quick", action="store_true", help="tiny models, seconds; writes nothing")
+  args = ap.parse_args(argv)
+  configs = QUICK if args.quick else {"balls": BALLS, "mnist": MNIST}
   t0 = time.perf_counter()
-  res = {"balls": balls(args.out)}
-  print(json.dumps(res["balls"]), flush=True)
-  try:
-    res["mnist"] = mnist(args.out, args.mnist_dir)
-  except (FileNotFoundError, OSError) as err:
-    print(f"MNIST not found ({err}); the completion task is skipped")
-    res["mnist"] = None
+  with tempfile.TemporaryDirectory() as scratch:
+    out = pathlib.Path(scratch) if args.quick else record.RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    res = {"balls": balls(out, configs["balls"])}
+    print(json.dumps(res["balls"]), flush=True)
+    try:
+      res["mnist"] = mnist(out, args.mnist_dir, configs["mnist"])
+    except (FileNotFoundError, OSError) as err:
+      print(f"MNIST not found ({err}); the completion task is skipped")
+      res["mnist"] = None
   print(json.dumps(res["mnist"]), flush=True)
-  from benchmarks import common  # noqa: PLC0415 (only for the machine line and RESULTS.md)
+  from benchmarks import common  # noqa: PLC0415 (only for the machine line)
   res["machine"] = common.format_machine(common.machine_info())
   res["total_seconds"] = time.perf_counter() - t0
-  (args.out / "crbm_tasks.json").write_text(json.dumps(res, indent=1))
-  if args.results:
-    common.append_section("Conditional RBMs: bouncing balls and MNIST completion",
-                          _markdown(res))
+  if not args.quick:
+    record.write("crbm_tasks", res, _markdown(res))
   print(_markdown(res))
+  return res
 
 
 if __name__ == "__main__":

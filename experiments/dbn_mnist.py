@@ -70,6 +70,7 @@ import numpy as np
 import optax
 
 from benchmarks import common as C
+from experiments import record
 from jdbn import checkpoint, contrastive, data, viz
 from jdbn import dbn as D
 from jdbn.cli import PRNG_IMPLS
@@ -190,8 +191,8 @@ def parse_args(argv=None):
                  "last epoch's test error")
   p.add_argument("--stages", default=",".join(s for s in STAGES if s != "finetune_all"),
                  help="comma-separated stages to run")
-  p.add_argument("--png", default=None, help="samples sheet (default experiments/dbn_mnist_samples"
-                 ".png; quick runs write into --out)")
+  p.add_argument("--png", default=None, help="samples sheet (default experiments/results/"
+                 "dbn_mnist_samples.png; quick runs write into --out)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--prng", default="threefry2x32", choices=PRNG_IMPLS,
                  help="PRNG implementation of every key (philox4x32 is the fastest on CPUs)")
@@ -220,7 +221,7 @@ def parse_args(argv=None):
   out = pathlib.Path(args.out or HERE / "runs" / ("dbn_mnist_quick" if args.quick else
                                                    "dbn_mnist"))
   png = pathlib.Path(args.png) if args.png else (
-      out / "samples.png" if args.quick else HERE / "dbn_mnist_samples.png")
+      out / "samples.png" if args.quick else record.RESULTS / "dbn_mnist_samples.png")
   return args, cfg, stages, out, png
 
 

@@ -13,8 +13,8 @@ are exact fixed points and the mean overlap reached from each stored pattern, ag
 ``P / n``, for both rules; the Hebbian reference ``n / (2 ln n)`` (McEliece et al. 1987) and
 Storkey's ``n / sqrt(2 ln n)`` are marked.
 
-    python -m experiments.hopfield_capacity --picture experiments/hopfield_recall.png
-    python -m experiments.hopfield_capacity --write   # N = 500: RESULTS.md, .json, capacity PNG
+    python -m experiments.hopfield_capacity --picture experiments/results/hopfield_recall.png
+    python -m experiments.hopfield_capacity --write   # N = 500: experiments/results/, .json, .md, PNG
     python -m experiments.hopfield_capacity --quick   # N = 60, three loads, writes nothing
 
 The capacity curve is drawn with Pillow (what :mod:`jdbn.viz` uses), so matplotlib is not needed.
@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common as C
+from experiments import record
 from jdbn import data, viz
 from jdbn.models import dense_memory as D
 from jdbn.models import hopfield as H
@@ -125,9 +126,8 @@ def capacity(*, n: int = 500, loads=(0.02, 0.05, 0.08, 0.1, 0.12, 0.14, 0.16, 0.
 
 
 QUICK_LOADS = (0.05, 0.14, 0.3)
-HERE = pathlib.Path(__file__).resolve().parent
-JSON_PATH = HERE / "hopfield_capacity.json"
-CURVE_PATH = HERE / "hopfield_capacity.png"
+JSON_PATH = record.RESULTS / "hopfield_capacity.json"
+CURVE_PATH = record.RESULTS / "hopfield_capacity.png"
 
 
 def capacity_table(res: dict) -> str:
@@ -200,8 +200,8 @@ def capacity_curve(res: dict, path, size=(760, 440)) -> pathlib.Path:
 
 def run(*, quick: bool = False, write: bool = False, n: int = 500, seed: int = 0,
         log=print) -> dict:
-  """The capacity benchmark: prints its table; with ``write`` appends it to RESULTS.md and writes
-  ``hopfield_capacity.json`` and ``hopfield_capacity.png`` beside this file."""
+  """The capacity experiment: prints its table; with ``write`` writes ``hopfield_capacity.json``,
+  ``.md`` and ``.png`` to ``experiments/results/`` (:mod:`experiments.record`)."""
   if quick and write:
     raise SystemExit("--quick writes nothing: drop --write")
   t0 = time.perf_counter()
@@ -216,17 +216,18 @@ def run(*, quick: bool = False, write: bool = False, n: int = 500, seed: int = 0
             f"{res['storkey_limit'] / res['n']:.3f}, Storkey 1997).")
   log(f"Hopfield capacity, N = {res['n']}, seed {seed} ({res['seconds']} s)\n\n{table}\n\n{limits}")
   if write:
-    JSON_PATH.write_text(json.dumps(res, indent=1))
-    capacity_curve(res, CURVE_PATH)
+    capacity_curve(res, record.RESULTS / CURVE_PATH.name)
     machine = C.machine_info()
-    body = ["Machine:", "", C.format_machine(machine), "",
+    body = [f"## Hopfield capacity, N = {res['n']} ({machine['date']})", "",
+            "Machine:", "", C.format_machine(machine), "",
             f"N = {res['n']} units, P = round(load N) random +-1 patterns per load (seed {seed}). "
             "Fixed points: the fraction of the P stored patterns that no single-unit update "
             "changes. Overlap m: the mean (1/N) xi . s of the state s that asynchronous "
             "zero-temperature recall (random order, at most 50 sweeps) reaches from each of the "
             f"first 50 stored patterns. {res['seconds']} s.", "", table, "", limits, "",
-            f"Picture: `experiments/{CURVE_PATH.name}`; figures: `experiments/{JSON_PATH.name}`."]
-    C.append_section(f"Hopfield capacity, N = {res['n']} ({machine['date']})", "\n".join(body))
+            f"Picture: `experiments/results/{CURVE_PATH.name}`; figures: "
+            f"`experiments/results/{JSON_PATH.name}`."]
+    record.write("hopfield_capacity", {**res, "machine": machine}, "\n".join(body))
   return res
 
 
@@ -235,7 +236,7 @@ def main(argv=None):
   ap.add_argument("--picture", type=pathlib.Path, help="PNG file for the MNIST recall picture")
   ap.add_argument("--quick", action="store_true", help="N = 60, three loads, writes nothing")
   ap.add_argument("--write", action="store_true",
-                  help="append the capacity table to RESULTS.md, write the JSON and the PNG")
+                  help="write the JSON, the table (.md) and the PNG to experiments/results/")
   ap.add_argument("--n", type=int, default=500)
   ap.add_argument("--seed", type=int, default=0)
   args = ap.parse_args(argv)

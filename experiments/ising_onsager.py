@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import pathlib
 import time
 
 import jax
@@ -36,11 +35,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
+from experiments import record
 from jdbn.models import lattice
 from jdbn.samplers import gibbs
 
 T_C = 2.0 / math.log(1.0 + math.sqrt(2.0))
-JSON_PATH = pathlib.Path(__file__).resolve().parent / "ising_onsager.json"
 FULL = dict(size=64, temperatures=(1.5, 2.0, 2.2), n_chains=16, burn=2000, sweeps=10000,
             speed_size=256, speed_chains=(1, 16), speed_sweeps=50, seed=0)
 QUICK = dict(size=16, temperatures=(1.5, 2.0, 2.2), n_chains=4, burn=100, sweeps=200,
@@ -124,7 +123,7 @@ averages. Exact: Onsager/Yang `(1 - sinh(2/T)^-4)^(1/8)`, `T_c = {T_C:.4f}`.
 {verdict} Near `T_c` a finite torus has `<|m|>` above the infinite lattice's `m(T)` (finite-size
 effects; the correlation length grows like `1/|T - T_c|`), so a miss at the temperature nearest
 `T_c` would be a statement about `L` as much as about the sampler{near} Raw chain averages in
-`experiments/ising_onsager.json`.
+`experiments/results/ising_onsager.json`.
 
 Speed of checkerboard Gibbs, spin flips (site updates) per second, {cfg['speed_sweeps']} sweeps
 in one `lax.scan` at `T_c`, median of 3 runs (a shared 2-core machine: other jobs' load moves
@@ -154,16 +153,17 @@ def run(*, quick: bool = False, write: bool = False) -> dict:
   result = dict(config=cfg, rows=rows, flips_per_second=speed, seconds=seconds, machine=info)
   print(f"finished in {seconds:.0f} s" + ("" if write else " (nothing written)"))
   if write:
-    JSON_PATH.write_text(json.dumps(result, indent=1, default=str) + "\n")
-    common.append_section("2D Ising model against Onsager (checkerboard Gibbs)",
-                          _markdown(cfg, rows, speed, info, seconds))
+    record.write("ising_onsager", json.loads(json.dumps(result, default=str)),
+                 "## 2D Ising model against Onsager (checkerboard Gibbs)\n\n"
+                 + _markdown(cfg, rows, speed, info, seconds))
   return result
 
 
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--quick", action="store_true", help="tiny lattice, few sweeps, writes nothing")
-  p.add_argument("--write", action="store_true", help="append to RESULTS.md, write the JSON")
+  p.add_argument("--write", action="store_true",
+                 help="write the JSON and the table (.md) to experiments/results/")
   args = p.parse_args(argv)
   run(quick=args.quick, write=args.write and not args.quick)
   return 0

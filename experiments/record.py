@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from typing import Callable
+from typing import Callable, Optional
 
 from jdbn.checkpoint import write_json
 
@@ -19,8 +19,10 @@ RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
 
 def write(name: str, result: dict, markdown: str,
-          folder: pathlib.Path = RESULTS) -> tuple[pathlib.Path, pathlib.Path]:
-  """Writes ``folder/<name>.json`` (``result``) and ``folder/<name>.md`` (``markdown``)."""
+          folder: Optional[pathlib.Path] = None) -> tuple[pathlib.Path, pathlib.Path]:
+  """Writes ``folder/<name>.json`` (``result``) and ``folder/<name>.md`` (``markdown``);
+  ``folder`` defaults to :data:`RESULTS`."""
+  folder = pathlib.Path(folder or RESULTS)
   folder.mkdir(parents=True, exist_ok=True)
   json_path, md_path = folder / f"{name}.json", folder / f"{name}.md"
   write_json(json_path, result)
@@ -30,10 +32,10 @@ def write(name: str, result: dict, markdown: str,
 
 
 def merge(name: str, rows: dict, render: Callable[[dict], str],
-          folder: pathlib.Path = RESULTS) -> dict:
+          folder: Optional[pathlib.Path] = None) -> dict:
   """Updates ``rows`` (``{row name: figures}``) in ``folder/<name>.json``, keeping the other
   rows, and rewrites the markdown from all of them with ``render``; returns them all."""
-  path = folder / f"{name}.json"
+  path = pathlib.Path(folder or RESULTS) / f"{name}.json"
   every = json.loads(path.read_text()) if path.is_file() else {}
   every.update(rows)
   write(name, every, render(every), folder)

@@ -10,20 +10,18 @@ for PCD-500 at a much longer training: -101.26 (AIS) / -101.28 (RAISE) (Burda et
     python -m experiments.samplers_mnist --budget 300            # seconds of training per row
     python -m experiments.samplers_mnist --quick                 # digits, seconds, nothing written
 
-Every key is derived from ``--seed`` (recorded); results go to experiments/results/ as JSON and to
-benchmarks/RESULTS.md as a section.
+Every key is derived from ``--seed`` (recorded); a full run writes ``samplers_mnist.json`` and
+``.md`` to experiments/results/ (:mod:`experiments.record`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import pathlib
 import time
 
 import numpy as np
 
-HERE = pathlib.Path(__file__).resolve().parent
 METHODS = ("pcd", "pt", "fpcd", "centered")
 
 
@@ -119,8 +117,9 @@ def report(out: dict, machine: str) -> str:
                  f"{r['ais_mean_on_raise_subset']:.2f}", f"{r['raise_mean']:.2f}"])
   best = max(out["rows"].values(), key=lambda r: r["raise_mean"])
   pcd = out["rows"].get("pcd")
-  gain = "" if pcd is None else (f" Best RAISE minus PCD's: {best['raise_mean'] - pcd['raise_mean']:.2f}"
-                                 f" nats (target: 10 or more).")
+  gain = "" if pcd is None else (f" Best RAISE minus PCD's: "
+                                 f"{best['raise_mean'] - pcd['raise_mean']:.2f} nats (target: 10 "
+                                 f"or more).")
   return (f"{out['dataset']}, {out['n_hidden']} hidden units, stochastic binarisation, "
           f"{out['budget_seconds']} s of training per sampler (lr {out['lr']}, momentum 0.5, "
           f"batch {out['batch_size']}, {out['n_chains']} chains, PT {out['replicas']} replicas), "
@@ -149,15 +148,14 @@ def main(argv=None):
   if args.quick:
     args.budget, args.n_hidden, args.raise_n, args.n_chains = 2.0, 16, 20, 20
   out = run(args)
-  if not args.quick:
-    from benchmarks import common as C
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "samplers_mnist.json").write_text(json.dumps(out, indent=2) + "\n")
-    C.append_section("Better negative phases at equal wall time (MNIST 784-500)",
-                     report(out, C.format_machine(C.machine_info())))
+  if args.quick:
+    print(report(out, "quick run"))
   else:
     from benchmarks import common as C
-    print(report(out, "quick run"))
+    from experiments import record
+    record.write("samplers_mnist", out,
+                 "## Better negative phases at equal wall time (MNIST 784-500)\n\n"
+                 + report(out, C.format_machine(C.machine_info())))
 
 
 if __name__ == "__main__":

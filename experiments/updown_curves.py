@@ -4,10 +4,10 @@ Reads each run folder's ``updown.npz`` history (no arrays are loaded) and, where
 finished, the test error in its ``results.json``. Left: the generative validation error (the last
 10,000 training images) every ``--valid-every`` epochs, the test error as a marker at the last
 epoch; right: the wake-phase generative cost ``gen_nll`` per epoch (nats), which rises in every
-run while the error falls (see benchmarks/RESULTS.md, DBN section).
+run while the error falls (see experiments/README.md, the DBN rows).
 
     python -m experiments.updown_curves experiments/runs/dbn_m5=lr0.05 \\
-        experiments/runs/dbn_m2="lr 0.01" --out experiments/dbn_updown_curves.png
+        experiments/runs/dbn_m2="lr 0.01" --out experiments/results/dbn_updown_curves.png
 
 Needs matplotlib (``pip install -e ".[bench]"``).
 """

@@ -209,6 +209,6 @@ def test_hopfield_capacity_quick_run(tmp_path):
   assert refused.returncode != 0 and "writes nothing" in refused.stderr
   from PIL import Image
   from experiments import hopfield_capacity
-  res = json.loads((REPO_ROOT / "experiments" / "hopfield_capacity.json").read_text())
+  res = json.loads((REPO_ROOT / "experiments" / "results" / "hopfield_capacity.json").read_text())
   with Image.open(hopfield_capacity.capacity_curve(res, tmp_path / "curve.png")) as im:
     assert im.format == "PNG" and im.size == (760, 440)
