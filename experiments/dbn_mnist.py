@@ -1,57 +1,37 @@
 """DBN on MNIST: the numbers of Hinton, Osindero & Teh (2006) and Hinton & Salakhutdinov (2006).
 
-Stages, each checkpointed under ``--out`` so that running the same command again resumes where it
-stopped (finished stages are reloaded, an interrupted one continues from its last epoch):
+Stages (``--stages``), each checkpointed under ``--out``, so that the same command again resumes
+where it stopped (finished stages are reloaded, an interrupted one continues from its last epoch):
 
 1. ``pretrain``: greedy CD-1 pretraining of 784-500-500-2000, the top RBM joined by 10 label
-   units (HOT 2006: 30 epochs per layer, mini-batches of 100).
-2. ``gen_pretrained``: generative classification of the test set by the pretrained DBN (the label
-   with the lowest free energy of the top RBM given the mean-field penultimate layer).
-3. ``updown``: up-down fine-tuning (contrastive wake-sleep, HOT 2006 appendix B; the paper runs
-   300 epochs with CD-3/6/10 in the top RBM; ``--updown-k-schedule`` sets k per epoch and
-   ``--updown-lr-decay-start`` a linear decay of the rate to 0) and generative classification
-   again (HOT 2006: 1.25% test error). With ``--updown-on-all``, stage ``updown_all`` then does
-   what the paper did last: up-down on all 60,000 training images until the generative error on
-   them is as low as it was on the training split alone at the end of ``updown`` (HOT 2006: "a
-   further 59 epochs"), with the last epoch's k, at ``--updown-all-lr`` (default ``--updown-lr``),
-   for at most ``--updown-all-max-epochs``; its test error is reported.
-4. ``finetune``: back-propagation fine-tuning of the sigmoid network initialised from the
-   pretrained DBN (``--finetune-from updown``: from the recognition weights and top RBM after
-   up-down), SGD with momentum ``--finetune-momentum`` (0.9), early-stopped on the last 10,000
-   training images (Hinton & Salakhutdinov 2006: 1.2%; Srivastava et al. 2014 with dropout:
-   0.92%). With ``--finetune-on-all``, stage ``finetune_all`` then fine-tunes on all 60,000
-   training images for the same epochs and reports the last epoch's test error; list
-   ``finetune_all`` without ``finetune`` in ``--stages`` to run it alone once its epochs have been
-   chosen on the validation split. ``--pretrain-on-all`` pretrains on all 60,000 images too, for
-   a final model: it refuses the stages that select on the validation split, and its ``updown``
-   runs the fixed ``--updown-epochs`` schedule on all 60,000 images (HOT 2006's final model was
-   trained on all of them), recording the error on the last 10,000 of them instead of a
-   validation error.
-5. ``ablation``: the same network from random initialisation, trained identically.
-   ``--ablation-lr LR`` also runs both arms (pretrained and random) with learning rate ``LR``,
-   as stages ``finetune_lrLR`` and ``ablation_lrLR``, for a like-for-like comparison where the
-   default rate does not suit the random network.
-6. ``ll_bound``: Salakhutdinov & Murray's (2008) variational lower bound on the test
-   log-likelihood (stochastically binarised test images), the top RBM's log Z from AIS
-   (100 chains, their 14,501 temperatures), for the pretrained and the up-down DBN.
-7. ``samples``: class-conditional samples (a PNG with a row per class) from the top RBM's Gibbs
-   chains and a down pass, and the fine-tuned network's accuracy on them.
+   units (HOT 2006: 30 epochs per layer, batches of 100) by :func:`jdbn.train.pretrain.pretrain`.
+2. ``gen_pretrained``: generative classification of the test set by the pretrained DBN.
+3. ``updown``: up-down fine-tuning (HOT 2006 appendix B: 300 epochs, CD-3/6/10 in the top RBM;
+   ``--updown-k-schedule``, ``--updown-lr-decay-start``) by :func:`jdbn.train.updown.fit`, then
+   generative classification again (HOT 2006: 1.25%). ``--updown-on-all`` adds ``updown_all``,
+   the paper's last phase: up-down on all 60,000 images until their error is the training
+   split's.
+4. ``finetune``: back-propagation fine-tuning of the sigmoid network made from the DBN
+   (``--finetune-from``), early-stopped on the last 10,000 training images, by
+   :func:`jdbn.train.finetune.fit` (Hinton & Salakhutdinov 2006: 1.2%; Srivastava et al. 2014
+   with dropout: 0.92%). ``--finetune-on-all`` adds ``finetune_all``: the same epochs on all
+   60,000 images, the last epoch's network reported; ``--pretrain-on-all`` pretrains on them too.
+5. ``ablation``: the same network from random initialisation (``--ablation-lr``: both arms at
+   another rate too).
+6. ``ll_bound``: Salakhutdinov & Murray's (2008) lower bound on the test log-likelihood, the top
+   RBM's log Z from AIS (:mod:`jdbn.likelihood.dbn`).
+7. ``timing``: seconds per 50,000-image epoch of each loop against one large matmul's GFLOP/s.
+8. ``samples``: a row of generated digits per class, and the fine-tuned network's accuracy on
+   them.
 
-No augmentation; intensities in [0, 1] are used as probabilities (as Hinton's code does). Unless
-an ``--*-on-all`` flag says otherwise, training uses the first 50,000 training images and the
-last 10,000 are the validation set.
+No augmentation; intensities in [0, 1] are probabilities (as Hinton's code has them); unless an
+``--*-on-all`` flag says otherwise, training uses the first 50,000 training images and the last
+10,000 validate. ``results.json`` in the run folder holds every stage's figures; a full run also
+merges them into ``experiments/results/dbn_mnist.json`` (and ``.md``) under the folder's name.
+The paper rows and their commands are in ``experiments/configs.py``.
 
     python -m experiments.dbn_mnist --quick                 # CI smoke run, < 1 minute
     python -m experiments.dbn_mnist --out experiments/runs/dbn_mnist   # the full run (hours on CPU)
-
-The paper rows and the commands that reproduce them are in ``experiments/configs.py``. Every stage
-runs the library's own loops: greedy pretraining (:func:`jdbn.train.pretrain.pretrain`), up-down
-(:func:`jdbn.train.updown.fit`), fine-tuning (:func:`jdbn.train.finetune.fit`) and the bound
-(:mod:`jdbn.likelihood.dbn`), each resuming from its checkpoint.
-
-Speed (stage ``timing``): seconds per 50,000-example epoch of CD-1 for each layer, of up-down and
-of back-propagation fine-tuning, compilation excluded, and effective GFLOP/s against the peak of
-one large float32 matmul measured in the same process just before (the hardware limit here).
 """
 
 from __future__ import annotations
@@ -129,74 +109,58 @@ def _open_unit(text: str) -> float:
 
 
 def parse_args(argv=None):
+  """``(args, cfg, stages, out, png)``: ``cfg`` holds the run's settings (FULL's or QUICK's with
+  the options given); settings that do not go together exit before anything is written."""
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--quick", action="store_true", help="tiny CI smoke run (< 1 minute)")
-  p.add_argument("--out", default=None, help="run folder for checkpoints and results "
-                 "(default experiments/runs/dbn_mnist, or .../dbn_mnist_quick)")
-  p.add_argument("--data-dir", default=None, help="MNIST IDX folder (default $JDBN_MNIST_DIR)")
-  p.add_argument("--sizes", default=None, help="hidden layer sizes, e.g. 500,500,2000")
+  add = p.add_argument
+  add("--quick", action="store_true", help="tiny CI smoke run (< 1 minute)")
+  add("--out", help="run folder (default experiments/runs/dbn_mnist, or dbn_mnist_quick)")
+  add("--data-dir", help="MNIST IDX folder (default $JDBN_MNIST_DIR)")
+  add("--sizes", help="hidden layer sizes, e.g. 500,500,2000")
   for name in ("pretrain_epochs", "updown_epochs", "updown_k", "finetune_epochs", "batch_size",
                "sample_steps", "n_train", "patience"):
-    p.add_argument("--" + name.replace("_", "-"), type=int, default=None)
+    add("--" + name.replace("_", "-"), type=int)
   for name in ("pretrain_lr", "updown_lr", "finetune_lr", "weight_decay", "ablation_lr"):
-    p.add_argument("--" + name.replace("_", "-"), type=float, default=None)
-  p.add_argument("--updown-lr-decay-start", type=int, default=None,
-                 help="up-down epoch after which the rate falls linearly to 0 at --updown-epochs "
-                 "(default: constant; may be added when resuming)")
-  p.add_argument("--updown-on-all", action="store_true",
-                 help="stage updown_all: continue up-down on all 60,000 training images until "
-                 "their generative error reaches the training split's (HOT 2006)")
-  p.add_argument("--updown-all-lr", type=positive_float, default=None,
-                 help="learning rate of updown_all (default --updown-lr)")
-  p.add_argument("--updown-all-max-epochs", type=positive_int, default=100)
-  p.add_argument("--updown-k-schedule", type=_sweeps, default=None,
-                 help="Gibbs sweeps per up-down epoch, e.g. 3:100,6:200,10 (default: --updown-k)")
-  p.add_argument("--reconstruction", choices=("sample", "mean"), default="sample",
-                 help="pretraining CD-1 reconstructions: sampled, or the probabilities E[v | h] "
-                 "as in Hinton's rbm.m (contrastive.cd(mean_visible=True))")
-  p.add_argument("--updown-mean-labels", action="store_true",
-                 help="up-down: the top chain's label units take their softmax probabilities, as "
-                 "in HOT 2006 appendix B (dbn.updown(mean_labels=True))")
-  p.add_argument("--updown-balanced", action="store_true",
-                 help="up-down on class-balanced mini-batches, batch-size/10 images of every "
-                 "digit in each, as HOT 2006 did (data.balanced_order)")
-  p.add_argument("--updown-momentum", type=_open_unit, default=None,
-                 help="up-down SGD momentum in (0, 1) (default none; HOT 2006 used momentum and "
-                 "weight decay, values not given)")
-  p.add_argument("--updown-weight-decay", type=positive_float, default=None,
-                 help="up-down L2 weight cost on every W (default none)")
-  p.add_argument("--valid-every", type=positive_int, default=10,
-                 help="record the generative validation error every this many up-down epochs")
-  p.add_argument("--dropout", type=float, default=0.0, help="hidden dropout for fine-tuning")
-  p.add_argument("--input-dropout", type=float, default=0.0, help="input dropout for fine-tuning")
-  p.add_argument("--max-norm", type=positive_float, default=None,
-                 help="max-norm constraint on each unit's incoming weights during fine-tuning "
-                 "(Srivastava et al. 2014; jdbn.finetune.max_norm)")
-  p.add_argument("--finetune-schedule", choices=("constant", "cosine"), default="constant",
-                 help="fine-tuning learning rate: constant, or cosine decay to 0 over "
-                 "--finetune-epochs")
-  p.add_argument("--finetune-momentum", type=probability, default=0.9,
-                 help="fine-tuning SGD momentum (default 0.9)")
-  p.add_argument("--finetune-from", choices=("pretrained", "updown"), default="pretrained",
-                 help="initialise the fine-tuned network from the pretrained DBN, or from the "
-                 "recognition weights and top RBM after up-down (needs stage updown)")
-  p.add_argument("--pretrain-on-all", action="store_true",
-                 help="pretrain on all 60,000 training images (the top RBM sees the validation "
-                 "labels too, so the stages that select on the validation split are refused): "
-                 "for a final model with --finetune-on-all --stages pretrain,finetune_all, or "
-                 "--stages pretrain,updown (up-down on all 60,000 images for its fixed schedule)")
-  p.add_argument("--finetune-on-all", action="store_true",
-                 help="stage finetune_all: fine-tune on all 60,000 training images for "
-                 "--finetune-epochs (choose them on the validation split first) and report the "
-                 "last epoch's test error")
-  p.add_argument("--stages", default=",".join(s for s in STAGES if s != "finetune_all"),
-                 help="comma-separated stages to run")
-  p.add_argument("--png", default=None, help="samples sheet (default experiments/results/"
-                 "dbn_mnist_samples.png; quick runs write into --out)")
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--prng", default="threefry2x32", choices=PRNG_IMPLS,
-                 help="PRNG implementation of every key (philox4x32 is the fastest on CPUs)")
-  p.add_argument("--no-progress", action="store_true")
+    add("--" + name.replace("_", "-"), type=float)
+  add("--reconstruction", choices=("sample", "mean"), default="sample",
+      help="pretraining's CD-1 reconstructions: sampled, or E[v | h] as in Hinton's rbm.m")
+  add("--updown-k-schedule", type=_sweeps, help="top-RBM sweeps per up-down epoch, e.g. "
+      "3:100,6:200,10 (default: --updown-k)")
+  add("--updown-lr-decay-start", type=int,
+      help="up-down epoch from which the rate falls linearly to 0 (may be added on resuming)")
+  add("--updown-mean-labels", action="store_true",
+      help="up-down's top chain keeps its label probabilities (HOT 2006 appendix B)")
+  add("--updown-balanced", action="store_true",
+      help="up-down on class-balanced mini-batches, as HOT 2006 (data.balanced_order)")
+  add("--updown-momentum", type=_open_unit, help="up-down SGD momentum (default none)")
+  add("--updown-weight-decay", type=positive_float, help="up-down L2 cost on every W")
+  add("--valid-every", type=positive_int, default=10,
+      help="up-down epochs between records of the generative validation error")
+  add("--updown-on-all", action="store_true",
+      help="stage updown_all: up-down on all 60,000 images until their error is the split's")
+  add("--updown-all-lr", type=positive_float, help="updown_all's rate (default --updown-lr)")
+  add("--updown-all-max-epochs", type=positive_int, default=100)
+  add("--dropout", type=float, default=0.0, help="hidden dropout for fine-tuning")
+  add("--input-dropout", type=float, default=0.0, help="input dropout for fine-tuning")
+  add("--max-norm", type=positive_float, help="max-norm bound on each unit's incoming weights")
+  add("--finetune-schedule", choices=("constant", "cosine"), default="constant",
+      help="fine-tuning rate: constant, or cosine decay to 0 over --finetune-epochs")
+  add("--finetune-momentum", type=probability, default=0.9)
+  add("--finetune-from", choices=("pretrained", "updown"), default="pretrained",
+      help="the DBN the fine-tuned network starts from (updown needs stage updown)")
+  add("--pretrain-on-all", action="store_true",
+      help="pretrain on all 60,000 images, for a final model (refuses the stages that select "
+      "on the validation split; updown then runs on all images)")
+  add("--finetune-on-all", action="store_true",
+      help="stage finetune_all: --finetune-epochs on all 60,000 images, the last one reported")
+  add("--stages", default=",".join(s for s in STAGES if s != "finetune_all"),
+      help=f"comma-separated, from {','.join(STAGES)}")
+  add("--png", help="samples sheet (default experiments/results/dbn_mnist_samples.png; quick "
+      "runs write into --out)")
+  add("--seed", type=int, default=0)
+  add("--prng", default="threefry2x32", choices=PRNG_IMPLS,
+      help="PRNG implementation of every key (philox4x32 is the fastest on CPUs)")
+  add("--no-progress", action="store_true")
   args = p.parse_args(argv)
   cfg = dict(QUICK if args.quick else FULL)
   if args.sizes:
@@ -206,14 +170,14 @@ def parse_args(argv=None):
   stages = set(args.stages.split(","))
   if stages - set(STAGES):
     sys.exit(f"unknown stages {sorted(stages - set(STAGES))}; choose from {', '.join(STAGES)}")
-  if args.updown_lr_decay_start is not None and not (
-      0 <= args.updown_lr_decay_start < cfg["updown_epochs"]):
+  start = args.updown_lr_decay_start
+  if start is not None and not 0 <= start < cfg["updown_epochs"]:
     p.error(f"--updown-lr-decay-start must be in [0, --updown-epochs={cfg['updown_epochs']})")
-  selecting = {"finetune", "ablation"} & stages
-  if args.pretrain_on_all and selecting:
-    p.error(f"--pretrain-on-all: stages {sorted(selecting)} select on the validation split, "
-            "which pretraining on all images has seen; run pretrain,finetune_all (with "
-            "--finetune-on-all), updown (on all images), gen_pretrained, ll_bound or samples")
+  if args.pretrain_on_all and {"finetune", "ablation"} & stages:
+    p.error(f"--pretrain-on-all: stages {sorted({'finetune', 'ablation'} & stages)} select on "
+            "the validation split, which pretraining on all images has seen; run "
+            "pretrain,finetune_all (with --finetune-on-all), updown (on all images), "
+            "gen_pretrained, ll_bound or samples")
   if args.pretrain_on_all and args.updown_on_all:
     p.error("--pretrain-on-all runs up-down on all images already; drop --updown-on-all")
   if args.finetune_from == "updown" and ("updown" not in stages or cfg["updown_epochs"] < 1):
@@ -592,7 +556,28 @@ def main(argv=None):
   if "samples" in stages:
     stage_samples(cfg, k_samples, generator, png, results, classifier)
   results.put("run", {**info, "wall_seconds_this_call": time.perf_counter() - t_start})
+  if not args.quick:
+    record.merge("dbn_mnist", {out.name: results.data}, markdown)
   return results.data
+
+
+#: the stages whose test error the results table lists, in order
+ERROR_STAGES = ("gen_pretrained", "gen_updown", "updown_all", "finetune", "finetune_all",
+                "ablation")
+
+
+def markdown(runs: dict) -> str:
+  """The table of ``experiments/results/dbn_mnist.json``: each run folder's test errors."""
+  lines = ["DBN on MNIST: test error (%) of each run's stages, and the log-likelihood bound "
+           "(nats) of the pretrained DBN (`python -m experiments.dbn_mnist`).", "",
+           "| run | " + " | ".join(ERROR_STAGES) + " | bound |",
+           "|---|" + "---|" * (len(ERROR_STAGES) + 1)]
+  for name, res in runs.items():
+    cells = [f"{100 * res[s]['test_error']:.2f}" if s in res else "-" for s in ERROR_STAGES]
+    bound = res.get("ll_bound_pretrained", {}).get("bound_nats")
+    lines.append(f"| {name} | " + " | ".join(cells) +
+                 f" | {'-' if bound is None else f'{bound:.2f}'} |")
+  return "\n".join(lines)
 
 
 if __name__ == "__main__":
