@@ -181,11 +181,15 @@ def _markdown(res: dict) -> str:
   return "\n".join(lines)
 
 
-def main(argv=None) -> dict:
+def parser() -> argparse.ArgumentParser:
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   ap.add_argument("--mnist-dir", default=None, help="MNIST IDX folder (default $JDBN_MNIST_DIR)")
   ap.add_argument("--quick", action="store_true", help="tiny models, seconds; writes nothing")
-  args = ap.parse_args(argv)
+  return ap
+
+
+def main(argv=None) -> dict:
+  args = parser().parse_args(argv)
   configs = QUICK if args.quick else {"balls": BALLS, "mnist": MNIST}
   t0 = time.perf_counter()
   with tempfile.TemporaryDirectory() as scratch:

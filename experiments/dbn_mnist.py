@@ -41,6 +41,7 @@ import json
 import os
 import pathlib
 import platform
+import shutil
 import sys
 import time
 
@@ -148,6 +149,9 @@ def parse_args(argv=None):
   add("--finetune-momentum", type=probability, default=0.9)
   add("--finetune-from", choices=("pretrained", "updown"), default="pretrained",
       help="the DBN the fine-tuned network starts from (updown needs stage updown)")
+  add("--pretrained-from", metavar="RUN",
+      help="start from another run folder's pretraining (its pretrain/, dbn_pretrained.npz and "
+      "results), e.g. to run the later stages with other seeds; pretraining settings must match")
   add("--pretrain-on-all", action="store_true",
       help="pretrain on all 60,000 images, for a final model (refuses the stages that select "
       "on the validation split; updown then runs on all images)")
@@ -462,6 +466,31 @@ def stage_timing(cfg, key, dbn, train, results, n: int = 10_000, repeats: int = 
 # --------------------------------------------------------------------------- main
 
 
+#: the settings that define the pretraining, which --pretrained-from must share
+PRETRAIN_SETTINGS = ("sizes", "n_valid", "n_train", "pretrain_epochs", "batch_size", "pretrain_lr",
+                     "weight_decay", "reconstruction", "pretrain_on_all", "prng")
+
+
+def copy_pretraining(source: pathlib.Path, out: pathlib.Path, cfg: dict) -> None:
+  """Copies ``source``'s finished pretraining into ``out`` (unless ``out`` has its own): the
+  per-layer checkpoints, ``dbn_pretrained.npz`` and its ``pretrain`` and ``gen_pretrained``
+  results; exits if ``source`` was pretrained with other settings."""
+  if (out / "dbn_pretrained.npz").exists():
+    return
+  theirs = {**ADDED, **json.loads((source / "settings.json").read_text())}
+  diff = {k: (theirs.get(k), v) for k, v in json.loads(json.dumps(cfg)).items()
+          if k in PRETRAIN_SETTINGS and theirs.get(k) != v}
+  if diff:
+    sys.exit(f"--pretrained-from {source}: pretrained with other settings {diff}")
+  shutil.copytree(source / "pretrain", out / "pretrain", dirs_exist_ok=True)
+  shutil.copy2(source / "dbn_pretrained.npz", out / "dbn_pretrained.npz")
+  done = json.loads((source / "results.json").read_text())
+  results = Results(out / "results.json")
+  for stage in ("pretrain", "gen_pretrained"):
+    if stage in done:
+      results.put(stage, done[stage])
+
+
 def check_settings(out: pathlib.Path, cfg: dict) -> None:
   """Refuses a run folder holding a run with other settings (epochs, and :data:`CHANGEABLE`,
   may change); then records ``cfg`` there."""
@@ -495,6 +524,8 @@ def main(argv=None):
   args, cfg, stages, out, png = parse_args(argv)
   out.mkdir(parents=True, exist_ok=True)
   check_settings(out, cfg)
+  if args.pretrained_from:
+    copy_pretraining(pathlib.Path(args.pretrained_from), out, cfg)
   progress = not args.no_progress
   results = Results(out / "results.json")
   t_start = time.perf_counter()

@@ -231,7 +231,7 @@ def run(*, quick: bool = False, write: bool = False, n: int = 500, seed: int = 0
   return res
 
 
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--picture", type=pathlib.Path, help="PNG file for the MNIST recall picture")
   ap.add_argument("--quick", action="store_true", help="N = 60, three loads, writes nothing")
@@ -239,7 +239,11 @@ def main(argv=None):
                   help="write the JSON, the table (.md) and the PNG to experiments/results/")
   ap.add_argument("--n", type=int, default=500)
   ap.add_argument("--seed", type=int, default=0)
-  args = ap.parse_args(argv)
+  return ap
+
+
+def main(argv=None):
+  args = parser().parse_args(argv)
   if args.picture:
     print(json.dumps(recall_picture(args.picture, seed=args.seed)))
     return None

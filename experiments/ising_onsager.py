@@ -159,12 +159,16 @@ def run(*, quick: bool = False, write: bool = False) -> dict:
   return result
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--quick", action="store_true", help="tiny lattice, few sweeps, writes nothing")
   p.add_argument("--write", action="store_true",
                  help="write the JSON and the table (.md) to experiments/results/")
-  args = p.parse_args(argv)
+  return p
+
+
+def main(argv=None) -> int:
+  args = parser().parse_args(argv)
   run(quick=args.quick, write=args.write and not args.quick)
   return 0
 

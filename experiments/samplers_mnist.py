@@ -130,7 +130,7 @@ def report(out: dict, machine: str) -> str:
                             "AIS on RAISE subset", "RAISE (lower)"], rows) + "\n")
 
 
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--budget", type=float, default=300.0, help="training seconds per sampler")
   p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
@@ -144,7 +144,11 @@ def main(argv=None):
   p.add_argument("--data-dir", default=None)
   p.add_argument("--quick", action="store_true", help="digits, 2 s each, short schedules")
   p.add_argument("--no-progress", action="store_true")
-  args = p.parse_args(argv)
+  return p
+
+
+def main(argv=None) -> dict:
+  args = parser().parse_args(argv)
   if args.quick:
     args.budget, args.n_hidden, args.raise_n, args.n_chains = 2.0, 16, 20, 20
   out = run(args)
@@ -156,6 +160,7 @@ def main(argv=None):
     record.write("samplers_mnist", out,
                  "## Better negative phases at equal wall time (MNIST 784-500)\n\n"
                  + report(out, C.format_machine(C.machine_info())))
+  return out
 
 
 if __name__ == "__main__":
