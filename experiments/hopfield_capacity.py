@@ -14,7 +14,7 @@ are exact fixed points and the mean overlap reached from each stored pattern, ag
 Storkey's ``n / sqrt(2 ln n)`` are marked.
 
     python -m experiments.hopfield_capacity --picture experiments/results/hopfield_recall.png
-    python -m experiments.hopfield_capacity --write   # N = 500: experiments/results/, .json, .md, PNG
+    python -m experiments.hopfield_capacity --write   # N = 500: .json, .md, .png in results/
     python -m experiments.hopfield_capacity --quick   # N = 60, three loads, writes nothing
 
 The capacity curve is drawn with Pillow (what :mod:`jdbn.viz` uses), so matplotlib is not needed.

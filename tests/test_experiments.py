@@ -1,143 +1,236 @@
-"""The paper reproductions in experiments/: each script's smoke run, so that none of them rots."""
+"""The paper reproductions in experiments/: the registry, and each script's smoke run (in this
+process, so the runs share JAX's compiled programs), so that none of them rots."""
 
-import importlib.util
+import importlib
 import json
+import math
 import pathlib
-import subprocess
-import sys
+import shlex
 
 import numpy as np
 import pytest
 
+from experiments import configs, record
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = REPO_ROOT / "experiments" / "results"
+UNIFORM_DIGITS = -64 * math.log(2)  # nats of the uniform distribution over 64 binary pixels
 
 
-def _run(*argv, env=None):
-  result = subprocess.run([sys.executable, *map(str, argv)], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=600, env=env)
-  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-  return result.stdout
+def _parse(step: str) -> None:
+  """Parses one registry command with its script's own options (SystemExit if one is wrong)."""
+  argv = shlex.split(step)
+  if argv[:2] == ["python", "-m"]:
+    module = importlib.import_module(argv[2])
+    if hasattr(module, "parse_args"):
+      module.parse_args(argv[3:])
+    else:
+      module.parser().parse_args(argv[3:])
+  elif argv[0] == "jdbn":
+    from jdbn import cli
+    cli.build_parser().parse_args(argv[1:])
+  else:
+    assert argv[0] in ("mkdir", "cp"), step
+
+
+def test_registry_is_the_readme_table_and_every_command_parses():
+  """experiments/README.md's table is configs.markdown(), and every row's commands, for every
+  seed, parse with the options of the script they run (a renamed option fails here)."""
+  assert configs.markdown() in (REPO_ROOT / "experiments" / "README.md").read_text()
+  for name, row in configs.ROWS.items():
+    assert row.steps and row.seeds and row.result, name
+    for seed in row.seeds:
+      for step in row.commands(seed):
+        assert "{" not in step, step
+        for part in step.split("&&"):
+          _parse(part)
+  with pytest.raises(SystemExit):
+    _parse("python -m experiments.dbn_mnist --updown-k-schedule 3:100,6:200")  # bounded last
+
+
+def test_record_merges_rows_and_renders_them(tmp_path):
+  record.merge("x", {"a": {"v": 1}}, lambda rows: "|".join(rows), folder=tmp_path)
+  rows = record.merge("x", {"b": {"v": 2}, "a": {"v": 3}}, lambda rows: "|".join(rows),
+                      folder=tmp_path)
+  assert rows == {"a": {"v": 3}, "b": {"v": 2}}
+  assert json.loads((tmp_path / "x.json").read_text()) == rows
+  assert (tmp_path / "x.md").read_text() == "a|b\n"
+
+
+def _snapshot():
+  """The committed results, to check that quick runs leave them alone."""
+  return {p.name: p.read_bytes() for p in RESULTS.iterdir() if p.is_file()}
 
 
 @pytest.mark.slow
-def test_likelihood_benchmark_quick_run_resumes(tmp_path):
-  """The issue-3 table's script: train, checkpoint, AIS; run again, it resumes and re-evaluates."""
-  out = _run("-m", "experiments.likelihood_mnist", "--quick", "--dataset", "digits", "--out-dir",
-             tmp_path, "--prng", "philox4x32")
-  row = [line for line in out.splitlines() if line.startswith("| CD1 |")]
-  assert len(row) == 1
-  test_ll = float(row[0].split("|")[3].split()[0])
-  assert -60 < test_ll < -15  # 64 binary pixels: between a trained model and the uniform -44.4
-  again = _run("-m", "experiments.likelihood_mnist", "--quick", "--dataset", "digits", "--out-dir",
-               tmp_path, "--prng", "philox4x32")
-  assert "resuming after epoch 1" in again
-  # A constant-rate run resumes with a decay: epochs 2 and 3 fall linearly towards 0 at 3.
-  _run("-m", "experiments.likelihood_mnist", "--quick", "--dataset", "digits", "--out-dir", tmp_path,
-       "--prng", "philox4x32", "--epochs", "3", "--lr-decay-start", "1")
-  meta = json.loads((tmp_path / "quick" / "digits_cd1_h100_e3.json").read_text())
-  assert meta["lr_per_epoch"] == pytest.approx([0.05, 0.05, 0.025]) and len(meta["recon"]) == 3
-  refused = subprocess.run([sys.executable, "-m", "experiments.likelihood_mnist", "--quick",
-                            "--dataset", "digits", "--out-dir", tmp_path, "--epochs", "4"],
-                           cwd=REPO_ROOT,
-                           capture_output=True, text=True, timeout=600)
-  assert refused.returncode != 0 and "threefry2x32" in refused.stderr
-
-
-@pytest.mark.slow
-def test_dbn_benchmark_quick_run(tmp_path, mnist_dir):
-  """The issue-4 script on a tiny DBN: every stage runs and writes its result."""
-  import os
-  env = {**os.environ, "JDBN_MNIST_DIR": str(mnist_dir)}
-  _run("-m", "experiments.dbn_mnist", "--quick", "--out", tmp_path, "--no-progress", "--prng",
-       "philox4x32", "--dropout", "0.2", "--finetune-schedule", "cosine", "--updown-k-schedule",
-       "2:1,1", "--updown-lr-decay-start", "0", "--finetune-on-all", "--max-norm", "20",
-       "--updown-on-all", "--updown-all-max-epochs", "3", "--reconstruction", "mean",
-       "--updown-mean-labels", "--updown-momentum", "0.5", "--updown-weight-decay", "1e-4",
-       "--updown-balanced", env=env)
-  results = json.loads((tmp_path / "results.json").read_text())
-  settings = json.loads((tmp_path / "settings.json").read_text())
+def test_dbn_quick_run_every_stage_and_option(tmp_path, mnist_dir, capsys):
+  """dbn_mnist on a tiny DBN with every option: each stage writes its result; finetune_all runs
+  alone; --pretrained-from starts another run from this one's pretraining, refusing other
+  settings; settings that do not go together are refused before anything is written."""
+  from experiments import dbn_mnist
+  before = _snapshot()
+  common = ["--quick", "--data-dir", str(mnist_dir), "--no-progress", "--prng", "philox4x32"]
+  options = ["--dropout", "0.2", "--finetune-schedule", "cosine", "--updown-k-schedule", "2:1,1",
+             "--updown-lr-decay-start", "0", "--finetune-on-all", "--max-norm", "20",
+             "--updown-on-all", "--updown-all-max-epochs", "3", "--reconstruction", "mean",
+             "--updown-mean-labels", "--updown-momentum", "0.5", "--updown-weight-decay", "1e-4",
+             "--updown-balanced", "--finetune-from", "updown", "--finetune-momentum", "0.5"]
+  run = tmp_path / "run"
+  results = dbn_mnist.main(common + options + ["--out", str(run)])
+  settings = json.loads((run / "settings.json").read_text())
   assert settings["reconstruction"] == "mean" and settings["updown_mean_labels"] is True
   assert settings["updown_momentum"] == 0.5 and settings["updown_weight_decay"] == 1e-4
   assert settings["updown_balanced"] is True
   for stage in ("pretrain", "gen_pretrained", "updown", "gen_updown", "updown_all", "finetune",
                 "finetune_all", "ablation", "ll_bound_pretrained", "timing", "samples", "run"):
     assert stage in results, stage
-  assert results["finetune"]["schedule"] == "cosine"
-  assert results["finetune"]["max_norm"] == results["ablation"]["max_norm"] == 20
-  assert results["updown"]["final"]["k"] == 2  # the schedule's first entry
-  assert results["updown"]["final"]["lr"] == pytest.approx(0.01)  # 1 epoch: decay starts at 0
-  assert 0 <= results["updown"]["final"]["valid_error"] <= 1  # recorded at the last epoch
-  assert 0 <= results["finetune"]["test_error"] <= 1
+  assert json.loads((run / "results.json").read_text()) == json.loads(json.dumps(results))
+  ft = results["finetune"]
+  assert ft["schedule"] == "cosine" and ft["max_norm"] == results["ablation"]["max_norm"] == 20
+  assert ft["init"] == "updown" and ft["momentum"] == 0.5 and 0 <= ft["test_error"] <= 1
+  final = results["updown"]["final"]
+  assert final["k"] == 2 and final["lr"] == pytest.approx(0.01)  # the schedule's first epoch
+  assert 0 <= final["valid_error"] <= 1  # recorded at the last epoch
   # HOT's last phase on all 3,000 images: stops once their error is the training split's, or at
   # the epoch limit; k is that of the last up-down epoch.
   ud_all = results["updown_all"]
   assert ud_all["n_train"] == 3000 and ud_all["k"] == 2 and 0 <= ud_all["test_error"] <= 1
   assert ud_all["finished"] == (ud_all["train_error_all"] <= ud_all["target_train_error"])
   assert ud_all["finished"] or ud_all["epochs"] == 3
-  # All training images: 2,000 of the quick run's training split and its 1,000 validation images.
   assert results["finetune_all"]["n_train"] == 3000
-  assert 0 <= results["finetune_all"]["test_error"] <= 1
-  assert (tmp_path / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-  # finetune_all alone (its epochs chosen already): reloads the pretrained DBN, skips the 50,000.
+  bound = results["ll_bound_pretrained"]
+  assert bound["bound_interval"][0] <= bound["bound_nats"] <= bound["bound_interval"][1] < 0
+  assert (run / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  # finetune_all alone (its epochs chosen already): the pretraining and up-down it starts from
+  # are reloaded, not trained again.
   del results["finetune_all"]
-  (tmp_path / "results.json").write_text(json.dumps(results))
-  (tmp_path / "finetune_all.npz").unlink()
-  _run("-m", "experiments.dbn_mnist", "--quick", "--out", tmp_path, "--no-progress", "--prng",
-       "philox4x32", "--dropout", "0.2", "--finetune-schedule", "cosine", "--finetune-on-all",
-       "--max-norm", "20", "--stages", "finetune_all", "--reconstruction", "mean",
-       "--updown-mean-labels", "--updown-momentum", "0.5", "--updown-weight-decay", "1e-4",
-       "--updown-balanced", env=env)
-  again = json.loads((tmp_path / "results.json").read_text())
+  (run / "results.json").write_text(json.dumps(results))
+  (run / "finetune_all.npz").unlink()
+  again = dbn_mnist.main(common + options + ["--out", str(run), "--stages", "updown,finetune_all"])
+  assert again["updown"] == results["updown"] and again["updown_all"] == results["updown_all"]
   assert again["finetune_all"]["n_train"] == 3000 and again["finetune"] == results["finetune"]
-  bad = subprocess.run([sys.executable, "-m", "experiments.dbn_mnist", "--quick", "--out",
-                        tmp_path / "bad", "--stages", "pretrain,finetuning"], cwd=REPO_ROOT,
-                       capture_output=True, text=True, timeout=600, env=env)
-  assert bad.returncode != 0 and "unknown stages ['finetuning']" in bad.stderr
-  assert not (tmp_path / "bad").exists()
+  # Another seed from this run's pretraining: copied, not retrained.
+  seed1 = tmp_path / "seed1"
+  other = dbn_mnist.main(common + ["--out", str(seed1), "--seed", "1", "--reconstruction", "mean",
+                                   "--pretrained-from", str(run), "--stages", "pretrain"])
+  assert other["pretrain"] == results["pretrain"] and (seed1 / "pretrain").is_dir()
+  with pytest.raises(SystemExit, match="pretrained with other settings"):
+    dbn_mnist.main(common + ["--out", str(tmp_path / "bad"), "--pretrained-from", str(run),
+                             "--stages", "pretrain"])  # sampled reconstructions, not means
+  capsys.readouterr()
+  refusals = [(["--stages", "pretrain,finetuning"], "unknown stages ['finetuning']"),
+              (["--finetune-from", "updown", "--stages", "pretrain,finetune"],
+               "needs stage updown"),
+              (["--pretrain-on-all", "--finetune-on-all"], "['ablation', 'finetune']"),
+              (["--pretrain-on-all", "--updown-on-all", "--stages", "pretrain,updown"],
+               "drop --updown-on-all")]
+  for argv, message in refusals:
+    with pytest.raises(SystemExit) as err:
+      dbn_mnist.main(common + ["--out", str(tmp_path / "refused")] + argv)
+    assert message in str(err.value.code) + capsys.readouterr().err, argv
+  assert not (tmp_path / "refused").exists() and _snapshot() == before
 
 
 @pytest.mark.slow
-def test_dbn_benchmark_finetunes_from_updown(tmp_path, mnist_dir):
-  """``--finetune-from updown`` starts fine-tuning from the up-down DBN and says so; without the
-  updown stage it refuses before training anything."""
-  import os
-  env = dict(os.environ, JDBN_MNIST_DIR=str(mnist_dir))
-  common = ["-m", "experiments.dbn_mnist", "--quick", "--no-progress", "--prng", "philox4x32",
-            "--finetune-from", "updown", "--finetune-momentum", "0.5"]
-  refused = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "bad"), "--stages",
-                            "pretrain,finetune"], cwd=REPO_ROOT, capture_output=True, text=True,
-                           timeout=600, env=env)
-  assert refused.returncode != 0 and "needs stage updown" in refused.stderr
-  _run(*common, "--out", tmp_path, "--stages", "pretrain,updown,finetune", env=env)
-  results = json.loads((tmp_path / "results.json").read_text())
-  assert results["finetune"]["init"] == "updown" and results["finetune"]["momentum"] == 0.5
-  assert 0 <= results["finetune"]["test_error"] <= 1
-
-
-@pytest.mark.slow
-def test_dbn_benchmark_pretrains_on_all_images(tmp_path, mnist_dir):
-  """``--pretrain-on-all`` pretrains on the training split and the validation images together,
-  and refuses the stages that would then select on images pretraining has seen."""
-  import os
-  env = dict(os.environ, JDBN_MNIST_DIR=str(mnist_dir))
-  common = ["-m", "experiments.dbn_mnist", "--quick", "--no-progress", "--prng", "philox4x32",
-            "--pretrain-on-all", "--finetune-on-all"]
-  refused = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "bad")],
-                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env=env)
-  assert refused.returncode != 0 and "['ablation', 'finetune']" in refused.stderr
-  assert not (tmp_path / "bad").exists()
-  both = subprocess.run([sys.executable, *common, "--updown-on-all", "--out", str(tmp_path / "bad"),
-                        "--stages", "pretrain,updown"], cwd=REPO_ROOT, capture_output=True,
-                       text=True, timeout=600, env=env)
-  assert both.returncode != 0 and "drop --updown-on-all" in both.stderr
-  _run(*common, "--out", tmp_path, "--stages", "pretrain,updown,finetune_all", env=env)
-  results = json.loads((tmp_path / "results.json").read_text())
+def test_dbn_pretrained_on_all_images(tmp_path, mnist_dir):
+  """--pretrain-on-all pretrains and runs up-down on the training split and the validation
+  images together, and the up-down record names its monitor as training images."""
+  from experiments import dbn_mnist
+  results = dbn_mnist.main(["--quick", "--data-dir", str(mnist_dir), "--no-progress", "--prng",
+                            "philox4x32", "--pretrain-on-all", "--finetune-on-all", "--n-train",
+                            "500", "--finetune-epochs", "1", "--out", str(tmp_path), "--stages",
+                            "pretrain,updown,finetune_all"])
   assert (results["pretrain"]["n_train"] == results["updown"]["n_train"]
-          == results["finetune_all"]["n_train"] == 3000)
+          == results["finetune_all"]["n_train"] == 1500)
   assert 0 <= results["finetune_all"]["test_error"] <= 1
-  # The validation images are training images here, and the up-down record says so.
   final = results["updown"]["final"]
-  assert "valid_error" not in final and 0 <= final["error_on_last_10000_training_images"] <= 1
+  assert "valid_error" not in final and 0 <= final[dbn_mnist.TRAIN_MONITOR] <= 1
+
+
+@pytest.mark.slow
+def test_likelihood_quick_run_resumes_with_a_decay(tmp_path, capsys):
+  """likelihood_mnist on the digits: train, checkpoint, AIS; run again with more epochs, it
+  resumes and the rate decays over the new ones; another PRNG is refused."""
+  from experiments import likelihood_mnist
+  before = _snapshot()
+  common = ["--quick", "--dataset", "digits", "--out-dir", str(tmp_path)]
+  first, = likelihood_mnist.main(common + ["--prng", "philox4x32"])
+  # 64 binary pixels: between a trained model and the uniform distribution's -44.4 nats.
+  assert UNIFORM_DIGITS < first["test_ll_lower"] <= first["test_ll"] <= first["test_ll_upper"]
+  assert first["log_z_lower"] <= first["log_z"] <= first["log_z_upper"]
+  again, = likelihood_mnist.main(common + ["--prng", "philox4x32", "--epochs", "3",
+                                           "--lr-decay-start", "1"])
+  assert "resuming after epoch 1" in capsys.readouterr().out
+  assert again["lr_per_epoch"] == pytest.approx([0.05, 0.05, 0.025])
+  assert again["recon"][0] == first["recon"][0] and len(again["recon"]) == 3
+  saved = json.loads((tmp_path / "quick" / "digits_cd1_h100_e3.json").read_text())
+  assert saved["test_ll"] == again["test_ll"]
+  with pytest.raises(SystemExit, match="threefry2x32"):
+    likelihood_mnist.main(common + ["--epochs", "4"])
+  assert _snapshot() == before
+
+
+@pytest.mark.slow
+def test_samplers_quick_run():
+  """samplers_mnist on the digits: every sampler trains and is scored by AIS and RAISE, above
+  the uniform distribution, RAISE (a lower bound) not above AIS on the same images."""
+  from experiments import samplers_mnist
+  before = _snapshot()
+  out = samplers_mnist.main(["--quick", "--no-progress"])
+  assert list(out["rows"]) == list(samplers_mnist.METHODS)
+  for method, r in out["rows"].items():
+    assert r["epochs"] >= 1, method
+    assert UNIFORM_DIGITS < r["ais_lower"] <= r["ais_mean"] < 0, method
+    assert UNIFORM_DIGITS < r["raise_mean"] < r["ais_mean_on_raise_subset"] + 0.5, method
+  assert _snapshot() == before
+
+
+@pytest.mark.slow
+def test_crbm_tasks_quick_run(mnist_dir):
+  """crbm_tasks --quick: both tasks train a CRBM and measure it against its baseline."""
+  from experiments import crbm_tasks
+  before = _snapshot()
+  res = crbm_tasks.main(["--quick", "--mnist-dir", str(mnist_dir)])
+  b, m = res["balls"], res["mnist"]
+  assert 0 < b["mse_copy_last"] < 1 and 0 < b["mse_crbm"] < 1
+  assert b["reduction"] == pytest.approx(1 - b["mse_crbm"] / b["mse_copy_last"])
+  assert 0 < m["log_loss_crbm"] < math.log(2) and 0 < m["log_loss_logreg"] < math.log(2)
+  assert _snapshot() == before
+
+
+def test_ising_quick_run():
+  """ising_onsager on a 16 x 16 torus: every temperature against Onsager, and the speed."""
+  from experiments import ising_onsager
+  before = _snapshot()
+  res = ising_onsager.run(quick=True)
+  assert [r["T"] for r in res["rows"]] == [1.5, 2.0, 2.2]
+  for r in res["rows"]:
+    assert r["onsager"] == pytest.approx(ising_onsager.onsager(r["T"]))
+    assert 0 < r["mean_abs_m"] <= 1 and r["stderr"] > 0
+  # Far below T_c a 16 x 16 torus is within a few percent of the infinite lattice.
+  assert abs(res["rows"][0]["mean_abs_m"] - 0.9865) < 0.02
+  assert all(v > 0 for v in res["flips_per_second"].values())
+  assert _snapshot() == before
+
+
+def test_hopfield_capacity_quick_run(tmp_path):
+  """hopfield_capacity --quick prints its table and writes nothing; the capacity curve draws a
+  PNG from the committed figures."""
+  from PIL import Image
+  from experiments import hopfield_capacity
+  before, lines = _snapshot(), []
+  res = hopfield_capacity.run(quick=True, log=lines.append)
+  rows = [line for line in lines[0].splitlines() if line.startswith("| 0.")]
+  assert [row.split("|")[1].strip() for row in rows] == ["0.05", "0.14", "0.30"]
+  for row in rows:  # fractions and overlaps
+    assert all(-1 <= float(cell) <= 1 for cell in row.split("|")[3:7])
+  assert "N / (2 ln N) = 7.3" in lines[0] and res["n"] == 60
+  with pytest.raises(SystemExit, match="writes nothing"):
+    hopfield_capacity.run(quick=True, write=True)
+  assert _snapshot() == before
+  committed = json.loads((RESULTS / "hopfield_capacity.json").read_text())
+  with Image.open(hopfield_capacity.capacity_curve(committed, tmp_path / "curve.png")) as im:
+    assert im.format == "PNG" and im.size == (760, 440)
 
 
 def test_updown_curves_plots_run_folders(tmp_path, monkeypatch):
@@ -145,6 +238,7 @@ def test_updown_curves_plots_run_folders(tmp_path, monkeypatch):
   names a folder without up-down instead of failing obscurely."""
   pytest.importorskip("matplotlib")
   from PIL import Image
+  from experiments import updown_curves as curves
   from jdbn import checkpoint
   run = tmp_path / "run"
   run.mkdir()
@@ -154,10 +248,6 @@ def test_updown_curves_plots_run_folders(tmp_path, monkeypatch):
                                                                     "history": history})
   (run / "results.json").write_text(json.dumps({"updown": {"epochs": 6},
                                                 "gen_updown": {"test_error": 0.02}}))
-  spec = importlib.util.spec_from_file_location("updown_curves",
-                                                REPO_ROOT / "experiments" / "updown_curves.py")
-  curves = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(curves)
   loaded = curves.load_run(run)
   assert loaded["test_error"] == 0.02 and loaded["epochs"] == 6 and len(loaded["history"]) == 6
   import matplotlib.axes
@@ -174,41 +264,3 @@ def test_updown_curves_plots_run_folders(tmp_path, monkeypatch):
     assert im.format == "PNG" and im.size[0] > 500
   with pytest.raises(SystemExit, match="has no updown.npz"):
     curves.main([str(tmp_path), "--out", str(tmp_path / "x.png")])
-
-
-@pytest.mark.slow
-def test_ising_onsager_quick_run():
-  """The issue-28 physics benchmark on a 16 x 16 torus: every temperature reports against
-  Onsager and the speed is measured; nothing is written."""
-  before = (REPO_ROOT / "benchmarks" / "RESULTS.md").read_text()
-  out = _run("-m", "experiments.ising_onsager", "--quick")
-  for T in ("1.5", "2.0", "2.2"):
-    assert f"T={T}: <|m|> = " in out and "Onsager" in out
-  assert "Mflips/s" in out and "nothing written" in out
-  assert (REPO_ROOT / "benchmarks" / "RESULTS.md").read_text() == before
-  # Far below T_c a 16 x 16 torus is within a few percent of the infinite lattice.
-  m = float(out.split("T=1.5: <|m|> = ")[1].split()[0])
-  assert abs(m - 0.9865) < 0.02
-
-
-@pytest.mark.slow
-def test_hopfield_capacity_quick_run(tmp_path):
-  """The issue-28 capacity script: --quick prints its table and writes nothing; the capacity
-  curve draws a PNG from the recorded figures."""
-  results = REPO_ROOT / "benchmarks" / "RESULTS.md"
-  before = results.read_text()
-  out = _run("-m", "experiments.hopfield_capacity", "--quick")
-  rows = [line for line in out.splitlines() if line.startswith("| 0.")]
-  assert [row.split("|")[1].strip() for row in rows] == ["0.05", "0.14", "0.30"]
-  for row in rows:  # fractions and overlaps
-    assert all(-1 <= float(cell) <= 1 for cell in row.split("|")[3:7])
-  assert "N / (2 ln N) = 7.3" in out
-  assert results.read_text() == before
-  refused = subprocess.run([sys.executable, "-m", "experiments.hopfield_capacity", "--quick",
-                            "--write"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
-  assert refused.returncode != 0 and "writes nothing" in refused.stderr
-  from PIL import Image
-  from experiments import hopfield_capacity
-  res = json.loads((REPO_ROOT / "experiments" / "results" / "hopfield_capacity.json").read_text())
-  with Image.open(hopfield_capacity.capacity_curve(res, tmp_path / "curve.png")) as im:
-    assert im.format == "PNG" and im.size == (760, 440)

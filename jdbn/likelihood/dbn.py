@@ -1,4 +1,4 @@
-"""A DBN's test-set estimate: Salakhutdinov & Murray's (2008) bound with the top RBM's AIS ``log Z``.
+"""A DBN's test-set estimate: Salakhutdinov & Murray's (2008) bound, the top RBM's log Z by AIS.
 
 :func:`top_ais` estimates the top RBM's ``log Z`` by AIS, its base rates taken from training data
 carried up to the top (the penultimate layer's mean-field activations, joined by the one-hot
