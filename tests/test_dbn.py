@@ -418,3 +418,29 @@ def test_labels_outside_the_label_units_are_refused():
     D.generate(key, dbn, np.array([-1]), n_steps=2)
   trainer.epoch(key, state, (x, jnp.array([0, 1, 2, 2, 1, 0])), 3)  # in range: runs
   assert D.generate(key, dbn, np.array([2]), n_steps=2).shape == (1, 5)
+
+
+@pytest.mark.parametrize("n_labels", [0, 3])
+def test_likelihood_dbn_is_ais_on_the_top_and_the_bound_in_chunks(n_labels):
+  """jdbn.likelihood.dbn: top_ais is the RBM AIS of the top on the data carried up (labels
+  joined), and log_likelihood_bounds the bound of each chunk with the key fold_in(key, start)."""
+  from jdbn.likelihood import dbn as LD
+  dbn = _tiny_dbn(jax.random.key(21), n_v=5, n_1=4, n_top=3, n_labels=n_labels)
+  x = _binary(jax.random.key(22), (7, 5))
+  y = jnp.arange(7) % 3 if n_labels else None
+  top_x = D.penultimate(dbn, x)
+  if n_labels:
+    top_x = jnp.concatenate([top_x, jax.nn.one_hot(y, 3)], -1)
+  np.testing.assert_array_equal(LD.top_data(dbn, x, y), top_x)
+  betas = np.linspace(0, 1, 50, dtype=np.float32)
+  res = LD.top_ais(KEY, dbn, x, y, n_chains=8, betas=betas)
+  ref = likelihood.ais(KEY, dbn[1], n_chains=8, betas=betas, data=top_x)
+  np.testing.assert_array_equal(res.log_w, ref.log_w)
+  assert abs(float(res.log_z) - float(likelihood.exact_log_z(dbn[1]))) < 0.5
+  bounds = LD.log_likelihood_bounds(KEY, dbn, x, res.log_z, n_samples=3, batch_size=3)
+  want = jnp.concatenate([D.log_likelihood_bound(jax.random.fold_in(KEY, i), dbn, x[i:i + 3],
+                                                 res.log_z, n_samples=3) for i in (0, 3, 6)])
+  np.testing.assert_allclose(bounds, want, rtol=1e-6)
+  if n_labels:
+    with pytest.raises(ValueError, match="label units"):
+      LD.top_data(dbn, x)

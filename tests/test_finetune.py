@@ -173,3 +173,30 @@ def test_max_norm_inside_training_bounds_every_kernel():
   for n in F.column_norms(state.variables).values():
     assert float(jnp.max(n)) <= 1.5 * (1 + 1e-5)
   assert history[-1]["valid_error"] < 0.5  # still learns: chance is 0.9
+
+
+def test_fit_checkpoints_every_epoch_and_resumes_exactly(tmp_path, capsys):
+  """finetune.fit: after 2 of 4 epochs and a rerun, the state and the history of every epoch are
+  those of 4 epochs at once; other metadata (a retrained DBN) starts again, and says so."""
+  train, valid = _digits_split()
+  module, variables = F.init_random(KEY, [64, 16])
+  opt = F.optimizer(0.5, decay_steps=4 * (len(train.x) // 50), max_norm_value=3.0)
+  args = (KEY, module, variables, (train.x, train.y), (valid.x, valid.y), opt)
+  kw = dict(batch_size=50, progress=False)
+  full, _ = F.train(*args, epochs=4, **kw)
+  path = tmp_path / "finetune.npz"
+  F.fit(*args, epochs=2, path=path, metadata={"source": 1}, **kw)
+  seen = []
+  resumed, history = F.fit(*args, epochs=4, path=path, metadata={"source": 1},
+                           callback=lambda e, s, row: seen.append(e), **kw)
+  jax.tree.map(np.testing.assert_array_equal, resumed, full)
+  assert [r["epoch"] for r in history] == [1, 2, 3, 4] and seen == [3, 4]
+  from jdbn import checkpoint
+  meta = checkpoint.read_metadata(path)
+  assert meta["epoch"] == 4 and meta["source"] == 1 and len(meta["history"]) == 4
+  for n in F.column_norms(resumed.variables).values():
+    assert float(n.max()) <= 3 * (1 + 1e-5)
+  capsys.readouterr()
+  again, history = F.fit(*args, epochs=1, path=path, metadata={"source": 2}, **kw)
+  assert "fine-tuning starts again" in capsys.readouterr().out
+  assert [r["epoch"] for r in history] == [1] and int(again.epoch) == 1

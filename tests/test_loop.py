@@ -54,3 +54,26 @@ def test_fit_callback_stops():
   _, history = loop.fit(_State({"w": jnp.zeros(1)}), _epoch_fn(), epochs=10, progress=False,
                         callback=lambda e, s, row: e == 4)
   assert len(history) == 4
+
+
+def test_rate_schedule_and_set_learning_rate():
+  """The rate of each epoch, constant or falling linearly to 0 from decay_start, set in an
+  inject_hyperparams optimizer's state with the momentum kept."""
+  import optax
+  const, decay = loop.rate_schedule(0.1, 4), loop.rate_schedule(0.1, 4, decay_start=2)
+  assert [const(e) for e in range(4)] == [0.1] * 4
+  np.testing.assert_allclose([decay(e) for e in range(4)], [0.1, 0.1, 0.1, 0.05], rtol=1e-6)
+  opt = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1, momentum=0.9)
+  params = {"w": jnp.ones(2)}
+
+  @struct.dataclass
+  class _Train:
+    params: dict
+    opt_state: object
+
+  s = _Train(params, opt.init(params))
+  _, s_opt = opt.update({"w": jnp.ones(2)}, s.opt_state, params)  # builds momentum
+  s = loop.set_learning_rate(s.replace(opt_state=s_opt), 0.025)
+  assert float(s.opt_state.hyperparams["learning_rate"]) == pytest.approx(0.025)
+  momentum = lambda st: st.inner_state[0].trace["w"]  # noqa: E731
+  np.testing.assert_array_equal(momentum(s.opt_state), momentum(s_opt))

@@ -175,3 +175,28 @@ def test_resuming_with_other_params_names_the_leaf(tmp_path, params, digits):
   other = R.init(jax.random.key(1), 64, N_HIDDEN + 1)
   with pytest.raises(ValueError, match=r"cannot resume.*\['state'\]\.params\.W.*\(64, 17\)"):
     _fit(other, *digits, epochs=2, checkpoint_dir=tmp_path)
+
+
+def test_hinton_sgd_switches_momentum_after_five_epochs_and_decays_only_the_weights():
+  """train.hinton_sgd: momentum 0.5 for the first 5 epochs' updates, 0.9 after; the L2 decay
+  moves W and leaves the biases (a zero gradient: only the decay acts)."""
+  from flax import struct
+  from jdbn.train import hinton_sgd, loop
+  params = R.init(jax.random.key(0), 3, 2)
+  opt = hinton_sgd(0.1, weight_decay=0.5, steps_per_epoch=2)
+  state = opt.init(params)
+  zero = jax.tree.map(jnp.zeros_like, params)
+  momenta = []
+  for _ in range(12):
+    updates, state = opt.update(zero, state, params)
+    momenta.append(float(state[1].hyperparams["momentum"]))
+  assert momenta[:10] == [0.5] * 10 and momenta[10:] == pytest.approx([0.9, 0.9])
+  updates, _ = opt.update(zero, opt.init(params), params)
+  np.testing.assert_allclose(updates.W, -0.1 * 0.5 * params.W, rtol=1e-6)
+  assert not np.any(np.asarray(updates.b)) and not np.any(np.asarray(updates.c))
+  # Its rate is a hyperparameter that loop.set_learning_rate sets between epochs.
+  @struct.dataclass
+  class _S:
+    opt_state: object
+  assert float(loop.set_learning_rate(_S(state), 0.01).opt_state[1].hyperparams[
+      "learning_rate"]) == pytest.approx(0.01)
