@@ -131,7 +131,6 @@ def test_dbn_quick_run_every_stage_and_option(tmp_path, mnist_dir, capsys):
   assert not (tmp_path / "refused").exists() and _snapshot() == before
 
 
-@pytest.mark.slow
 def test_dbn_pretrained_on_all_images(tmp_path, mnist_dir):
   """--pretrain-on-all pretrains and runs up-down on the training split and the validation
   images together, and the up-down record names its monitor as training images."""
@@ -147,7 +146,6 @@ def test_dbn_pretrained_on_all_images(tmp_path, mnist_dir):
   assert "valid_error" not in final and 0 <= final[dbn_mnist.TRAIN_MONITOR] <= 1
 
 
-@pytest.mark.slow
 def test_likelihood_quick_run_resumes_with_a_decay(tmp_path, capsys):
   """likelihood_mnist on the digits: train, checkpoint, AIS; run again with more epochs, it
   resumes and the rate decays over the new ones; another PRNG is refused."""
