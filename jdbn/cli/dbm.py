@@ -351,7 +351,7 @@ def _finetune(key, model, train, valid, args, out: pathlib.Path, source: dict) -
                          path=out / FINETUNE_NAME,
                          metadata={"source": source,
                                    "settings": _settings(args, _FINETUNE_SETTINGS)},
-                         callback=report,
+                         resume_if=("source",), callback=report,
                          progress="fine-tune" if not args.no_progress else False)
   summary = {"valid_error": float(state.best_error), "best_epoch": int(state.best_epoch),
              "epochs": int(state.epoch), "history": history}

@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import os
 import pathlib
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
@@ -256,7 +256,8 @@ def fit(key: Array, module: Classifier, variables: dict,
         train_data: tuple[ArrayLike, ArrayLike], validation: tuple[ArrayLike, ArrayLike],
         optimizer: optax.GradientTransformation, *, epochs: int, batch_size: int,
         patience: Optional[int] = None, path: Optional[Union[str, os.PathLike]] = None,
-        metadata: Optional[dict] = None, progress: bool | str = True,
+        metadata: Optional[dict] = None, resume_if: Optional[Sequence[str]] = None,
+        progress: bool | str = True,
         callback: Optional[Callable[[int, FinetuneState, dict], Any]] = None
         ) -> tuple[FinetuneState, list[dict]]:
   """:func:`train`, resumable: after every epoch the state goes to the checkpoint ``path``.
@@ -264,14 +265,15 @@ def fit(key: Array, module: Classifier, variables: dict,
   The checkpoint is ``{"state": FinetuneState}`` with ``epoch``, ``history`` (every epoch's row
   so far) and ``metadata`` in its metadata. A run finding it resumes from it and continues the
   same epochs exactly (:func:`train`'s keys depend only on the epoch), unless it was written with
-  other values of ``metadata``'s keys (e.g. the DBN the network was made from has been trained
-  further since): fine-tuning then starts again from ``variables``, and says so.
+  other values of the ``resume_if`` keys of ``metadata`` (e.g. the DBN the network was made from
+  has been trained further since): fine-tuning then starts again from ``variables``, and says so.
 
   Args:
     key, module, variables, train_data, validation, optimizer, epochs, batch_size, patience,
       progress: as for :func:`train` (``epochs`` counts those already in the checkpoint).
     path: the checkpoint file (``None``: none, as :func:`train`).
-    metadata: JSON settings saved with it and compared on resuming.
+    metadata: JSON settings saved with it.
+    resume_if: the keys of ``metadata`` that must be as saved to resume (default: all).
     callback: :func:`train`'s, called after the checkpoint is written.
 
   Returns:
@@ -281,7 +283,8 @@ def fit(key: Array, module: Classifier, variables: dict,
   metadata = dict(metadata or {})
   if path is not None and pathlib.Path(path).is_file():
     tree, meta = C.restore(path, like={"state": state})
-    changed = {k: meta[k] for k, v in metadata.items() if k in meta and meta[k] != v}
+    keys = metadata if resume_if is None else resume_if
+    changed = {k: meta[k] for k in keys if k in meta and meta[k] != metadata[k]}
     if changed:
       print(f"fine-tuning in {path} was run with {changed}, now "
             f"{ {k: metadata[k] for k in changed} }: fine-tuning starts again")
