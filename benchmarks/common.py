@@ -1,4 +1,4 @@
-"""Shared machinery of the benchmarks: timing, peer worker, machine, GEMM bounds, RESULTS.md.
+"""Shared machinery of the benchmarks: timing, peer worker, GEMM bounds; the record re-exported.
 
 Timing. Every figure is the median (with the interquartile range) of several repeats, after a
 warm-up call that pays for compilation; JAX results are waited for with ``jax.block_until_ready``.
@@ -18,18 +18,19 @@ installed) in PyTorch, in the same interleaved rounds as the implementations; th
 fastest of them for each shape, summed over the products an algorithm performs. Nothing that does
 those products can be faster than that on this machine, whatever it does about the rest
 (sampling, sigmoids, updates).
+
+Record. The machine, the markdown tables, the latest results files (``benchmarks/results/``) and
+the dated log (``benchmarks/HISTORY.md``) live in :mod:`benchmarks.record`; their names are
+repeated here (``common.write_latest``, ``common.machine_info`` ...) for the scripts that use them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import importlib.metadata
 import importlib.util
 import json
 import os
 import pathlib
-import platform
 import subprocess
 import sys
 import tempfile
@@ -38,11 +39,16 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-HERE = pathlib.Path(__file__).resolve().parent
-REPO_ROOT = HERE.parent
-RESULTS_PATH = HERE / "RESULTS.md"
+from benchmarks import record
+
+HERE, REPO_ROOT = record.HERE, record.REPO_ROOT
+HISTORY_PATH, RESULTS_DIR, QUICK_DIR = record.HISTORY_PATH, record.RESULTS_DIR, record.QUICK_DIR
 #: Environment variables removed from the peers' process (see the module docstring).
-BLAS_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+BLAS_ENV_VARS = record.BLAS_ENV_VARS
+machine_info, format_machine, load_average = (record.machine_info, record.format_machine,
+                                              record.load_average)
+markdown_table, append_section = record.markdown_table, record.append_section
+write_latest, update_quality = record.write_latest, record.update_quality
 
 # ----------------------------------------------------------------------------------------- timing
 
@@ -281,68 +287,6 @@ def load_digits() -> np.ndarray:
   return np.asarray(data.load_digits().x, np.float32)
 
 
-# --------------------------------------------------------------------------------------- machine
-
-
-def _cpu_model() -> str:
-  try:
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  try:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    for line in out.splitlines():
-      if line.startswith("Model name"):
-        return line.split(":", 1)[1].strip()
-  except (OSError, subprocess.SubprocessError):
-    pass
-  return platform.processor() or platform.machine()
-
-
-def _version(dist: str) -> Optional[str]:
-  try:
-    return importlib.metadata.version(dist)
-  except importlib.metadata.PackageNotFoundError:
-    return None
-
-
-def load_average() -> Optional[str]:
-  try:
-    return " ".join(pathlib.Path("/proc/loadavg").read_text().split()[:3])
-  except OSError:
-    return None
-
-
-def machine_info(worker: Optional[PeerWorker] = None) -> dict:
-  """The machine and software a run measured: CPU, cores, versions, BLAS, date, load."""
-  info = {
-      "date": subprocess.run(["date"], capture_output=True, text=True).stdout.strip() or
-              datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-      "cpu": _cpu_model(),
-      "logical_cpus": os.cpu_count(),
-      "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-      "platform": platform.platform(),
-      "python": platform.python_version(),
-      "load_average_1_5_15min": load_average(),
-  }
-  for dist in ("jax", "jaxlib", "optax", "numpy", "scikit-learn", "torch"):
-    info[dist] = _version(dist)
-  if "jax" in sys.modules:
-    import jax
-    info["jax_backend"] = f"{jax.default_backend()} ({jax.devices()[0].device_kind})"
-  info["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "")
-  info["BLAS env (main process)"] = {k: os.environ.get(k) for k in BLAS_ENV_VARS}
-  if worker is not None:
-    info.update(worker.info())
-  return info
-
-
-def format_machine(info: dict) -> str:
-  return "\n".join(f"- {k}: {v}" for k, v in info.items() if v not in (None, ""))
-
-
 # ------------------------------------------------------------------------------------ GEMM bound
 
 
@@ -503,26 +447,24 @@ def gemm_table(results: Sequence[GemmResult]) -> str:
                         [f"{lib} (GFLOP/s)" for lib in libs] + ["fastest"], rows)
 
 
-# ------------------------------------------------------------------------------------ RESULTS.md
+def gemm_scan(n_steps: int, n_chains: int, n_visible: int, n_hidden: int) -> Callable[[], Any]:
+  """The ``2 n_steps`` GEMMs of an AIS run, alone: ``u = x W`` then ``x = u W'`` per step.
 
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-  lines = ["| " + " | ".join(map(str, headers)) + " |",
-           "|" + "|".join("---" for _ in headers) + "|"]
-  lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
-  return "\n".join(lines)
-
-
-def append_section(title: str, body: str, path: pathlib.Path = RESULTS_PATH) -> None:
-  """Appends ``## title`` and ``body`` to ``RESULTS.md``, re-reading it just before writing.
-
-  The file is shared with other benchmarks: nothing already there is changed.
+  ``W`` has orthonormal columns, so ``x`` stays O(1) (no denormals, no overflow) with nothing but
+  the two products in the loop. Returns a function running them once, waiting for the result.
   """
-  path = pathlib.Path(path)
-  if not path.exists():
-    path.write_text("# jdbn benchmark results\n")
-  text = path.read_text()
-  with open(path, "a") as f:
-    if not text.endswith("\n"):
-      f.write("\n")
-    f.write(f"\n## {title}\n\n{body.rstrip()}\n")
+  import jax
+  import jax.numpy as jnp
+  rng = np.random.default_rng(0)
+  W = jnp.asarray(np.linalg.qr(rng.standard_normal((n_visible, n_hidden)))[0], jnp.float32)
+  x = jnp.asarray(rng.standard_normal((n_chains, n_visible)), jnp.float32)
+
+  @jax.jit
+  def run(x, W):
+
+    def body(x, _):
+      return (x @ W) @ W.T, None
+
+    return jax.lax.scan(body, x, None, length=n_steps)[0]
+
+  return lambda: run(x, W).block_until_ready()
