@@ -136,10 +136,12 @@ def render(results_dir: pathlib.Path = record.RESULTS_DIR, page_dir: Optional[pa
               "figures are in `benchmarks/README.md`; the quality rows here are its recorded ones.",
               ""]
   lines += [
-      "Speed: the time of the peer (or the bound) over jdbn's, so above 1x jdbn is faster, except",
-      "AIS, given as its time over its GEMM bound's. Each figure is one run (itself medians of",
-      "interleaved repeats) unless it says how many runs or seeds it is a median or mean of. The",
-      f"dated runs and what was tried are in [HISTORY.md]({history}). No GPU rows yet.", "", START,
+      "Speed rows: a peer's time over jdbn's (above 1x, jdbn is faster) and the share of the GEMM",
+      "bound reached (the matrix products alone, the fastest library's); AIS and PT give jdbn's time",
+      "over the bound's or the sweeps'. Quality rows: jdbn against the paper. Each figure is one run",
+      "(itself medians of interleaved repeats) unless it says how many runs or seeds it summarises.",
+      f"The dated runs and what was tried: [HISTORY.md]({history}). CPU only: no GPU measured yet.",
+      "", START,
       record.markdown_table(HEADERS, [[_cell(c) for c in row]
                                       for row in speed_rows(results_dir, page_dir) +
                                       quality_rows(page_dir, quality_path)]), END]
