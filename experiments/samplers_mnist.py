@@ -11,7 +11,7 @@ for PCD-500 at a much longer training: -101.26 (AIS) / -101.28 (RAISE) (Burda et
     python -m experiments.samplers_mnist --quick                 # digits, seconds, nothing written
 
 Every key is derived from ``--seed`` (recorded); results go to experiments/results/ as JSON and to
-benchmarks/RESULTS.md as a section.
+benchmarks/HISTORY.md (the dated log) as a section.
 """
 
 from __future__ import annotations
