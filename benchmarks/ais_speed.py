@@ -37,6 +37,7 @@ import time
 
 import numpy as np
 
+from benchmarks import bound as G
 from benchmarks import common as C
 from benchmarks import page
 from benchmarks import record as R
@@ -98,7 +99,7 @@ def measure(*, quick: bool, repeats: int, impls, n_devices: int = 1, log=print) 
       ref = parallel.ais_sharded(key, params, mesh, n_chains=n_chains, betas=betas, base_b=base)
       np.testing.assert_array_equal(np.asarray(res.log_w), np.asarray(ref.log_w))
     fns[label] = fn
-  gemms = C.gemm_scan(n_steps, n_chains, n_visible, n_hidden)
+  gemms = G.gemm_scan(n_steps, n_chains, n_visible, n_hidden)
   gemms()
   compile_s["GEMMs alone"] = None
   fns["GEMMs alone"] = gemms

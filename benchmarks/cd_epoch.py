@@ -29,6 +29,7 @@ from typing import Optional
 
 import numpy as np
 
+from benchmarks import bound as G
 from benchmarks import common as C
 from benchmarks import page
 from benchmarks import record as R
@@ -132,12 +133,12 @@ def measure(cfg: dict, worker: Optional[C.PeerWorker], scratch: str, *, repeats:
     for name in meta:
       if not name.startswith("jdbn"):
         fns[name] = worker.timed(name)
-  shapes = C.cd_gemms(B, V, H)
-  g_fns, g_index = C.gemm_fns(shapes, worker, torch="torch" in peers)
+  shapes = G.cd_gemms(B, V, H)
+  g_fns, g_index = G.gemm_fns(shapes, worker, torch="torch" in peers)
   timings = C.interleaved({**fns, **g_fns}, repeats=repeats, log=log)
-  gemms = C.gemm_results(shapes, timings, g_index, worker, log)
+  gemms = G.gemm_results(shapes, timings, g_index, worker, log)
   timings = {k: v for k, v in timings.items() if k not in g_index}
-  bound = C.bound_seconds(gemms, steps)
+  bound = G.bound_seconds(gemms, steps)
   if worker is not None:
     for name in meta:
       if not name.startswith("jdbn"):
@@ -181,7 +182,7 @@ def report(res: dict, impls) -> tuple:
       table, "",
       f"GEMM bound: {bound * 1e3:.1f} ms per epoch ({res['steps']} steps x 5 products at the "
       f"fastest measured speed of each shape); products measured alone:", "",
-      C.gemm_table(res["gemms"]), ""
+      G.gemm_table(res["gemms"]), ""
   ]
   targets = {}
   name = res["cfg"]["name"]

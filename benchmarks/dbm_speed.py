@@ -37,6 +37,7 @@ from typing import Optional
 
 import numpy as np
 
+from benchmarks import bound as G
 from benchmarks import common as C
 from benchmarks import page
 from benchmarks import record as R
@@ -55,7 +56,7 @@ TARGETS = {
 
 
 def dbm_gemms(batch: int, n_chains: int, sizes, mf_sweeps: int, k: int) -> list:
-  """The products of one update (see the module docstring), one :class:`C.Gemm` per shape."""
+  """The products of one update (see the module docstring), one :class:`G.Gemm` per shape."""
   B, N, S = batch, n_chains, mf_sweeps
   V, H1, H2 = sizes
   products = [
@@ -70,7 +71,7 @@ def dbm_gemms(batch: int, n_chains: int, sizes, mf_sweeps: int, k: int) -> list:
   for name, m, kk, n, kind, count in products:
     names, total = merged.get((m, kk, n, kind), ([], 0))
     merged[(m, kk, n, kind)] = (names + [name], total + count)
-  return [C.Gemm(",".join(names), m, kk, n, kind, count)
+  return [G.Gemm(",".join(names), m, kk, n, kind, count)
           for (m, kk, n, kind), (names, count) in merged.items()]
 
 
@@ -148,16 +149,16 @@ def measure(name, data, sizes, batch, worker: Optional[C.PeerWorker], scratch: s
                  n_chains=n_chains, k=k, tol=TOL, params_path=params_path)
     fns[PEER] = worker.timed(PEER)
   shapes = dbm_gemms(batch, n_chains, sizes, mf_sweeps, k)
-  g_fns, g_index = C.gemm_fns(shapes, worker, torch=torch)
+  g_fns, g_index = G.gemm_fns(shapes, worker, torch=torch)
   timings = C.interleaved({**fns, **g_fns}, repeats=repeats, log=log)
-  gemms = C.gemm_results(shapes, timings, g_index, worker, log)
+  gemms = G.gemm_results(shapes, timings, g_index, worker, log)
   timings = {name: t for name, t in timings.items() if name not in g_index}
   sweeps = {label: jdbn_sweeps(params, data, mf_sweeps, batch) for label, params in finals.items()}
   if worker is not None:
     worker.drop(PEER)
     sweeps[PEER] = (worker.metrics.get(PEER) or {}).get("mf_sweeps", float("nan"))
   return dict(name=name, sizes=tuple(sizes), steps=steps, timings=timings, first=first,
-              gemms=gemms, bound=C.bound_seconds(gemms, steps), sweeps=sweeps, mf_sweeps=mf_sweeps,
+              gemms=gemms, bound=G.bound_seconds(gemms, steps), sweeps=sweeps, mf_sweeps=mf_sweeps,
               flops=sum(g.flops * g.count for g in shapes), products=sum(g.count for g in shapes))
 
 
@@ -185,7 +186,7 @@ def report(res: dict, impls, quick: bool) -> tuple:
       f"GEMM bound: {bound * scale:.3g} {unit} per epoch ({res['steps']} updates x "
       f"{res['products']} products, {res['flops'] / 1e9:.3g} GFLOP per update, at the fastest "
       f"measured speed of each shape); products measured alone:", "",
-      C.gemm_table(res["gemms"]), "",
+      G.gemm_table(res["gemms"]), "",
       "Mean-field sweeps: the NumPy peer's mean over its epoch; jdbn's on the first 1,000 "
       "examples with the params after its epoch (`train.dbm.mean_field_report`)."
   ]

@@ -40,6 +40,7 @@ import time
 
 import numpy as np
 
+from benchmarks import bound as G
 from benchmarks import common as C
 from benchmarks import page
 from benchmarks import record as R
@@ -128,14 +129,14 @@ def measure(n_visible, n_hidden, n_chains, worker, scratch, *, quick, repeats, p
                    n_hidden=n_hidden, n_steps=n_steps, w0_path=w0)
       fns[name] = worker.timed(name)
       names.append(name)
-  shapes = C.sweep_gemms(n_chains, n_visible, n_hidden)
-  g_fns, g_index = C.gemm_fns(shapes, worker, torch="torch" in peers)
+  shapes = G.sweep_gemms(n_chains, n_visible, n_hidden)
+  g_fns, g_index = G.gemm_fns(shapes, worker, torch="torch" in peers)
   timings = C.interleaved({**fns, **g_fns}, repeats=repeats, log=log)
   for name in names:
     worker.drop(name)
-  gemms = C.gemm_results(shapes, timings, g_index, worker, log)
+  gemms = G.gemm_results(shapes, timings, g_index, worker, log)
   timings = {k: v for k, v in timings.items() if k not in g_index}
-  bound = C.bound_seconds(gemms, n_steps)
+  bound = G.bound_seconds(gemms, n_steps)
   return dict(n_chains=n_chains, n_steps=n_steps, timings=timings, compiled=cinfo, gemms=gemms,
               bound=bound)
 
@@ -160,7 +161,7 @@ def report(res) -> str:
       "dots in HLO"
   ], rows)
   return (f"{table}\n\nGEMM bound: {rate(bound):,.0f} chain-sweeps/s ({bound * 1e3:.1f} ms "
-          f"for {s} sweeps of 2 products); products alone:\n\n{C.gemm_table(res['gemms'])}")
+          f"for {s} sweeps of 2 products); products alone:\n\n{G.gemm_table(res['gemms'])}")
 
 
 def targets_for(res, impls) -> dict:
