@@ -128,7 +128,9 @@ def render(results_dir: pathlib.Path = record.RESULTS_DIR, page_dir: Optional[pa
   """The top of the page, from the title to :data:`END`; links relative to ``page_dir``."""
   results_dir = pathlib.Path(results_dir).resolve()
   page_dir = pathlib.Path(page_dir or results_dir).resolve()
-  quick = any(d.get("quick") for d in load(results_dir).values())
+  data = load(results_dir).values()
+  quick = any(d.get("quick") for d in data)
+  gpu = any(not (d["machine_info"].get("jax_backend") or "cpu").startswith("cpu") for d in data)
   history = os.path.relpath(record.HISTORY_PATH, page_dir)
   lines = [TITLE, ""]
   if quick:
@@ -140,7 +142,8 @@ def render(results_dir: pathlib.Path = record.RESULTS_DIR, page_dir: Optional[pa
       "bound reached (the matrix products alone, the fastest library's); AIS and PT give jdbn's time",
       "over the bound's or the sweeps'. Quality rows: jdbn against the paper. Each figure is one run",
       "(itself medians of interleaved repeats) unless it says how many runs or seeds it summarises.",
-      f"The dated runs and what was tried: [HISTORY.md]({history}). CPU only: no GPU measured yet.",
+      f"The dated runs and what was tried: [HISTORY.md]({history})."
+      + ("" if gpu else " CPU only: no GPU measured yet."),
       "", START,
       record.markdown_table(HEADERS, [[_cell(c) for c in row]
                                       for row in speed_rows(results_dir, page_dir) +
