@@ -138,10 +138,11 @@ def render(results_dir: pathlib.Path = record.RESULTS_DIR, page_dir: Optional[pa
               "figures are in `benchmarks/README.md`; the quality rows here are its recorded ones.",
               ""]
   lines += [
-      "Speed rows: a peer's time over jdbn's (above 1x, jdbn is faster) and the share of the GEMM",
-      "bound reached (the matrix products alone, the fastest library's); AIS and PT give jdbn's time",
-      "over the bound's or the sweeps'. Quality rows: jdbn against the paper. Each figure is one run",
-      "(itself medians of interleaved repeats) unless it says how many runs or seeds it summarises.",
+      "Speed rows: a peer's time over jdbn's (above 1x, jdbn is faster) and the share of the",
+      "GEMM bound reached (the matrix products alone, the fastest library's); AIS and PT give",
+      "jdbn's time over the bound's or the sweeps'. Quality rows: jdbn against the paper. Each",
+      "figure is one run (itself medians of interleaved repeats) unless it says how many runs or",
+      "seeds it summarises.",
       f"The dated runs and what was tried: [HISTORY.md]({history})."
       + ("" if gpu else " CPU only: no GPU measured yet."),
       "", START,

@@ -114,7 +114,8 @@ def format_machine(info: dict) -> str:
 def short_machine(info: dict) -> str:
   """A few words naming the machine for the page, e.g. ``"2-core AMD EPYC"``."""
   cpu = re.sub(r"\((R|TM)\)|\bProcessor\b|@.*$|\bCPU\b", "", info.get("cpu") or "unknown CPU")
-  text = f"{info.get('usable_cpus') or info.get('logical_cpus') or '?'}-core {' '.join(cpu.split())}"
+  cores = info.get("usable_cpus") or info.get("logical_cpus") or "?"
+  text = f"{cores}-core {' '.join(cpu.split())}"
   backend = info.get("jax_backend") or "cpu"
   if not backend.startswith("cpu"):
     text = f"{backend}, {text} host"
@@ -201,7 +202,7 @@ def latest_markdown(data: dict, body: str, out_dir: pathlib.Path = RESULTS_DIR) 
 
 
 def history_entry(data: dict) -> str:
-  """A short dated entry for ``HISTORY.md``: the headline rows, the targets, where the tables are."""
+  """A short entry for ``HISTORY.md``: the headline rows, the targets, where the tables are."""
   lines = [f"`{data['command']}` on {data['machine']}:", ""]
   lines += [f"- {r['question']}: {r['figure']}" for r in data["rows"]]
   if data["targets"]:

@@ -36,7 +36,7 @@ ONLY = ("cd", "gibbs", "ais", "dbm", "pt")
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--quick", action="store_true",
-                 help="CI smoke run: tiny, fast, writes to --out (default benchmarks/results/quick)")
+                 help="CI smoke run: tiny and fast; writes to --out (default results/quick)")
   p.add_argument("--big", action="store_true", help="also CD-1 on MNIST 784x2000 (slow)")
   p.add_argument("--only", choices=ONLY, default=None, help="run one benchmark")
   p.add_argument("--no-write", action="store_true", help="write no file")

@@ -17,7 +17,7 @@ HISTORY = REPO_ROOT / "benchmarks" / "HISTORY.md"
 
 
 def _snapshot(folder):
-  """``{path: bytes}`` of every file under ``folder`` (``quick/`` left out), to see nothing moved."""
+  """``{path: bytes}`` of the files under ``folder`` (``quick/`` left out): did anything move?"""
   return {f: f.read_bytes() for f in sorted(pathlib.Path(folder).rglob("*"))
           if f.is_file() and "quick" not in f.relative_to(folder).parts}
 
