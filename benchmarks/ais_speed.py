@@ -17,8 +17,12 @@ For a 784x500 Bernoulli RBM, 100 chains and the paper's 14,500 temperatures
 Compile time is reported apart (``jit(...).lower(...).compile()``). The params are random
 (``W ~ N(0, 0.05^2)``, biases around -1): the cost per temperature does not depend on them.
 
-    python -m benchmarks.ais_speed              # appends a section to RESULTS.md (several minutes)
-    python -m benchmarks.ais_speed --quick      # 64x32, 300 temperatures, nothing written
+    python -m benchmarks.ais_speed              # the paper's schedule (several minutes)
+    python -m benchmarks.ais_speed --quick      # 64x32, 300 temperatures
+
+A run writes ``benchmarks/results/ais_speed.json`` and ``.md`` (``--quick``: in
+``benchmarks/results/quick/``; ``--out`` elsewhere), regenerates the results page and, for a full
+run, appends a short dated entry to ``benchmarks/HISTORY.md``.
 """
 
 from __future__ import annotations
@@ -26,13 +30,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import time
 
 import numpy as np
 
+from benchmarks import bound as G
 from benchmarks import common as C
+from benchmarks import page
+from benchmarks import record as R
 
 IMPLS = ("threefry2x32", "philox4x32")
 TARGET = 1.3  # AIS within 1.3x of its GEMMs
@@ -54,27 +62,6 @@ def _model(n_visible: int, n_hidden: int):
 def _betas(quick: bool) -> np.ndarray:
   from jdbn import likelihood
   return (np.linspace(0, 1, 301, dtype=np.float32) if quick else likelihood.default_betas())
-
-
-def gemm_scan(n_steps: int, n_chains: int, n_visible: int, n_hidden: int):
-  """The 2 * n_steps GEMMs of an AIS run, alone: ``u = x W`` then ``x = u W^T`` per step.
-
-  ``W`` has orthonormal columns, so ``x`` stays O(1) (no denormals, no overflow) with nothing but
-  the two products in the loop. Returns a function that runs them and waits for the result.
-  """
-  import jax
-  import jax.numpy as jnp
-  rng = np.random.default_rng(0)
-  W = jnp.asarray(np.linalg.qr(rng.standard_normal((n_visible, n_hidden)))[0], jnp.float32)
-  x = jnp.asarray(rng.standard_normal((n_chains, n_visible)), jnp.float32)
-
-  @jax.jit
-  def run(x, W):
-    def body(x, _):
-      return (x @ W) @ W.T, None
-    return jax.lax.scan(body, x, None, length=n_steps)[0]
-
-  return lambda: run(x, W).block_until_ready()
 
 
 def measure(*, quick: bool, repeats: int, impls, n_devices: int = 1, log=print) -> dict:
@@ -112,7 +99,7 @@ def measure(*, quick: bool, repeats: int, impls, n_devices: int = 1, log=print) 
       ref = parallel.ais_sharded(key, params, mesh, n_chains=n_chains, betas=betas, base_b=base)
       np.testing.assert_array_equal(np.asarray(res.log_w), np.asarray(ref.log_w))
     fns[label] = fn
-  gemms = gemm_scan(n_steps, n_chains, n_visible, n_hidden)
+  gemms = G.gemm_scan(n_steps, n_chains, n_visible, n_hidden)
   gemms()
   compile_s["GEMMs alone"] = None
   fns["GEMMs alone"] = gemms
@@ -174,7 +161,27 @@ def report(single: dict, sharded: dict | None) -> tuple[str, dict]:
   return table, targets
 
 
-def run(*, quick=False, repeats=None, write=False, impls=IMPLS, devices=None, log=print) -> dict:
+def headline(single: dict, sharded: dict | None) -> dict:
+  """The page's row: the fastest variant's time over the bound, on one device and sharded."""
+  runs = [r for r in (single, sharded) if r is not None]
+  bound = min(float(np.median(r["rows"]["GEMMs alone"]["wall"])) for r in runs)
+  parts = []
+  for run in runs:
+    ratios = {name: float(np.median(r["wall"])) / bound for name, r in run["rows"].items()
+              if name != "GEMMs alone"}
+    best = min(ratios, key=ratios.get)
+    where = ("on 1 device" if run["n_devices"] == 1 else
+             f"with the chains over {run['n_devices']} CPU devices")
+    parts.append(f"{ratios[best]:.2f}x{' its GEMM bound' if not parts else ''} {where} "
+                 f"[{best.split()[1].rstrip(',')}]")
+  return R.row("ais", f"AIS, {single['n_visible']}x{single['n_hidden']}, {single['n_chains']} "
+               f"chains, {single['n_steps']:,} temperatures",
+               "; ".join(parts) + f" (target {TARGET}x)")
+
+
+def run(*, quick=False, repeats=None, write=False, impls=IMPLS, devices=None, log=print,
+        out_dir=None) -> dict:
+  """Times AIS and its bound; with ``write``, publishes the latest results (``out_dir``)."""
   repeats = repeats or (1 if quick else 3)
   if devices is None:  # one per core; the smoke run always exercises the sharded path
     devices = max(2, os.cpu_count() or 1) if quick else (os.cpu_count() or 1)
@@ -186,27 +193,31 @@ def run(*, quick=False, repeats=None, write=False, impls=IMPLS, devices=None, lo
                                      n_devices=devices, log=log)
   table, targets = report(single, sharded)
   log(f"\n{table}\n({time.perf_counter() - t0:.0f} s)")
-  summary = "\n".join(f"- {'MET' if met else 'NOT MET'}: {name}: {value}"
-                      for name, (value, met) in targets.items())
+  rows = [headline(single, sharded)]
   if write:
-    machine = C.machine_info()
-    body = ["Machine:", "", C.format_machine(machine), "",
-            f"{single['n_visible']}x{single['n_hidden']} Bernoulli RBM (random params), "
+    data = R.payload("ais_speed", "AIS against its GEMM bound",
+                     "python -m benchmarks.ais_speed" + (" --quick" if quick else ""), rows,
+                     machine_info=C.machine_info(), quick=quick, targets=targets,
+                     results={"repeats": repeats, "single": single, "sharded": sharded})
+    body = (f"{single['n_visible']}x{single['n_hidden']} Bernoulli RBM (random params), "
             f"{single['n_chains']} chains, {single['n_steps']:,} temperatures (Salakhutdinov & "
-            f"Murray 2008); medians of {repeats} interleaved rounds, the ratio taken per round.",
-            "", table, "", "Targets:", "", summary]
-    C.append_section(f"AIS against its GEMM bound ({machine['date']})", "\n".join(body))
-  return {"single": single, "sharded": sharded, "targets": targets}
+            f"Murray 2008); medians of {repeats} interleaved rounds, the ratio taken per round."
+            f"\n\n{table}")
+    page.publish("ais_speed", data, body, out_dir or (R.QUICK_DIR if quick else R.RESULTS_DIR),
+                 log=log)
+  return {"single": single, "sharded": sharded, "targets": targets, "rows": rows}
 
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--quick", action="store_true", help="64x32, 300 temperatures, writes nothing")
+  p.add_argument("--quick", action="store_true", help="64x32, 300 temperatures")
   p.add_argument("--impls", default=",".join(IMPLS))
   p.add_argument("--repeats", type=int, default=None)
   p.add_argument("--devices", type=int, default=None,
                  help="CPU devices of the chain-sharded run (default: the cores; 1: skip it)")
-  p.add_argument("--no-write", action="store_true")
+  p.add_argument("--no-write", action="store_true", help="write no file")
+  p.add_argument("--out", type=pathlib.Path, default=None,
+                 help="results folder (default benchmarks/results; --quick: results/quick)")
   p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
   args = p.parse_args(argv)
   impls = tuple(args.impls.split(","))
@@ -215,8 +226,8 @@ def main(argv=None):
                   n_devices=args.devices, log=lambda s: print(s, file=sys.stderr))
     print(json.dumps(res))
     return res
-  return run(quick=args.quick, repeats=args.repeats, write=not (args.quick or args.no_write),
-             impls=impls, devices=args.devices)
+  return run(quick=args.quick, repeats=args.repeats, write=not args.no_write, impls=impls,
+             devices=args.devices, out_dir=args.out)
 
 
 if __name__ == "__main__":

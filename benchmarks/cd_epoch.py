@@ -11,20 +11,28 @@ exact shapes, times the steps per epoch. One more jdbn row, ``metrics=False``, m
 CD-1 updates (``philox2x32``) without the per-update diagnostics (loss, gradient norm,
 reconstruction error; the NumPy peer computes the reconstruction error, the others none).
 
-    python -m benchmarks.cd_epoch                 # digits and MNIST 784x500, appends RESULTS.md
+    python -m benchmarks.cd_epoch                 # digits and MNIST 784x500
     python -m benchmarks.cd_epoch --big           # also 784x2000
-    python -m benchmarks.cd_epoch --quick         # digits only, few repeats, no torch, no file
+    python -m benchmarks.cd_epoch --quick         # digits only, few repeats, no torch
+
+A run writes ``benchmarks/results/cd_epoch.json`` and ``.md`` (replacing the last run's; a
+``--quick`` run writes to ``benchmarks/results/quick/``, ``--out`` elsewhere), regenerates the
+results page and, for a full run, appends a short dated entry to ``benchmarks/HISTORY.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import pathlib
 import time
 from typing import Optional
 
 import numpy as np
 
+from benchmarks import bound as G
 from benchmarks import common as C
+from benchmarks import page
+from benchmarks import record as R
 
 LR, MOMENTUM = 0.05, 0.9
 #: PRNG implementations jdbn runs with (``jax.random.key(seed, impl=...)``); the first is the
@@ -37,6 +45,11 @@ TARGETS = {
     "mnist_speedup": 1.15,  # jdbn >= 1.15x faster than the fastest peer on MNIST 784x500
     "mnist_bound": 0.85,  # jdbn >= 85% of the GEMM bound on MNIST 784x500
 }
+#: The page's row of each configuration, and the peers its headline names.
+ROW_IDS = {"digits 64x32": "cd_digits", "MNIST 784x500": "cd_mnist",
+           "MNIST 784x2000": "cd_mnist_2000"}
+HEADLINE_PEERS = (("NumPy CD-1", "NumPy"), ("scikit-learn BernoulliRBM", "scikit-learn (PCD-1)"),
+                  ("PyTorch CD-1", "PyTorch"))
 
 
 def configs(quick: bool, big: bool, mnist: Optional[np.ndarray], sizes=("digits", "mnist")):
@@ -120,12 +133,12 @@ def measure(cfg: dict, worker: Optional[C.PeerWorker], scratch: str, *, repeats:
     for name in meta:
       if not name.startswith("jdbn"):
         fns[name] = worker.timed(name)
-  shapes = C.cd_gemms(B, V, H)
-  g_fns, g_index = C.gemm_fns(shapes, worker, torch="torch" in peers)
+  shapes = G.cd_gemms(B, V, H)
+  g_fns, g_index = G.gemm_fns(shapes, worker, torch="torch" in peers)
   timings = C.interleaved({**fns, **g_fns}, repeats=repeats, log=log)
-  gemms = C.gemm_results(shapes, timings, g_index, worker, log)
+  gemms = G.gemm_results(shapes, timings, g_index, worker, log)
   timings = {k: v for k, v in timings.items() if k not in g_index}
-  bound = C.bound_seconds(gemms, steps)
+  bound = G.bound_seconds(gemms, steps)
   if worker is not None:
     for name in meta:
       if not name.startswith("jdbn"):
@@ -169,7 +182,7 @@ def report(res: dict, impls) -> tuple:
       table, "",
       f"GEMM bound: {bound * 1e3:.1f} ms per epoch ({res['steps']} steps x 5 products at the "
       f"fastest measured speed of each shape); products measured alone:", "",
-      C.gemm_table(res["gemms"]), ""
+      G.gemm_table(res["gemms"]), ""
   ]
   targets = {}
   name = res["cfg"]["name"]
@@ -194,12 +207,41 @@ def report(res: dict, impls) -> tuple:
   return "\n".join(lines), targets
 
 
+def headline(res: dict) -> Optional[dict]:
+  """The page's row for one configuration: the fastest jdbn CD-1 against each peer and the bound."""
+  row_id = ROW_IDS.get(res["cfg"]["name"])
+  if row_id is None:
+    return None
+  t = res["timings"]
+  best = min((k for k in t if k.startswith("jdbn CD-1")), key=lambda k: t[k].median)
+  tj = t[best].median
+  parts = [f"{t[k].median / tj:.2f}x {label}" for k, label in HEADLINE_PEERS if k in t]
+  parts.append(f"{res['bound'] / tj:.0%} of GEMM bound")
+  variant = best[len("jdbn CD-1 ("):-1]
+  return R.row(row_id, f"CD-1 epoch, {res['cfg']['name']}, batch {res['cfg']['batch']}",
+               ", ".join(parts) + f" [{variant}]", variant=best)
+
+
+def summary(res: dict) -> dict:
+  """One configuration's numbers for the JSON: seconds per epoch, the bound, the products."""
+  t = res["timings"]
+  return {"name": res["cfg"]["name"], "batch": res["cfg"]["batch"],
+          "n_hidden": res["cfg"]["n_hidden"], "steps": res["steps"], "bound_s": res["bound"],
+          "median_s": {k: v.median for k, v in t.items()},
+          "iqr_s": {k: v.iqr for k, v in t.items()},
+          "cpu_median_s": {k: v.cpu_median for k, v in t.items()},
+          "first_call_s": res["first"], "recon_error": res["quality"],
+          "gemm_s": {g.gemm.name: g.seconds for g in res["gemms"]}}
+
+
 def main(argv=None) -> dict:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--quick", action="store_true", help="digits only, 3 repeats, no torch, no file")
+  p.add_argument("--quick", action="store_true", help="digits only, 3 repeats, no torch")
   p.add_argument("--big", action="store_true", help="also 784x2000 on MNIST (slow)")
   p.add_argument("--repeats", type=int, default=None)
-  p.add_argument("--no-write", action="store_true", help="do not append to RESULTS.md")
+  p.add_argument("--no-write", action="store_true", help="write no file")
+  p.add_argument("--out", type=pathlib.Path, default=None,
+                 help="results folder (default benchmarks/results; --quick: results/quick)")
   p.add_argument("--peers", default="numpy,torch,sklearn")
   p.add_argument("--impls", default=",".join(IMPLS), help="jdbn PRNG implementations")
   p.add_argument("--algos", default="CD-1,PCD-1")
@@ -208,7 +250,7 @@ def main(argv=None) -> dict:
                  help="use the first N MNIST images (development runs; never written)")
   args = p.parse_args(argv)
   return run(quick=args.quick, big=args.big, repeats=args.repeats,
-             write=not (args.quick or args.no_write or args.n_train),
+             write=not (args.no_write or args.n_train), out_dir=args.out,
              peers=args.peers.split(","), impls=tuple(args.impls.split(",")),
              algos=tuple(args.algos.split(",")), n_train=args.n_train,
              sizes=tuple(args.sizes.split(",")))
@@ -231,7 +273,8 @@ def available_peers(wanted, quick: bool, log=print) -> list:
 
 def run(*, quick=False, big=False, repeats=None, write=False, peers=("numpy", "torch", "sklearn"),
         impls=IMPLS, algos=("CD-1", "PCD-1"), n_train=None, sizes=("digits", "mnist"), log=print,
-        worker=None) -> dict:
+        worker=None, out_dir=None) -> dict:
+  """Measures every configuration; with ``write``, publishes the latest results (``out_dir``)."""
   repeats = repeats or (3 if quick else 7)
   if quick:
     impls, algos = impls[:1], ("CD-1",)
@@ -244,7 +287,7 @@ def run(*, quick=False, big=False, repeats=None, write=False, peers=("numpy", "t
   own_worker = worker is None and bool(peers)
   if own_worker:
     worker = C.PeerWorker()
-  sections, all_targets = [], {}
+  sections, all_targets, measured = [], {}, []
   try:
     with C.scratch_dir() as scratch:
       for cfg in configs(quick, big, mnist, sizes):
@@ -254,24 +297,28 @@ def run(*, quick=False, big=False, repeats=None, write=False, peers=("numpy", "t
         text, targets = report(res, list(impls))
         all_targets.update(targets)
         sections.append((cfg["name"], text))
+        measured.append(res)
         log(f"\n### {cfg['name']} ({time.perf_counter() - t0:.0f} s)\n\n{text}\n")
     machine = C.machine_info(worker)
   finally:
     if own_worker:
       worker.close()
-  summary = "\n".join(f"- {'MET' if met else 'NOT MET'}: {name}: {value}"
-                      for name, (value, met) in all_targets.items())
-  log("Targets:\n" + (summary or "(none evaluated)"))
+  log("Targets:\n" + (R.targets_summary(all_targets) or "(none evaluated)"))
+  rows = [r for r in map(headline, measured) if r is not None]
   if write:
-    body = ["Machine:", "", C.format_machine(machine), ""]
-    body.append(f"Medians of {repeats} interleaved repeats (jdbn and peers take turns; the machine "
-                f"is shared, so compare ratios within a table). lr={LR}, momentum={MOMENTUM} "
-                f"(scikit-learn: no momentum).")
+    data = R.payload("cd_epoch", "CD-1 / PCD-1 epoch", "python -m benchmarks.cd_epoch" +
+                     (" --quick" if quick else "") + (" --big" if big else ""), rows,
+                     machine_info=machine, quick=quick, targets=all_targets,
+                     results={"repeats": repeats, "lr": LR, "momentum": MOMENTUM,
+                              "configs": [summary(r) for r in measured]})
+    body = [f"Medians of {repeats} interleaved repeats (jdbn and peers take turns; the machine "
+            f"is shared, so compare ratios within a table). lr={LR}, momentum={MOMENTUM} "
+            f"(scikit-learn: no momentum)."]
     for name, text in sections:
-      body += ["", f"### {name}", "", text]
-    body += ["", "Targets:", "", summary]
-    C.append_section(f"CD-1 / PCD-1 epoch ({machine['date']})", "\n".join(body))
-  return dict(sections=sections, targets=all_targets, machine=machine)
+      body += ["", f"## {name}", "", text]
+    page.publish("cd_epoch", data, "\n".join(body),
+                 out_dir or (R.QUICK_DIR if quick else R.RESULTS_DIR), log=log)
+  return dict(sections=sections, targets=all_targets, machine=machine, rows=rows)
 
 
 if __name__ == "__main__":

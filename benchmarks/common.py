@@ -1,4 +1,4 @@
-"""Shared machinery of the benchmarks: timing, peer worker, machine, GEMM bounds, RESULTS.md.
+"""Shared machinery of the benchmarks: timing, the peer worker, data; the record re-exported.
 
 Timing. Every figure is the median (with the interquartile range) of several repeats, after a
 warm-up call that pays for compilation; JAX results are waited for with ``jax.block_until_ready``.
@@ -12,37 +12,38 @@ down. The worker reports the BLAS kernel NumPy actually uses (threadpoolctl). jd
 main process, whose environment is left as it is. The two processes take turns: while one
 measures, the other waits on a pipe.
 
-GEMM bound. :func:`gemm_fns` times the exact matrix products an algorithm needs, alone, in
-JAX (inside a ``lax.scan`` in one ``jit``, like the library's loops), in NumPy and (when
-installed) in PyTorch, in the same interleaved rounds as the implementations; the bound is the
-fastest of them for each shape, summed over the products an algorithm performs. Nothing that does
-those products can be faster than that on this machine, whatever it does about the rest
-(sampling, sigmoids, updates).
+GEMM bound. The products an algorithm needs, timed alone: :mod:`benchmarks.bound`.
+
+Record. The machine, the markdown tables, the latest results files (``benchmarks/results/``) and
+the dated log (``benchmarks/HISTORY.md``) live in :mod:`benchmarks.record`; their names are
+repeated here (``common.write_latest``, ``common.machine_info`` ...) for the scripts that use them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import importlib.metadata
 import importlib.util
 import json
 import os
 import pathlib
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import numpy as np
 
-HERE = pathlib.Path(__file__).resolve().parent
-REPO_ROOT = HERE.parent
-RESULTS_PATH = HERE / "RESULTS.md"
+from benchmarks import record
+
+HERE, REPO_ROOT = record.HERE, record.REPO_ROOT
+HISTORY_PATH, RESULTS_DIR, QUICK_DIR = record.HISTORY_PATH, record.RESULTS_DIR, record.QUICK_DIR
 #: Environment variables removed from the peers' process (see the module docstring).
-BLAS_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+BLAS_ENV_VARS = record.BLAS_ENV_VARS
+machine_info, format_machine, load_average = (record.machine_info, record.format_machine,
+                                              record.load_average)
+markdown_table, append_section = record.markdown_table, record.append_section
+write_latest, update_quality = record.write_latest, record.update_quality
 
 # ----------------------------------------------------------------------------------------- timing
 
@@ -279,250 +280,3 @@ def load_digits() -> np.ndarray:
   """The embedded 8x8 digits, ``[1797, 64]`` float32 in [0, 1]."""
   from jdbn import data
   return np.asarray(data.load_digits().x, np.float32)
-
-
-# --------------------------------------------------------------------------------------- machine
-
-
-def _cpu_model() -> str:
-  try:
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  try:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    for line in out.splitlines():
-      if line.startswith("Model name"):
-        return line.split(":", 1)[1].strip()
-  except (OSError, subprocess.SubprocessError):
-    pass
-  return platform.processor() or platform.machine()
-
-
-def _version(dist: str) -> Optional[str]:
-  try:
-    return importlib.metadata.version(dist)
-  except importlib.metadata.PackageNotFoundError:
-    return None
-
-
-def load_average() -> Optional[str]:
-  try:
-    return " ".join(pathlib.Path("/proc/loadavg").read_text().split()[:3])
-  except OSError:
-    return None
-
-
-def machine_info(worker: Optional[PeerWorker] = None) -> dict:
-  """The machine and software a run measured: CPU, cores, versions, BLAS, date, load."""
-  info = {
-      "date": subprocess.run(["date"], capture_output=True, text=True).stdout.strip() or
-              datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-      "cpu": _cpu_model(),
-      "logical_cpus": os.cpu_count(),
-      "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-      "platform": platform.platform(),
-      "python": platform.python_version(),
-      "load_average_1_5_15min": load_average(),
-  }
-  for dist in ("jax", "jaxlib", "optax", "numpy", "scikit-learn", "torch"):
-    info[dist] = _version(dist)
-  if "jax" in sys.modules:
-    import jax
-    info["jax_backend"] = f"{jax.default_backend()} ({jax.devices()[0].device_kind})"
-  info["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "")
-  info["BLAS env (main process)"] = {k: os.environ.get(k) for k in BLAS_ENV_VARS}
-  if worker is not None:
-    info.update(worker.info())
-  return info
-
-
-def format_machine(info: dict) -> str:
-  return "\n".join(f"- {k}: {v}" for k, v in info.items() if v not in (None, ""))
-
-
-# ------------------------------------------------------------------------------------ GEMM bound
-
-
-@dataclasses.dataclass(frozen=True)
-class Gemm:
-  """``count`` matrix products of one shape per step.
-
-  ``kind`` says how the operands are laid out, as the algorithms use them with ``W [V, H]``:
-  ``"nn"`` is ``x [m, k] @ W [k, n]`` (``v @ W``), ``"nt"`` is ``x [m, k] @ W.T`` with
-  ``W [n, k]`` (``h @ W.T``), ``"tn"`` is ``x.T @ y`` with ``x [k, m]``, ``y [k, n]``
-  (the weight gradient ``v.T @ p``).
-  """
-  name: str
-  m: int
-  k: int
-  n: int
-  kind: str
-  count: int = 1
-
-  @property
-  def flops(self) -> int:
-    return 2 * self.m * self.k * self.n
-
-
-def cd_gemms(batch: int, n_visible: int, n_hidden: int) -> list:
-  """The 5 products of a CD-1 step: ``v0 W``, ``h0 W.T``, ``v1 W``, ``v0.T p0``, ``v1.T p1``."""
-  return [Gemm("v@W", batch, n_visible, n_hidden, "nn", 2),
-          Gemm("h@W.T", batch, n_hidden, n_visible, "nt", 1),
-          Gemm("v.T@p", n_visible, batch, n_hidden, "tn", 2)]
-
-
-def sweep_gemms(n_chains: int, n_visible: int, n_hidden: int) -> list:
-  """The 2 products of one block-Gibbs sweep: ``v @ W`` and ``h @ W.T``."""
-  return [Gemm("v@W", n_chains, n_visible, n_hidden, "nn", 1),
-          Gemm("h@W.T", n_chains, n_hidden, n_visible, "nt", 1)]
-
-
-def _gemm_operands(g: Gemm, rng) -> tuple:
-  if g.kind == "nn":
-    return rng.random((g.m, g.k), np.float32), rng.random((g.k, g.n), np.float32)
-  if g.kind == "nt":
-    return rng.random((g.m, g.k), np.float32), rng.random((g.n, g.k), np.float32)
-  if g.kind == "tn":
-    return rng.random((g.k, g.m), np.float32), rng.random((g.k, g.n), np.float32)
-  raise ValueError(g.kind)
-
-
-def jax_gemm_fn(g: Gemm, reps: int) -> Callable[[], Any]:
-  """A function doing ``reps`` products of shape ``g`` in one ``lax.scan`` in one ``jit``.
-
-  The left operand differs in every step (so nothing is hoisted out of the loop); the outputs
-  are summed into the carry, an elementwise add that is negligible next to the product.
-  """
-  import jax
-  import jax.numpy as jnp
-  rng = np.random.default_rng(0)
-  a, b = _gemm_operands(g, rng)
-  xs = jnp.asarray(np.stack([a] * reps))
-  b = jnp.asarray(b)
-  prod = {"nn": lambda x, w: x @ w, "nt": lambda x, w: x @ w.T, "tn": lambda x, w: x.T @ w}[g.kind]
-
-  @jax.jit
-  def run(xs, b):
-
-    def body(c, x):
-      return c + prod(x, b), None
-
-    out_shape = (g.m, g.n)
-    return jax.lax.scan(body, jnp.zeros(out_shape, jnp.float32), xs)[0]
-
-  return lambda: run(xs, b)
-
-
-def gemm_reps(g: Gemm, target_flops: float = 2e9, max_bytes: float = 1.5e8) -> int:
-  """How many products one timed call should do: about ``target_flops``, within memory."""
-  bytes_a = 4 * g.m * g.k
-  return int(max(1, min(64, target_flops // g.flops, max_bytes // bytes_a)))
-
-
-@dataclasses.dataclass
-class GemmResult:
-  gemm: Gemm
-  seconds: dict  # library -> median seconds per product
-
-  @property
-  def best(self) -> tuple:
-    lib = min(self.seconds, key=self.seconds.get)
-    return lib, self.seconds[lib]
-
-
-def gemm_fns(gemms: Sequence[Gemm], worker: Optional[PeerWorker], *,
-             torch: bool = True) -> tuple:
-  """Functions timing each product shape in JAX, NumPy (worker) and PyTorch (worker, if wanted).
-
-  Returns ``({name: fn}, {name: (shape index, library, products per call)})``; put the functions
-  in the same :func:`interleaved` call as the implementations, so that the bound is measured
-  under the same load, and pass the timings to :func:`gemm_results`.
-  """
-  fns, index = {}, {}
-  for i, g in enumerate(gemms):
-    reps = gemm_reps(g)
-    name = f"GEMM {g.name} [{g.m}x{g.k}]x[{g.k}x{g.n}]"
-    fns[f"{name} jax"] = jax_gemm_fn(g, reps)
-    index[f"{name} jax"] = (i, "jax", reps)
-    if worker is not None:
-      for lib in ["numpy"] + (["torch"] if torch else []):
-        worker.setup(f"{name} {lib}", "gemm", lib=lib, m=g.m, k=g.k, n=g.n, kind=g.kind,
-                     reps=reps)
-        fns[f"{name} {lib}"] = worker.timed(f"{name} {lib}")
-        index[f"{name} {lib}"] = (i, lib, reps)
-  return fns, index
-
-
-def gemm_results(gemms: Sequence[Gemm], timings: dict, index: dict, worker=None, log=None) -> list:
-  """:class:`GemmResult` per shape from the timings of :func:`gemm_fns`'s functions."""
-  seconds = [dict() for _ in gemms]
-  for name, (i, lib, reps) in index.items():
-    seconds[i][lib] = timings[name].median / reps
-    if worker is not None and lib != "jax":
-      worker.drop(name)
-  results = [GemmResult(g, s) for g, s in zip(gemms, seconds)]
-  if log:
-    for r in results:
-      g = r.gemm
-      log(f"  GEMM {g.name} [{g.m}x{g.k}]x[{g.k}x{g.n}]: " + ", ".join(
-          f"{lib} {sec * 1e3:.3f} ms ({g.flops / sec / 1e9:.0f} GFLOP/s)"
-          for lib, sec in r.seconds.items()))
-  return results
-
-
-def measure_gemms(gemms: Sequence[Gemm], worker: Optional[PeerWorker], *, repeats: int = 5,
-                  torch: bool = True, log=None) -> list:
-  """Times each product shape alone (interleaved between libraries); see :func:`gemm_fns`."""
-  fns, index = gemm_fns(gemms, worker, torch=torch)
-  timings = interleaved(fns, repeats=repeats)
-  return gemm_results(gemms, timings, index, worker, log)
-
-
-def bound_seconds(results: Sequence[GemmResult], steps: int, lib: Optional[str] = None) -> float:
-  """Seconds for ``steps`` steps of the products: each shape at the fastest library (or ``lib``)."""
-  total = 0.0
-  for r in results:
-    s = r.best[1] if lib is None else r.seconds[lib]
-    total += r.gemm.count * s
-  return steps * total
-
-
-def gemm_table(results: Sequence[GemmResult]) -> str:
-  libs = sorted({lib for r in results for lib in r.seconds})
-  rows = []
-  for r in results:
-    g = r.gemm
-    rows.append([f"`{g.name}`", f"[{g.m}x{g.k}] x [{g.k}x{g.n}]", str(g.count)] + [
-        f"{r.seconds[lib] * 1e3:.3f} ms ({g.flops / r.seconds[lib] / 1e9:.0f})"
-        if lib in r.seconds else "-" for lib in libs
-    ] + [r.best[0]])
-  return markdown_table(["product", "shape", "per step"] +
-                        [f"{lib} (GFLOP/s)" for lib in libs] + ["fastest"], rows)
-
-
-# ------------------------------------------------------------------------------------ RESULTS.md
-
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-  lines = ["| " + " | ".join(map(str, headers)) + " |",
-           "|" + "|".join("---" for _ in headers) + "|"]
-  lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
-  return "\n".join(lines)
-
-
-def append_section(title: str, body: str, path: pathlib.Path = RESULTS_PATH) -> None:
-  """Appends ``## title`` and ``body`` to ``RESULTS.md``, re-reading it just before writing.
-
-  The file is shared with other benchmarks: nothing already there is changed.
-  """
-  path = pathlib.Path(path)
-  if not path.exists():
-    path.write_text("# jdbn benchmark results\n")
-  text = path.read_text()
-  with open(path, "a") as f:
-    if not text.endswith("\n"):
-      f.write("\n")
-    f.write(f"\n## {title}\n\n{body.rstrip()}\n")

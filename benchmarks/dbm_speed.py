@@ -20,19 +20,27 @@ h1n``, ``q1' q2``, ``h1n' h2n``): 46 products, 4.3 GFLOP per update. With ``tol=
 stops early only if a sweep changes nothing at all in float32; the table reports the sweeps
 each implementation actually ran.
 
-    python -m benchmarks.dbm_speed              # MNIST[:5000] 784-500-1000, appends RESULTS.md
-    python -m benchmarks.dbm_speed --quick      # random 64-32-16 data, 3 repeats, writes nothing
+    python -m benchmarks.dbm_speed              # MNIST[:5000] 784-500-1000
+    python -m benchmarks.dbm_speed --quick      # random 64-32-16 data, 3 repeats
+
+A run writes ``benchmarks/results/dbm_speed.json`` and ``.md`` (``--quick``: in
+``benchmarks/results/quick/``; ``--out`` elsewhere), regenerates the results page and, for a full
+run, appends a short dated entry to ``benchmarks/HISTORY.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import pathlib
 import time
 from typing import Optional
 
 import numpy as np
 
+from benchmarks import bound as G
 from benchmarks import common as C
+from benchmarks import page
+from benchmarks import record as R
 
 SIZES, BATCH, N_TRAIN = (784, 500, 1000), 100, 5_000
 QUICK_SIZES, QUICK_BATCH, QUICK_N = (64, 32, 16), 50, 500
@@ -48,7 +56,7 @@ TARGETS = {
 
 
 def dbm_gemms(batch: int, n_chains: int, sizes, mf_sweeps: int, k: int) -> list:
-  """The products of one update (see the module docstring), one :class:`C.Gemm` per shape."""
+  """The products of one update (see the module docstring), one :class:`G.Gemm` per shape."""
   B, N, S = batch, n_chains, mf_sweeps
   V, H1, H2 = sizes
   products = [
@@ -63,7 +71,7 @@ def dbm_gemms(batch: int, n_chains: int, sizes, mf_sweeps: int, k: int) -> list:
   for name, m, kk, n, kind, count in products:
     names, total = merged.get((m, kk, n, kind), ([], 0))
     merged[(m, kk, n, kind)] = (names + [name], total + count)
-  return [C.Gemm(",".join(names), m, kk, n, kind, count)
+  return [G.Gemm(",".join(names), m, kk, n, kind, count)
           for (m, kk, n, kind), (names, count) in merged.items()]
 
 
@@ -141,16 +149,16 @@ def measure(name, data, sizes, batch, worker: Optional[C.PeerWorker], scratch: s
                  n_chains=n_chains, k=k, tol=TOL, params_path=params_path)
     fns[PEER] = worker.timed(PEER)
   shapes = dbm_gemms(batch, n_chains, sizes, mf_sweeps, k)
-  g_fns, g_index = C.gemm_fns(shapes, worker, torch=torch)
+  g_fns, g_index = G.gemm_fns(shapes, worker, torch=torch)
   timings = C.interleaved({**fns, **g_fns}, repeats=repeats, log=log)
-  gemms = C.gemm_results(shapes, timings, g_index, worker, log)
+  gemms = G.gemm_results(shapes, timings, g_index, worker, log)
   timings = {name: t for name, t in timings.items() if name not in g_index}
   sweeps = {label: jdbn_sweeps(params, data, mf_sweeps, batch) for label, params in finals.items()}
   if worker is not None:
     worker.drop(PEER)
     sweeps[PEER] = (worker.metrics.get(PEER) or {}).get("mf_sweeps", float("nan"))
   return dict(name=name, sizes=tuple(sizes), steps=steps, timings=timings, first=first,
-              gemms=gemms, bound=C.bound_seconds(gemms, steps), sweeps=sweeps, mf_sweeps=mf_sweeps,
+              gemms=gemms, bound=G.bound_seconds(gemms, steps), sweeps=sweeps, mf_sweeps=mf_sweeps,
               flops=sum(g.flops * g.count for g in shapes), products=sum(g.count for g in shapes))
 
 
@@ -178,7 +186,7 @@ def report(res: dict, impls, quick: bool) -> tuple:
       f"GEMM bound: {bound * scale:.3g} {unit} per epoch ({res['steps']} updates x "
       f"{res['products']} products, {res['flops'] / 1e9:.3g} GFLOP per update, at the fastest "
       f"measured speed of each shape); products measured alone:", "",
-      C.gemm_table(res["gemms"]), "",
+      G.gemm_table(res["gemms"]), "",
       "Mean-field sweeps: the NumPy peer's mean over its epoch; jdbn's on the first 1,000 "
       "examples with the params after its epoch (`train.dbm.mean_field_report`)."
   ]
@@ -202,15 +210,46 @@ def report(res: dict, impls, quick: bool) -> tuple:
   return "\n".join(lines), targets
 
 
+def headline(res: dict) -> dict:
+  """The page's row: the fastest jdbn variant against the NumPy peer and the GEMM bound."""
+  t = res["timings"]
+  best = min((n for n in t if n.startswith("jdbn")), key=lambda n: t[n].median)
+  tj = t[best].median
+  parts = ([f"{t[PEER].median / tj:.2f}x {PEER}"] if PEER in t else []) + [
+      f"{res['bound'] / tj:.0%} of GEMM bound"]
+  return R.row("dbm", f"DBM training epoch, {res['name']}",
+               ", ".join(parts) + f" [{best[len('jdbn ('):-1]}]", variant=best)
+
+
+def _publish(res, text, rows, targets, machine, settings, quick, out_dir, log) -> None:
+  """Writes the latest results files (:func:`page.publish`) of one measurement."""
+  t, s = res["timings"], settings
+  data = R.payload("dbm_speed", "DBM training epoch",
+                   "python -m benchmarks.dbm_speed" + (" --quick" if quick else ""), rows,
+                   machine_info=machine, quick=quick, targets=targets, results={
+                       **s, "name": res["name"], "sizes": list(res["sizes"]),
+                       "updates": res["steps"], "bound_s": res["bound"],
+                       "median_s": {n: v.median for n, v in t.items()},
+                       "mf_sweeps_run": res["sweeps"], "first_call_s": res["first"]})
+  body = (f"`python -m benchmarks.dbm_speed`: one epoch of `jdbn.train.dbm.pcd` (mean-field "
+          f"positive phase, tol={TOL}, max_iter={s['mf_sweeps']}; {s['n_chains']} persistent "
+          f"chains, k={s['k']}; optax.sgd({LR}, momentum={MOMENTUM}); batches of {s['batch']}) "
+          f"against the same updates in NumPy. Medians of {s['repeats']} interleaved repeats "
+          f"(jdbn, NumPy and the GEMMs take turns; the machine is shared, so compare ratios "
+          f"within the table).\n\n## {res['name']}\n\n{text}")
+  page.publish("dbm_speed", data, body, out_dir or (R.QUICK_DIR if quick else R.RESULTS_DIR),
+               log=log)
+
+
 def run(*, quick=False, repeats=None, write=False, worker=None, log=print, impls=IMPLS,
-        n_train=None, n_chains=None, k=K, mf_sweeps=MF_SWEEPS) -> dict:
+        n_train=None, n_chains=None, k=K, mf_sweeps=MF_SWEEPS, out_dir=None) -> dict:
   """Measures one epoch of DBM training, jdbn against NumPy and the GEMM bound.
 
   Args:
     quick: random 64-32-16 data (500 examples, batches of 50), 3 repeats, no PyTorch, no
       targets: a smoke run.
     repeats: interleaved repeats (default 3 with ``quick``, else 7).
-    write: append the section to ``benchmarks/RESULTS.md``.
+    write: publish the latest results (``out_dir``) and regenerate the page.
     worker: a :class:`C.PeerWorker` to use (else one is started and closed here).
     log: where progress and the tables go.
     impls: jdbn PRNG implementations; the first is judged on the targets.
@@ -218,9 +257,11 @@ def run(*, quick=False, repeats=None, write=False, worker=None, log=print, impls
     n_chains: persistent chains (default: the batch size).
     k: Gibbs sweeps per update.
     mf_sweeps: mean-field sweeps per update (``tol=0``).
+    out_dir: the results folder (default ``benchmarks/results``, with ``quick`` its ``quick/``).
 
   Returns:
-    ``{"sections": [(name, markdown)], "targets": {name: (value, met)}, "machine": {...}}``.
+    ``{"sections": [(name, markdown)], "targets": {name: (value, met)}, "machine": {...},
+    "rows": [the page's row]}``.
   """
   repeats = repeats or (3 if quick else 7)
   impls = tuple(impls)[:1] if quick else tuple(impls)
@@ -241,33 +282,28 @@ def run(*, quick=False, repeats=None, write=False, worker=None, log=print, impls
   finally:
     if own_worker:
       worker.close()
-  summary = "\n".join(f"- {'MET' if met else 'NOT MET'}: {n}: {value}"
-                      for n, (value, met) in targets.items())
-  log("Targets:\n" + (summary or "(none evaluated)"))
+  log("Targets:\n" + (R.targets_summary(targets) or "(none evaluated)"))
+  rows = [headline(res)]
   if write:
-    body = ["Machine:", "", C.format_machine(machine), "",
-            f"`python -m benchmarks.dbm_speed`: one epoch of `jdbn.train.dbm.pcd` (mean-field "
-            f"positive phase, tol={TOL}, max_iter={mf_sweeps}; {n_chains} persistent chains, "
-            f"k={k}; optax.sgd({LR}, momentum={MOMENTUM}); batches of {batch}) against the same "
-            f"updates in NumPy. Medians of {repeats} interleaved repeats (jdbn, NumPy and the "
-            f"GEMMs take turns; the machine is shared, so compare ratios within the table).",
-            "", f"### {name}", "", text, "", "Targets:", "", summary]
-    C.append_section(f"DBM training epoch ({machine['date']})", "\n".join(body))
-  return dict(sections=[(name, text)], targets=targets, machine=machine)
+    settings = dict(repeats=repeats, batch=batch, n_chains=n_chains, k=k, mf_sweeps=mf_sweeps)
+    _publish(res, text, rows, targets, machine, settings, quick, out_dir, log)
+  return dict(sections=[(name, text)], targets=targets, machine=machine, rows=rows)
 
 
 def main(argv=None) -> dict:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--quick", action="store_true", help="tiny random data, 3 repeats, no file")
+  p.add_argument("--quick", action="store_true", help="tiny random data, 3 repeats")
   p.add_argument("--repeats", type=int, default=None)
-  p.add_argument("--no-write", action="store_true", help="do not append to RESULTS.md")
+  p.add_argument("--no-write", action="store_true", help="write no file")
+  p.add_argument("--out", type=pathlib.Path, default=None,
+                 help="results folder (default benchmarks/results; --quick: results/quick)")
   p.add_argument("--impls", default=",".join(IMPLS), help="jdbn PRNG implementations")
   p.add_argument("--n-train", type=int, default=None,
                  help=f"examples (default {N_TRAIN:,}; other sizes are never written)")
   args = p.parse_args(argv)
   return run(quick=args.quick, repeats=args.repeats,
-             write=not (args.quick or args.no_write or args.n_train not in (None, N_TRAIN)),
-             impls=tuple(args.impls.split(",")), n_train=args.n_train)
+             write=not (args.no_write or args.n_train not in (None, N_TRAIN)),
+             impls=tuple(args.impls.split(",")), n_train=args.n_train, out_dir=args.out)
 
 
 if __name__ == "__main__":

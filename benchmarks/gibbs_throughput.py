@@ -16,25 +16,34 @@ A chain-sweep is one ``h ~ p(h | v)``, ``v ~ p(v | h)`` of one chain. For 1, 100
 * on CPUs, the same batched chain (PRNG ``--unroll-impl``) compiled with XLA's YNNPACK library
   fusions off (``jax.jit(..., compiler_options=NO_YNN)``; ``--no-ynn-off`` skips it), so that
   the products go to XLA's own dot kernels: faster for thousands of chains on the 2-core EPYC,
-  slower for a hundred (``benchmarks/RESULTS.md``);
+  slower for a hundred (``benchmarks/HISTORY.md``);
 * NumPy and PyTorch batched sweeps doing the same (``peers.py``);
 * the bound of the two products ``v W`` and ``h W'`` alone, at the fastest measured speed.
 
 Compile time is reported apart from run time (``jit(...).lower(...).compile()``).
 
-    python -m benchmarks.gibbs_throughput            # appends RESULTS.md
+    python -m benchmarks.gibbs_throughput            # 1 to 100,000 chains of 784x500
     python -m benchmarks.gibbs_throughput --quick    # 64x32, 1 and 100 chains, NumPy only
+
+A run writes ``benchmarks/results/gibbs_throughput.json`` and ``.md`` (``--quick``: in
+``benchmarks/results/quick/``; ``--out`` elsewhere), regenerates the results page and, for a full
+run, appends a short dated entry to ``benchmarks/HISTORY.md``. thrml (Extropic's JAX sampler) is
+not among the peers yet: the page says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import pathlib
 import re
 import time
 
 import numpy as np
 
+from benchmarks import bound as G
 from benchmarks import common as C
+from benchmarks import page
+from benchmarks import record as R
 
 CHAINS = (1, 100, 10_000, 100_000)
 IMPLS = ("threefry2x32", "philox2x32", "rbg")
@@ -120,14 +129,14 @@ def measure(n_visible, n_hidden, n_chains, worker, scratch, *, quick, repeats, p
                    n_hidden=n_hidden, n_steps=n_steps, w0_path=w0)
       fns[name] = worker.timed(name)
       names.append(name)
-  shapes = C.sweep_gemms(n_chains, n_visible, n_hidden)
-  g_fns, g_index = C.gemm_fns(shapes, worker, torch="torch" in peers)
+  shapes = G.sweep_gemms(n_chains, n_visible, n_hidden)
+  g_fns, g_index = G.gemm_fns(shapes, worker, torch="torch" in peers)
   timings = C.interleaved({**fns, **g_fns}, repeats=repeats, log=log)
   for name in names:
     worker.drop(name)
-  gemms = C.gemm_results(shapes, timings, g_index, worker, log)
+  gemms = G.gemm_results(shapes, timings, g_index, worker, log)
   timings = {k: v for k, v in timings.items() if k not in g_index}
-  bound = C.bound_seconds(gemms, n_steps)
+  bound = G.bound_seconds(gemms, n_steps)
   return dict(n_chains=n_chains, n_steps=n_steps, timings=timings, compiled=cinfo, gemms=gemms,
               bound=bound)
 
@@ -152,7 +161,7 @@ def report(res) -> str:
       "dots in HLO"
   ], rows)
   return (f"{table}\n\nGEMM bound: {rate(bound):,.0f} chain-sweeps/s ({bound * 1e3:.1f} ms "
-          f"for {s} sweeps of 2 products); products alone:\n\n{C.gemm_table(res['gemms'])}")
+          f"for {s} sweeps of 2 products); products alone:\n\n{G.gemm_table(res['gemms'])}")
 
 
 def targets_for(res, impls) -> dict:
@@ -176,9 +185,33 @@ def targets_for(res, impls) -> dict:
   return out
 
 
+def headline(res, n_visible: int, n_hidden: int) -> dict:
+  """The page's row: the fastest jdbn variant against NumPy, PyTorch and the bound."""
+  t = res["timings"]
+  best = min((k for k in t if k.startswith("jdbn")), key=lambda k: t[k].median)
+  tj = t[best].median
+  parts = [f"{t[k].median / tj:.2f}x {k}" for k in ("NumPy", "PyTorch") if k in t]
+  parts.append(f"{res['bound'] / tj:.0%} of GEMM bound")
+  return R.row("gibbs_many",
+               f"Gibbs sampling, {res['n_chains']:,} chains of a {n_visible}x{n_hidden} RBM",
+               ", ".join(parts) + f" [{best[len('jdbn '):]}]; thrml: not measured yet",
+               variant=best)
+
+
+def summary(res) -> dict:
+  """One chain count's numbers for the JSON."""
+  t, n, s = res["timings"], res["n_chains"], res["n_steps"]
+  return {"n_chains": n, "n_steps": s, "bound_s": res["bound"],
+          "median_s": {k: v.median for k, v in t.items()},
+          "chain_sweeps_per_s": {k: n * s / v.median for k, v in t.items()},
+          "compile_s": {k: c[0] for k, c in res["compiled"].items()},
+          "gemm_s": {g.gemm.name: g.seconds for g in res["gemms"]}}
+
+
 def run(*, quick=False, chains=None, repeats=None, write=False, peers=("numpy", "torch"),
         impls=IMPLS, vmap=True, bf16=True, unroll=8, unroll_impl="philox2x32", ynn_off=True,
-        log=print, worker=None) -> dict:
+        log=print, worker=None, out_dir=None) -> dict:
+  """Measures every chain count; with ``write``, publishes the latest results (``out_dir``)."""
   from benchmarks.cd_epoch import available_peers
   repeats = repeats or (3 if quick else 5)
   peers = available_peers(peers, quick, log)
@@ -190,7 +223,7 @@ def run(*, quick=False, chains=None, repeats=None, write=False, peers=("numpy", 
   own_worker = worker is None and bool(peers)
   if own_worker:
     worker = C.PeerWorker()
-  sections, targets = [], {}
+  sections, targets, measured = [], {}, []
   try:
     with C.scratch_dir() as scratch:
       for n in chains:
@@ -201,23 +234,28 @@ def run(*, quick=False, chains=None, repeats=None, write=False, peers=("numpy", 
         text = report(res)
         targets.update(targets_for(res, impls))
         sections.append((f"{n:,} chains", text))
+        measured.append(res)
         log(f"\n### {n:,} chains ({time.perf_counter() - t0:.0f} s)\n\n{text}\n")
     machine = C.machine_info(worker)
   finally:
     if own_worker:
       worker.close()
-  summary = "\n".join(f"- {'MET' if met else 'NOT MET'}: {name}: {value}"
-                      for name, (value, met) in targets.items())
-  log("Targets:\n" + (summary or "(none evaluated)"))
+  log("Targets:\n" + (R.targets_summary(targets) or "(none evaluated)"))
+  lead = next((r for r in measured if r["n_chains"] == 10_000), measured[-1] if measured else None)
+  rows = [headline(lead, n_visible, n_hidden)] if lead else []
   if write:
-    body = ["Machine:", "", C.format_machine(machine), "",
-            f"{n_visible}x{n_hidden} Bernoulli RBM; medians of {repeats} interleaved repeats "
+    data = R.payload("gibbs_throughput", "Gibbs sampling throughput",
+                     "python -m benchmarks.gibbs_throughput" + (" --quick" if quick else ""), rows,
+                     machine_info=machine, quick=quick, targets=targets,
+                     results={"repeats": repeats, "shape": [n_visible, n_hidden],
+                              "chains": [summary(r) for r in measured]})
+    body = [f"{n_visible}x{n_hidden} Bernoulli RBM; medians of {repeats} interleaved repeats "
             f"(compare ratios within a table: the machine is shared)."]
     for name, text in sections:
-      body += ["", f"### {name}", "", text]
-    body += ["", "Targets:", "", summary]
-    C.append_section(f"Gibbs sampling throughput ({machine['date']})", "\n".join(body))
-  return dict(sections=sections, targets=targets, machine=machine)
+      body += ["", f"## {name}", "", text]
+    page.publish("gibbs_throughput", data, "\n".join(body),
+                 out_dir or (R.QUICK_DIR if quick else R.RESULTS_DIR), log=log)
+  return dict(sections=sections, targets=targets, machine=machine, rows=rows)
 
 
 def main(argv=None):
@@ -235,11 +273,13 @@ def main(argv=None):
                  help="PRNG of the unrolled and the YNNPACK-off variants")
   p.add_argument("--no-ynn-off", action="store_true",
                  help="skip the variant compiled with XLA:CPU's YNNPACK fusions off")
-  p.add_argument("--no-write", action="store_true")
+  p.add_argument("--no-write", action="store_true", help="write no file")
+  p.add_argument("--out", type=pathlib.Path, default=None,
+                 help="results folder (default benchmarks/results; --quick: results/quick)")
   args = p.parse_args(argv)
   chains = tuple(int(c) for c in args.chains.split(",")) if args.chains else None
-  return run(quick=args.quick, chains=chains, repeats=args.repeats,
-             write=not (args.quick or args.no_write), peers=args.peers.split(","),
+  return run(quick=args.quick, chains=chains, repeats=args.repeats, out_dir=args.out,
+             write=not args.no_write, peers=args.peers.split(","),
              impls=tuple(args.impls.split(",")), vmap=not args.no_vmap, bf16=not args.no_bf16,
              unroll=args.unroll, unroll_impl=args.unroll_impl, ynn_off=not args.no_ynn_off)
 

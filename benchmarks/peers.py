@@ -97,7 +97,7 @@ def _torch(threads):
 
 
 def gemm(lib, m, k, n, kind, reps, threads=2):
-  """``reps`` products of one shape (see ``common.Gemm``) into a preallocated output."""
+  """``reps`` products of one shape (see ``bound.Gemm``) into a preallocated output."""
   rng = np.random.default_rng(0)
   a_shape = {"nn": (m, k), "nt": (m, k), "tn": (k, m)}[kind]
   b_shape = {"nn": (k, n), "nt": (n, k), "tn": (k, n)}[kind]

@@ -9,18 +9,24 @@ interleaved run, ``n_steps`` steps inside one ``lax.scan`` each:
 * ``jdbn.samplers.gibbs.chain`` of ``M * n_chains`` chains of one model: the same number of
   chain-sweeps as one product per half-sweep, what the batched replicas could at best reach.
 
-    python -m benchmarks.tempering_speed            # appends its section to RESULTS.md
-    python -m benchmarks.tempering_speed --quick    # 64 x 32, nothing written
+    python -m benchmarks.tempering_speed            # 784 x 500
+    python -m benchmarks.tempering_speed --quick    # 64 x 32
+
+A run writes ``benchmarks/results/tempering_speed.json`` and ``.md`` (``--quick``: in
+``benchmarks/results/quick/``; ``--out`` elsewhere), regenerates the results page and, for a full
+run, appends a short dated entry to ``benchmarks/HISTORY.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import pathlib
 
 import numpy as np
 
 from benchmarks import common as C
+from benchmarks import page
+from benchmarks import record as R
 
 TARGET = 1.1
 
@@ -51,7 +57,16 @@ def measure(*, quick: bool, repeats: int, replicas: int = 10, n_chains: int = 10
           "pt_over_batched": med["pt"] / med["sweep x M chains"]}
 
 
-def report(res: dict, machine: str) -> str:
+def headline(res: dict) -> dict:
+  """The page's row: a PT step's time over M sweeps' (the target) and over one batched sweep."""
+  m, c = res["replicas"], res["n_chains"]
+  return R.row("pt", f"Parallel tempering step, M = {m} replicas of {c} chains, "
+               f"{res['shape'][0]}x{res['shape'][1]}",
+               f"takes {res['pt_over_M_sweeps']:.2f}x the time of M sweeps (target <= {TARGET}x);"
+               f" {res['pt_over_batched']:.2f}x one sweep of {m * c:,} chains")
+
+
+def report(res: dict) -> str:
   m, c, k = res["replicas"], res["n_chains"], res["n_steps"]
   rows = [["PT step, M replicas", f"{res['median_seconds']['pt'] / k * 1e3:.3f} ms",
            f"{res['pt_over_M_sweeps']:.2f}x M sweeps", "MET" if
@@ -61,31 +76,39 @@ def report(res: dict, machine: str) -> str:
            " ms", f"PT is {res['pt_over_batched']:.2f}x this", ""]]
   return (f"RBM {res['shape'][0]} x {res['shape'][1]}, M = {m} replicas (geometric ladder to "
           f"beta 0.1), {c} chains each, {k} steps per timed call, median of {res['repeats']} "
-          f"interleaved rounds. Target: a PT step <= {TARGET} x M sweeps. {machine}\n\n" +
+          f"interleaved rounds. Target: a PT step <= {TARGET} x M sweeps.\n\n" +
           C.markdown_table(["what", "per step", "ratio", "target"], rows) + "\n")
 
 
-def run(*, quick=False, repeats=None, write=False, log=print) -> dict:
+def run(*, quick=False, repeats=None, write=False, log=print, out_dir=None) -> dict:
+  """Times a PT step against sweeps; with ``write``, publishes the latest results (``out_dir``)."""
   repeats = repeats or (3 if quick else 7)
   res = measure(quick=quick, repeats=repeats, log=log)
-  machine = C.format_machine(C.machine_info())
-  text = report(res, machine)
+  machine = C.machine_info()
+  text = report(res)
   log(text)
-  if write:
-    C.append_section("Parallel tempering: a step against M Gibbs sweeps", text)
-    (C.RESULTS_PATH.parent / "tempering_speed.json").write_text(json.dumps(res, indent=2) + "\n")
-  return {"result": res, "targets": {} if quick else {
+  targets = {} if quick else {
       "PT step / (M sweeps)": (f"{res['pt_over_M_sweeps']:.2f} (<= {TARGET})",
-                               res["pt_over_M_sweeps"] <= TARGET)}}
+                               res["pt_over_M_sweeps"] <= TARGET)}
+  rows = [headline(res)]
+  if write:
+    data = R.payload("tempering_speed", "Parallel tempering: a step against M Gibbs sweeps",
+                     "python -m benchmarks.tempering_speed" + (" --quick" if quick else ""), rows,
+                     machine_info=machine, quick=quick, targets=targets, results=res)
+    page.publish("tempering_speed", data, text,
+                 out_dir or (R.QUICK_DIR if quick else R.RESULTS_DIR), log=log)
+  return {"result": res, "targets": targets, "rows": rows}
 
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--quick", action="store_true")
   p.add_argument("--repeats", type=int, default=None)
-  p.add_argument("--no-write", action="store_true")
+  p.add_argument("--no-write", action="store_true", help="write no file")
+  p.add_argument("--out", type=pathlib.Path, default=None,
+                 help="results folder (default benchmarks/results; --quick: results/quick)")
   args = p.parse_args(argv)
-  run(quick=args.quick, repeats=args.repeats, write=not (args.quick or args.no_write))
+  run(quick=args.quick, repeats=args.repeats, write=not args.no_write, out_dir=args.out)
 
 
 if __name__ == "__main__":

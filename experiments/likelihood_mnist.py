@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common as C
-from benchmarks.ais_speed import gemm_scan
+from benchmarks.bound import gemm_scan
 from experiments import record
 from jdbn import checkpoint, contrastive
 from jdbn import data as D

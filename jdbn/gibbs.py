@@ -100,7 +100,7 @@ def chain(key: Array,
   kernels instead of YNNPACK fusions: ``jax.jit(f, compiler_options={
   "xla_cpu_experimental_ynn_fusion_type": ""})`` around a function that calls ``chain`` ran
   10,000 chains of a 784 x 500 RBM 1.24x as fast (100,000: 1.36x; 100 chains: the same) on a
-  2-core AMD EPYC (``benchmarks/RESULTS.md``). The option is XLA:CPU's own and experimental,
+  2-core AMD EPYC (``benchmarks/HISTORY.md``). The option is XLA:CPU's own and experimental,
   so jdbn does not set it.
 
   Args:
@@ -114,7 +114,7 @@ def chain(key: Array,
     unroll: sweeps per iteration of the compiled loop (``lax.scan``'s ``unroll``). The samples
       are the same for every value. A single chain of a 784 x 500 RBM is dominated by the loop's
       per-iteration cost on CPUs, and ``unroll=8`` ran it 2.0x as fast; with 100 or 10,000
-      chains it was 6-11% slower (``benchmarks/RESULTS.md``), so leave it at 1 for many chains.
+      chains it was 6-11% slower (``benchmarks/HISTORY.md``), so leave it at 1 for many chains.
 
   Returns:
     ``(final_state, trace)``; ``trace`` is ``[n_steps // thin, ..., n_visible]`` or ``None``.

@@ -1,7 +1,9 @@
 """The benchmark suite's smoke run, so that it never rots (issue 5)."""
 
 import importlib.util
+import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -11,40 +13,212 @@ import pytest
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+HISTORY = REPO_ROOT / "benchmarks" / "HISTORY.md"
+
+
+def _snapshot(folder):
+  """``{path: bytes}`` of the files under ``folder`` (``quick/`` left out): did anything move?"""
+  return {f: f.read_bytes() for f in sorted(pathlib.Path(folder).rglob("*"))
+          if f.is_file() and "quick" not in f.relative_to(folder).parts}
+
+
+def _top(page_text):
+  """The generated top of a page: the lines down to the end-of-table marker."""
+  from benchmarks import page
+  lines = page_text.splitlines()
+  return lines[:lines.index(page.END) + 1]
+
+
+def _anchors(path):
+  """GitHub's anchors of a markdown file's headings: lower case, punctuation dropped, spaces to
+  hyphens, a repeated one suffixed ``-1``, ``-2`` ..."""
+  counts, out = {}, set()
+  for line in pathlib.Path(path).read_text().splitlines():
+    m = re.match(r"#{1,6} (.*)$", line)
+    if m:
+      base = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+      out.add(base if base not in counts else f"{base}-{counts[base]}")
+      counts[base] = counts.get(base, 0) + 1
+  return out
+
+
+def _check_links(lines, page_dir):
+  """Every markdown link of ``lines`` names a file that exists, and its anchor a heading there."""
+  links = [m for line in lines for m in re.findall(r"\]\(([^)]+)\)", line)]
+  assert links
+  for link in links:
+    target, _, frag = link.partition("#")
+    path = (pathlib.Path(page_dir) / target).resolve()
+    assert path.exists(), link
+    assert not frag or frag in _anchors(path), link
+  return links
+
+
 @pytest.mark.slow
-def test_benchmark_suite_quick_run():
-  result = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick"], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=600)
+def test_benchmark_suite_quick_run(tmp_path):
+  """``benchmarks.run --quick``: every speed benchmark runs, writes its latest JSON and markdown
+  into ``--out``, and the page there has a row for every question; the real figures and the
+  dated log are left alone."""
+  from benchmarks import page, record
+  before = _snapshot(record.RESULTS_DIR), HISTORY.read_bytes()
+  result = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--out",
+                           str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=600)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-  assert "jdbn" in result.stdout
   # every question ran, the AIS one with its chain-sharded subprocess
   for section in ("CD-1 / PCD-1 epoch", "Gibbs sampling throughput", "AIS against its GEMM bound",
-                  "chains over 2 devices", "DBM training epoch"):
+                  "chains over 2 devices", "DBM training epoch", "Parallel tempering step"):
     assert section in result.stdout, section
+  measured = {}
+  for stem in page.SPEED_FILES:
+    data = json.loads((tmp_path / f"{stem}.json").read_text())
+    assert set(record.PAYLOAD_KEYS) <= set(data) and data["quick"] is True, stem
+    assert data["name"] == stem and data["machine"] and data["machine_info"]["cpu"]
+    for row in data["rows"]:
+      assert set(record.ROW_KEYS) <= set(row) and "x" in row["figure"], row
+      measured[row["id"]] = row
+    assert (tmp_path / f"{stem}.md").read_text().startswith("# ")
+  # --quick measures every row but the MNIST epoch, which needs a full run
+  assert set(measured) == {row_id for _, row_id, _ in page.ROWS} - {"cd_mnist"}
+  top = _top((tmp_path / "README.md").read_text())
+  assert len(top) < 40 and "--quick" in top[2]
+  table = "\n".join(top)
+  for _, row_id, question in page.ROWS:
+    row = measured.get(row_id)
+    assert (row["question"] if row else question) in table, row_id
+    if row:
+      assert row["figure"].replace("|", "\\|") in table, row_id
+  assert "not measured in this run" in table  # the MNIST epoch's row says so
+  _check_links(top, tmp_path)
+  assert (_snapshot(record.RESULTS_DIR), HISTORY.read_bytes()) == before
+
+
+def test_results_page_is_generated_and_fits_one_screen():
+  """benchmarks/README.md's top is what ``benchmarks.page`` makes of benchmarks/results/ (so a
+  re-run benchmark updates its row, and nobody edits the table by hand), under 40 lines, with a
+  figure in every row and every link resolving."""
+  from benchmarks import page, record
+  top = _top(page.PAGE_PATH.read_text())
+  assert "\n".join(top) == page.render(record.RESULTS_DIR, page.PAGE_PATH.parent), (
+      "benchmarks/README.md is stale: run `python -m benchmarks.page`")
+  assert len(top) < 40
+  table = [line for line in top if line.startswith("| ") and "---" not in line][1:]
+  quality = json.loads(record.QUALITY_PATH.read_text())["rows"]
+  assert len(table) == len(page.ROWS) + len(quality)
+  assert all(line.split(" | ")[3] for line in table), table  # a machine, so a figure: measured
+  links = _check_links(top, page.PAGE_PATH.parent)
+  for stem in page.SPEED_FILES:
+    assert f"results/{stem}.md" in links
+
+
+def test_latest_results_files_have_the_page_keys():
+  """Each committed speed result has every key the page reads, a row for each of its questions,
+  a full (not --quick) run's figures, an ISO date and its markdown beside it; a transcribed one
+  names a section HISTORY.md has. Each quality row names its command, machine, date and detail."""
+  from benchmarks import page, record
+  history = HISTORY.read_text().splitlines()
+  for stem in page.SPEED_FILES:
+    data = json.loads((record.RESULTS_DIR / f"{stem}.json").read_text())
+    assert set(record.PAYLOAD_KEYS) <= set(data) and data["name"] == stem, stem
+    assert data["quick"] is False and re.fullmatch(r"\d{4}-\d\d-\d\d", data["date"]), stem
+    assert {r["id"] for r in data["rows"]} >= {i for f, i, _ in page.ROWS if f == stem}, stem
+    for row in data["rows"]:
+      assert set(record.ROW_KEYS) <= set(row) and row["figure"], row
+    if data["source"] != "measured":
+      assert f"## {data['source_section']}" in history, data["source"]
+    assert (record.RESULTS_DIR / f"{stem}.md").read_text().startswith(f"# {data['title']}")
+  for row in json.loads(record.QUALITY_PATH.read_text())["rows"]:
+    assert set(record.QUALITY_KEYS) <= set(row), row
+    assert (REPO_ROOT / row["detail"]["file"]).exists(), row["detail"]
+
+
+def test_write_latest_replaces_and_appends_history(tmp_path):
+  """``write_latest`` replaces both files (never appends to them) and logs a dated entry only
+  when asked; ``update_quality`` replaces the row with the same id and keeps the others."""
+  from benchmarks import record
+  log = tmp_path / "HISTORY.md"
+  log.write_text("# log\n")
+  for i in (1, 2):
+    paths = record.write_latest("x", {"title": "X", "date": f"2026-12-0{i}", "v": i}, f"# X {i}",
+                                tmp_path / "out", history=f"run {i}" if i == 2 else None,
+                                history_path=log)
+    assert json.loads(paths[0].read_text())["v"] == i and paths[1].read_text() == f"# X {i}\n"
+  assert log.read_text() == "# log\n\n## X (2026-12-02)\n\nrun 2\n"
+  assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.json", "x.md"]
+  quality = tmp_path / "quality.json"
+  base = dict(command="c", machine="m", date="2026-12-05", source="s",
+              detail={"file": "README.md", "section": None})
+  for id_, figure in (("a", "1"), ("b", "2"), ("a", "3")):
+    record.update_quality(dict(record.row(id_, "q", figure), **base), quality)
+  assert [(r["id"], r["figure"]) for r in json.loads(quality.read_text())["rows"]] == [
+      ("a", "3"), ("b", "2")]
+  with pytest.raises(ValueError, match="lacks"):
+    record.update_quality(record.row("c", "q", "f"), quality)
+
+
+def test_page_marks_missing_rows_and_guards_the_real_figures(tmp_path):
+  """A results folder with one benchmark's file gives a page whose other rows say they were not
+  measured; a --quick payload aimed at benchmarks/results is refused before anything is written."""
+  from benchmarks import page, record
+  info = {"cpu": "Test CPU", "usable_cpus": 2, "jax_backend": "cpu (cpu)"}
+  data = record.payload("tempering_speed", "PT", "python -m benchmarks.tempering_speed --quick",
+                        [record.row("pt", "PT step, test", "0.50x M sweeps")], machine_info=info,
+                        quick=True, targets={}, results={})
+  page.publish("tempering_speed", data, "tables", tmp_path, log=lambda *_: None)
+  top = _top((tmp_path / "README.md").read_text())
+  rows = [line for line in top if line.startswith("| ") and "---" not in line][1:]
+  assert sum("not measured yet" in line for line in rows) == len(page.ROWS) - 1
+  assert any("| PT step, test |" in line and "2-core Test" in line for line in rows)
+  assert "0.50x M sweeps" in (tmp_path / "tempering_speed.md").read_text()
+  _check_links(top, tmp_path)
+  before = _snapshot(record.RESULTS_DIR)
+  with pytest.raises(ValueError, match="--quick"):
+    page.publish("tempering_speed", data, "tables", record.RESULTS_DIR)
+  assert _snapshot(record.RESULTS_DIR) == before
+
+
+def test_page_anchors_follow_github(tmp_path):
+  """The page's anchors are GitHub's: punctuation dropped, repeated headings numbered."""
+  from benchmarks import page
+  doc = tmp_path / "doc.md"
+  doc.write_text("# T\n## CD-1 (`x.py`, issue 3): run\n### digits 64x32\n## B\n"
+                 "### digits 64x32\n")
+  assert page.anchor(doc, "CD-1 (`x.py`, issue 3): run") == "cd-1-xpy-issue-3-run"
+  assert page.anchor(doc, "digits 64x32") == "digits-64x32"
+  assert {"digits-64x32", "digits-64x32-1"} <= _anchors(doc)
+  with pytest.raises(ValueError, match="no heading"):
+    page.anchor(doc, "missing")
 
 
 @pytest.mark.slow
-def test_dbm_benchmark_quick_run():
-  """``benchmarks.run --quick --only dbm``: jdbn, the NumPy peer, the GEMM bound; no file."""
-  results = REPO_ROOT / "benchmarks" / "RESULTS.md"
-  before = results.read_text() if results.exists() else None
-  out = _run("-m", "benchmarks.run", "--quick", "--only", "dbm")
-  assert "== DBM training epoch ==" in out and "(nothing written)" in out
+def test_dbm_benchmark_quick_run(tmp_path):
+  """``benchmarks.run --quick --only dbm``: jdbn, the NumPy peer, the GEMM bound; its latest
+  files in ``--out`` and nothing in the dated log."""
+  before = HISTORY.read_bytes()
+  out = _run("-m", "benchmarks.run", "--quick", "--only", "dbm", "--out", tmp_path)
+  assert "== DBM training epoch ==" in out
   rows = {line.split("|")[1].strip(): line for line in out.splitlines()
           if line.startswith("| jdbn (") or line.startswith("| NumPy |")}
   assert set(rows) == {"jdbn (threefry2x32)", "NumPy"}, out[-3000:]
   assert "GEMM bound:" in out and "46 products" in out
-  assert (results.read_text() if results.exists() else None) == before
+  data = json.loads((tmp_path / "dbm_speed.json").read_text())
+  assert [r["id"] for r in data["rows"]] == ["dbm"] and "x NumPy" in data["rows"][0]["figure"]
+  assert set(data["results"]["median_s"]) == {"jdbn (threefry2x32)", "NumPy"}
+  assert "46 products" in (tmp_path / "dbm_speed.md").read_text()
+  assert HISTORY.read_bytes() == before
 
 
 @pytest.mark.slow
-def test_tempering_benchmark_quick_run():
-  """``benchmarks.tempering_speed --quick``: the PT step against M sweeps; no file."""
-  results = REPO_ROOT / "benchmarks" / "RESULTS.md"
-  before = results.read_text() if results.exists() else None
-  out = _run("-m", "benchmarks.tempering_speed", "--quick")
+def test_tempering_benchmark_quick_run(tmp_path):
+  """``benchmarks.tempering_speed --quick``: the PT step against M sweeps, written to ``--out``;
+  ``--no-write`` writes nothing."""
+  before = HISTORY.read_bytes()
+  out = _run("-m", "benchmarks.tempering_speed", "--quick", "--out", tmp_path)
   assert "| PT step, M replicas |" in out and "x M sweeps" in out
-  assert (results.read_text() if results.exists() else None) == before
+  data = json.loads((tmp_path / "tempering_speed.json").read_text())
+  assert data["results"]["pt_over_M_sweeps"] > 0 and data["rows"][0]["id"] == "pt"
+  _run("-m", "benchmarks.tempering_speed", "--quick", "--no-write", "--out", tmp_path / "none")
+  assert not (tmp_path / "none").exists() and HISTORY.read_bytes() == before
 
 
 def _run(*argv, env=None):

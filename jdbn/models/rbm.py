@@ -259,7 +259,7 @@ def sample_hidden(key: Array, params: RBM, v: ArrayLike) -> Array:
   The draw is materialised once (``lax.optimization_barrier``): otherwise XLA fuses the whole of
   it, random-number rounds included, into each of its consumers (the next matrix product, the
   gradient's outer product, a chain's carried state): a CD-1 epoch of a 784 x 500 RBM on a CPU
-  took 8% longer that way (``benchmarks/RESULTS.md``).
+  took 8% longer that way (``benchmarks/HISTORY.md``).
   """
   h = params.hidden.sample(key, hidden_field(params, v), params.c, params.log_sigma_h)
   return jax.lax.optimization_barrier(h)

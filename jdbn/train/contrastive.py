@@ -98,7 +98,7 @@ class Trainer(NamedTuple):
       over the epoch. ``metrics=False`` returns ``(state, None)``: the same updates without the
       diagnostics, which XLA then does not compute (the loss's softplus, the gradient norm's
       extra pass over the weights, the reconstruction; measured costs in
-      ``benchmarks/RESULTS.md``). ``check=True`` first checks concrete data with
+      ``benchmarks/HISTORY.md``). ``check=True`` first checks concrete data with
       :func:`check_data` (empty, NaN, inf, outside the units' range: one pass on the device);
       ``check=False`` skips it (data checked once already, timing loops). If ``data`` lives on a
       mesh of devices (a ``jax.sharding.NamedSharding``, replicated or split along its first
