@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jdbn import contrastive, data, gibbs, likelihood, rbm, train
+from jdbn import contrastive, data, gibbs, likelihood, rbm
 
 
 def exact_marginals(params: rbm.RBM) -> jax.Array:
@@ -44,8 +44,9 @@ def main() -> None:
       jax.random.key(args.seed, impl=args.prng), 4)
   x = data.binarize(data.load_digits("train").x)                      # [1500, 64]
   trainer = contrastive.pcd(optax.sgd(0.01, momentum=0.9), n_chains=100)
-  state, _ = train.fit(key_fit, trainer, rbm.init(key_fit, 64, args.n_hidden, data=x), x,
-                       epochs=args.epochs, batch_size=20, progress=False)
+  state = trainer.init(key_fit, rbm.init(key_fit, 64, args.n_hidden, data=x))
+  for epoch in range(args.epochs):                  # each epoch: one jit, one lax.scan
+    state, _ = trainer.epoch(jax.random.fold_in(key_fit, epoch), state, x, 20, metrics=False)
   params = state.params
 
   def one_chain(params, key, start):          # one chain: a ChainState of [64] and [n_hidden]
