@@ -7,7 +7,7 @@ an Optax chain applies (weight decay, SGD with momentum); the library's training
 
 MNIST comes from the four IDX files in $JDBN_MNIST_DIR, else from TFDS; when neither works the
 script says so and trains on the embedded 8x8 digits instead. (Offline and without the IDX files,
-TFDS retries its downloads for minutes before giving up: pass `--dataset digits` to skip it.)
+TFDS retries its downloads for about 3.5 minutes before giving up: `--dataset digits` skips it.)
 
 Run (from the repository root, jdbn installed):
   JDBN_MNIST_DIR=/path/to/mnist python examples/rbm_mnist.py --out /tmp/rbm_mnist   # 40 s, 2 CPUs
