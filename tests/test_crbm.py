@@ -244,3 +244,34 @@ def test_tempered_copy_interpolates():
   np.testing.assert_allclose(flat.energy((v, h)), -(h @ jnp.zeros(3)), atol=1e-6)
   half = p.tempered(0.5)
   np.testing.assert_allclose(half.energy((v, h)), 0.5 * p.energy((v, h)), rtol=1e-5, atol=1e-5)
+
+
+def test_log_conditional_ais_and_raise_sandwich_the_exact_value():
+  from jdbn.likelihood import crbm as LC  # noqa: PLC0415
+  p = _model(n_x=3, n_y=8, n_h=5, seed=3)
+  p = p.replace(W=2.0 * p.W)  # strongly coupled outputs: far from the base model
+  x, y, _ = _inputs(p, n=10, seed=4)
+  v = C.join(p, x, y)
+  exact = np.asarray(C.exact_log_conditional(p, v))
+  betas = np.linspace(0, 1, 2001) ** 2
+  est = LC.log_conditional(jax.random.key(5), p, v, n_chains=200, raise_chains=50, betas=betas,
+                           chunk_size=4)
+  np.testing.assert_allclose(est.log_p, exact, atol=0.03)
+  np.testing.assert_allclose(est.raise_log_p, exact, atol=0.05)
+  assert np.all(est.log_p_lower <= exact + 1e-4) and np.all(exact <= est.log_p_upper + 1e-4)
+  # with the output-hidden weights off the base model is exact: AIS has nothing to anneal
+  p0 = p.replace(W=jnp.zeros_like(p.W))
+  est0 = LC.log_conditional(jax.random.key(6), p0, v, n_chains=4, betas=np.linspace(0, 1, 3))
+  np.testing.assert_allclose(est0.log_p, C.exact_log_conditional(p0, v), atol=1e-5)
+  assert est0.raise_log_p is None
+
+
+def test_log_conditional_refuses_bad_input():
+  from jdbn.likelihood import crbm as LC  # noqa: PLC0415
+  p = _model()
+  with pytest.raises(ValueError, match="n_chains"):
+    LC.log_conditional(jax.random.key(0), p, jnp.zeros((2, 7)), n_chains=0)
+  with pytest.raises(ValueError, match="shape"):
+    LC.log_conditional(jax.random.key(0), p, jnp.zeros((2, 6)))
+  with pytest.raises(ValueError, match="non-empty"):
+    LC.log_conditional(jax.random.key(0), p, jnp.zeros((0, 7)))

@@ -10,6 +10,8 @@
   Salakhutdinov 2015), so that AIS and RAISE sandwich an RBM's test log-likelihood.
 * :func:`variational_bound`: a DBM's mean-field lower bound on the test log-likelihood with an
   AIS ``log Z`` (:mod:`jdbn.likelihood.dbm`; Salakhutdinov & Hinton 2009).
+* :mod:`jdbn.likelihood.crbm`: a conditional RBM's ``log p(y | x)`` per example (AIS and RAISE
+  for each context's own ``Z(x)``).
 * :mod:`jdbn.likelihood.dbn`: a DBN's variational bound with its top RBM's AIS ``log Z``
   (Salakhutdinov & Murray 2008).
 """
@@ -20,7 +22,7 @@ from typing import Any, Optional
 
 import jax
 
-from jdbn.likelihood import annealing, dbm, dbn, exact, rbm  # noqa: F401  (the submodules)
+from jdbn.likelihood import annealing, crbm, dbm, dbn, exact, rbm  # noqa: F401  (the submodules)
 from jdbn.likelihood.annealing import (AISResult, base_rates, check_betas,  # noqa: F401
                                        default_betas, model_base_log_z)
 from jdbn.likelihood.exact import (MAX_ENUMERATION_STATES, exact_log_z,  # noqa: F401
