@@ -89,6 +89,35 @@ def test_train_rbm_with_tempering_or_fast_pcd_records_and_resumes(tmp_path, caps
   assert code == 2 and "other settings" in err
 
 
+def test_train_rbm_centered_records_resumes_and_samples(tmp_path, capsys):
+  """`--center`: the checkpoint holds the centered RBM (offsets included, so a resumed run goes
+  on exactly), the settings record it, and `sample` / `evaluate` read it as the RBM it equals."""
+  from jdbn.models import centered
+  argv = list(TRAIN)
+  argv[argv.index("--method") + 1] = "pcd"
+  out = tmp_path / "centered"
+  extra = ("--center", "--offset-rate", 0.05, "--n-chains", 5)
+  code, _, _ = _run(capsys, *argv, *extra, "--epochs", 1, "--out", out)
+  assert code == 0
+  settings = checkpoint.read_metadata(out / train.CHECKPOINT_NAME)["user"]["settings"]
+  assert settings["center"] is True and settings["offset_rate"] == 0.05
+  model = checkpoint.load_params(out / train.CHECKPOINT_NAME)
+  assert isinstance(model, centered.CenteredRBM)
+  assert float(abs(model.mu).max()) > 0  # the offsets moved towards the data's means
+  code, text, _ = _run(capsys, *argv, *extra, "--epochs", 2, "--out", out)
+  assert code == 0 and "resuming" in text
+  code, _, err = _run(capsys, *argv, "--n-chains", 5, "--epochs", 3, "--out", out)
+  assert code == 2 and "other settings" in err  # dropping --center is another run
+  code, text, _ = _run(capsys, "sample", out, "--n-samples", 4, "--n-steps", 5, "--out",
+                       tmp_path / "s.png")
+  assert code == 0
+  code, text, _ = _run(capsys, "evaluate", out, "--quick")
+  assert code == 0 and "log" in text.lower()
+  argv[argv.index("--method") + 1] = "pt"
+  code, _, err = _run(capsys, *argv, "--center", "--epochs", 1, "--out", tmp_path / "pt")
+  assert code == 2 and "--center goes with --method cd or pcd" in err
+
+
 def test_sample(run_dir, tmp_path, capsys):
   out = tmp_path / "more.png"
   code, text, _ = _run(capsys, "sample", run_dir, "--n-samples", 100, "--n-steps", 20, "--out",

@@ -189,8 +189,8 @@ def make_trainer(method: str, lr: float, momentum: float, weight_decay: float, k
                  sampler: tuple = ()):
   """The contrastive trainer; cached so that equal settings reuse one compiled epoch.
 
-  ``sampler`` holds the options of ``pt`` (``replicas``, ``beta_min``) and ``fpcd``
-  (``fast_rate``) as ``(name, value)`` pairs."""
+  ``sampler`` holds the options of ``pt`` (``replicas``, ``beta_min``), ``fpcd``
+  (``fast_rate``) and of centering (``center``, ``offset_rate``) as ``(name, value)`` pairs."""
   from jdbn.train import contrastive, variants
   from jdbn.samplers import tempering
   opt = optimizer(lr, momentum, weight_decay, decay_steps)
@@ -203,6 +203,9 @@ def make_trainer(method: str, lr: float, momentum: float, weight_decay: float, k
     return variants.pt(opt, k=k, n_chains=n_chains, betas=betas, **sparsity)
   if method == "fpcd":
     return variants.fpcd(opt, k=k, n_chains=n_chains, fast_rate=extra["fast_rate"], **sparsity)
+  if extra.get("center"):
+    return variants.centered(opt, k=k, n_chains=None if method == "cd" else n_chains,
+                             offset_rate=extra["offset_rate"])
   return contrastive.pcd(opt, k=k, n_chains=n_chains, **sparsity)
 
 

@@ -75,6 +75,12 @@ def resolve_checkpoint(text: str) -> pathlib.Path:
   return path
 
 
+def as_rbm(params):
+  """A centered RBM (``train rbm --center``) as the plain RBM it equals; anything else as is."""
+  from jdbn.models import centered
+  return centered.uncentered(params) if isinstance(params, centered.CenteredRBM) else params
+
+
 def load_model(path: pathlib.Path):
   """``(params, user_metadata)`` of a checkpoint, params a single RBM."""
   from jdbn import checkpoint
@@ -83,6 +89,7 @@ def load_model(path: pathlib.Path):
     params, meta = checkpoint.load_params(path), checkpoint.read_metadata(path)
   except ValueError as err:
     raise CLIError(str(err)) from err
+  params = as_rbm(params)
   if not isinstance(params, R.RBM):
     raise CLIError(f"{path} holds a {type(params).__name__}, not a single RBM; this command "
                    f"handles RBM checkpoints")
@@ -124,8 +131,9 @@ _RUN_SETTINGS = ("dataset", "n_hidden", "visible", "hidden", "method", "k", "n_c
 
 def add_train_rbm(sub) -> None:
   p = sub.add_parser(
-      "rbm", help="train an RBM with CD-k, PCD, parallel tempering or fast PCD",
-      description="Train an RBM with CD-k, PCD, PCD with parallel tempering or fast PCD; writes checkpoint.npz, metrics.json, "
+      "rbm", help="train an RBM with CD-k, PCD, parallel tempering, fast PCD or centering",
+      description="Train an RBM with CD-k, PCD, PCD with parallel tempering, fast PCD, or CD/PCD "
+      "on a centered RBM (--center); writes checkpoint.npz, metrics.json, "
       "filters.png and samples.png into --out. Rerun with the same --out (and a larger --epochs) "
       "to resume.")
   p.add_argument("--dataset", choices=("digits", "mnist"), default="digits")
@@ -143,6 +151,12 @@ def add_train_rbm(sub) -> None:
                  help="--method pt: temperatures, geometric from 1 down to --beta-min")
   p.add_argument("--beta-min", type=positive_float, default=0.1,
                  help="--method pt: the hottest replica's inverse temperature, in (0, 1]")
+  p.add_argument("--center", action="store_true",
+                 help="--method cd or pcd on a centered RBM (Montavon & Mueller 2012; Melchior et "
+                 "al. 2016): offsets at running means of the states; the same model, a "
+                 "better-conditioned gradient")
+  p.add_argument("--offset-rate", type=positive_float, default=0.01,
+                 help="--center: the offsets' running-mean rate, in (0, 1]")
   p.add_argument("--fast-rate", type=non_negative_float, default=None,
                  help="--method fpcd: the fast weights' rate (default: --lr); they decay by "
                  "19/20 an update")
@@ -186,6 +200,13 @@ def _check_train_rbm(args) -> None:
     raise CLIError(f"--beta-min must be in (0, 1], got {args.beta_min}")
   if args.method == "fpcd" and args.fast_rate is None:
     args.fast_rate = args.lr
+  if args.center:
+    if args.method not in ("cd", "pcd"):
+      raise CLIError(f"--center goes with --method cd or pcd, not {args.method}")
+    if args.sparsity_target is not None:
+      raise CLIError("--center has no sparsity penalty: drop --sparsity-target")
+    if not args.offset_rate <= 1:
+      raise CLIError(f"--offset-rate must be in (0, 1], got {args.offset_rate}")
 
 
 def _settings(args) -> dict:
@@ -198,6 +219,8 @@ def _settings(args) -> dict:
     settings.update(replicas=args.replicas, beta_min=args.beta_min)
   if args.method == "fpcd":
     settings.update(fast_rate=args.fast_rate)
+  if args.center:
+    settings.update(center=True, offset_rate=args.offset_rate)
   return settings
 
 
@@ -223,6 +246,8 @@ def _sampler_options(args) -> tuple:
     return (("replicas", args.replicas), ("beta_min", args.beta_min))
   if args.method == "fpcd":
     return (("fast_rate", args.fast_rate),)
+  if args.center:
+    return (("center", True), ("offset_rate", args.offset_rate))
   return ()
 
 
@@ -247,6 +272,9 @@ def cmd_train_rbm(args) -> int:
 
   params = rbm.init(key_init, x.shape[1], args.n_hidden, units(args.visible),
                     units(args.hidden), data=x)
+  if args.center:
+    from jdbn.models import centered
+    params = centered.center(params, x)
   trainer = make_trainer(args.method, args.lr, args.momentum, args.weight_decay, args.k,
                          args.n_chains, None, args.sparsity_target,
                          args.sparsity_cost if args.sparsity_target is not None else 0.0,
@@ -261,7 +289,7 @@ def cmd_train_rbm(args) -> int:
                              batch_size=args.batch_size, validation=v, checkpoint_dir=out,
                              progress=False if args.no_progress else "rbm", metadata=user)
   seconds = time.perf_counter() - t0
-  paths = save_pictures(out, key_sample, state.params, ds.image_shape, spec, 100,
+  paths = save_pictures(out, key_sample, as_rbm(state.params), ds.image_shape, spec, 100,
                         args.sample_steps)
   print_row(history[-1] if history else {})
   print(f"{len(history)} epochs in all, {max(0, len(history) - done_before)} in this run "

@@ -48,6 +48,7 @@ from jdbn.train import contrastive
 from jdbn import likelihood
 from jdbn.train import loop
 from jdbn.train.loop import TrainingDiverged  # noqa: F401  (public here)
+from jdbn.models import centered as CM
 from jdbn.models import rbm as R
 from jdbn import units as U
 
@@ -79,7 +80,7 @@ def evaluate_metrics(key: jax.Array, params: R.RBM, train_x: jax.Array,
 
   Args:
     key: PRNG key (picks the units of the stochastic pseudo-likelihood).
-    params: RBM params.
+    params: RBM params (a centered RBM is scored as the RBM it equals).
     train_x: ``[n, n_visible]`` training examples to evaluate.
     valid_x: optional ``[m, n_visible]`` validation examples (use ``m = n`` for a fair gap).
 
@@ -88,6 +89,7 @@ def evaluate_metrics(key: jax.Array, params: R.RBM, train_x: jax.Array,
     and ``free_energy_gap``; for Bernoulli visible units ``pseudo_likelihood`` (and
     ``pseudo_likelihood_valid``).
   """
+  params = plain(params)
   out = _metrics(key, params, jnp.asarray(train_x, params.W.dtype),
                  None if valid_x is None else jnp.asarray(valid_x, params.W.dtype))
   return {k: float(v) for k, v in out.items()}
@@ -119,7 +121,13 @@ def _check_int(value, name: str, low: int = 1) -> int:
   return int(value)
 
 
+def plain(params: Union[R.RBM, CM.CenteredRBM]) -> R.RBM:
+  """The RBM a :class:`~jdbn.models.centered.CenteredRBM` equals; an RBM as it is."""
+  return CM.uncentered(params) if isinstance(params, CM.CenteredRBM) else params
+
+
 def _check_data(params: R.RBM, x, name: str) -> jax.Array:
+  params = plain(params)
   x = R.check_visible(params, x, name)
   if x.ndim != 2:
     raise ValueError(f"{name} must have shape [n_examples, {params.n_visible}], got "
@@ -217,8 +225,9 @@ def fit(key: jax.Array,
   Args:
     key: PRNG key (typed or raw).
     trainer: a :class:`~jdbn.contrastive.Trainer`, e.g. ``contrastive.cd(optax.sgd(0.1))``.
-    params: initial RBM params (ignored when resuming, except as the template the checkpoint
-      must match).
+    params: initial RBM params, or a :class:`~jdbn.models.centered.CenteredRBM` for
+      :func:`jdbn.train.variants.centered` (ignored when resuming, except as the template the
+      checkpoint must match).
     data: training data ``[n, n_visible]``, checked with :func:`jdbn.rbm.check_visible`.
     epochs: total number of epochs (including any already in the checkpoint).
     batch_size: examples per update, ``1 <= batch_size <= n``.
