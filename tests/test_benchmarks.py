@@ -6,6 +6,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -91,6 +92,48 @@ def test_benchmark_suite_quick_run(tmp_path):
   assert "not measured in this run" in table  # the MNIST epoch's row says so
   _check_links(top, tmp_path)
   assert (_snapshot(record.RESULTS_DIR), HISTORY.read_bytes()) == before
+  _check_dbm_row(result.stdout, tmp_path)
+  _check_tempering_row(result.stdout, tmp_path)
+
+
+def _check_dbm_row(out, folder):
+  """The DBM benchmark's quick run: jdbn, the NumPy peer, the GEMM bound of its 46 products."""
+  rows = {line.split("|")[1].strip(): line for line in out.splitlines()
+          if line.startswith("| jdbn (") or line.startswith("| NumPy |")}
+  assert {"jdbn (threefry2x32)", "NumPy"} <= set(rows), out[-3000:]
+  assert "GEMM bound:" in out and "46 products" in out
+  data = json.loads((folder / "dbm_speed.json").read_text())
+  assert [r["id"] for r in data["rows"]] == ["dbm"] and "x NumPy" in data["rows"][0]["figure"]
+  assert set(data["results"]["median_s"]) == {"jdbn (threefry2x32)", "NumPy"}
+  assert "46 products" in (folder / "dbm_speed.md").read_text()
+
+
+def _check_tempering_row(out, folder):
+  """The PT benchmark's quick run: the PT step against M sweeps."""
+  assert "| PT step, M replicas |" in out and "x M sweeps" in out
+  data = json.loads((folder / "tempering_speed.json").read_text())
+  assert data["results"]["pt_over_M_sweeps"] > 0 and data["rows"][0]["id"] == "pt"
+
+
+def test_no_write_writes_nothing(tmp_path, monkeypatch):
+  """``--no-write`` reaches every benchmark's ``run`` as ``write=False`` (so nothing lands
+  in ``--out`` or the dated log), without running anything."""
+  from benchmarks import run as B
+  seen = []
+  benchmarks = [m for m in vars(B).values() if isinstance(m, types.ModuleType)
+                and m.__name__.startswith("benchmarks.") and hasattr(m, "run")]
+
+  def fake_run(name):
+    def run(*args, **kwargs):
+      seen.append((name, kwargs["write"]))
+      return {"targets": {}}
+    return run
+
+  for module in benchmarks:
+    monkeypatch.setattr(module, "run", fake_run(module.__name__))
+  B.main(["--quick", "--no-write", "--out", str(tmp_path)])
+  assert len(seen) == len(benchmarks) >= 5 and not any(write for _, write in seen), seen
+  assert not any(tmp_path.iterdir())
 
 
 def test_results_page_is_generated_and_fits_one_screen():
@@ -188,37 +231,6 @@ def test_page_anchors_follow_github(tmp_path):
   assert {"digits-64x32", "digits-64x32-1"} <= _anchors(doc)
   with pytest.raises(ValueError, match="no heading"):
     page.anchor(doc, "missing")
-
-
-@pytest.mark.slow
-def test_dbm_benchmark_quick_run(tmp_path):
-  """``benchmarks.run --quick --only dbm``: jdbn, the NumPy peer, the GEMM bound; its latest
-  files in ``--out`` and nothing in the dated log."""
-  before = HISTORY.read_bytes()
-  out = _run("-m", "benchmarks.run", "--quick", "--only", "dbm", "--out", tmp_path)
-  assert "== DBM training epoch ==" in out
-  rows = {line.split("|")[1].strip(): line for line in out.splitlines()
-          if line.startswith("| jdbn (") or line.startswith("| NumPy |")}
-  assert set(rows) == {"jdbn (threefry2x32)", "NumPy"}, out[-3000:]
-  assert "GEMM bound:" in out and "46 products" in out
-  data = json.loads((tmp_path / "dbm_speed.json").read_text())
-  assert [r["id"] for r in data["rows"]] == ["dbm"] and "x NumPy" in data["rows"][0]["figure"]
-  assert set(data["results"]["median_s"]) == {"jdbn (threefry2x32)", "NumPy"}
-  assert "46 products" in (tmp_path / "dbm_speed.md").read_text()
-  assert HISTORY.read_bytes() == before
-
-
-@pytest.mark.slow
-def test_tempering_benchmark_quick_run(tmp_path):
-  """``benchmarks.tempering_speed --quick``: the PT step against M sweeps, written to ``--out``;
-  ``--no-write`` writes nothing."""
-  before = HISTORY.read_bytes()
-  out = _run("-m", "benchmarks.tempering_speed", "--quick", "--out", tmp_path)
-  assert "| PT step, M replicas |" in out and "x M sweeps" in out
-  data = json.loads((tmp_path / "tempering_speed.json").read_text())
-  assert data["results"]["pt_over_M_sweeps"] > 0 and data["rows"][0]["id"] == "pt"
-  _run("-m", "benchmarks.tempering_speed", "--quick", "--no-write", "--out", tmp_path / "none")
-  assert not (tmp_path / "none").exists() and HISTORY.read_bytes() == before
 
 
 def _run(*argv, env=None):
