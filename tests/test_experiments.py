@@ -184,6 +184,22 @@ def test_samplers_quick_run():
 
 
 @pytest.mark.slow
+def test_dbm_centering_quick_run():
+  """dbm_centering --quick on the digits: the plain and the centered DBM train from the same
+  random start without pretraining and are scored by the AIS bound and a linear classifier."""
+  from experiments import dbm_centering
+  before = _snapshot()
+  out = dbm_centering.main(["--quick", "--no-progress"])
+  assert list(out["rows"]) == list(dbm_centering.METHODS) and out["pretraining"] is None
+  for method, r in out["rows"].items():
+    assert r["epochs_done"] == out["epochs"] == 3 and r["diverged"] is None, method
+    assert UNIFORM_DIGITS < r["bound_lower"] <= r["bound"] <= r["bound_upper"] < 0, method
+    assert 0 <= r["linear_error"] < 0.9 and r["mf_converged"] == 1.0, method
+  assert "| quick | centered |" in dbm_centering.render({"quick": out})
+  assert _snapshot() == before
+
+
+@pytest.mark.slow
 def test_crbm_tasks_quick_run(mnist_dir):
   """crbm_tasks --quick: both tasks train a CRBM and measure it against its baseline."""
   from experiments import crbm_tasks

@@ -73,7 +73,8 @@ def variational_bound(key: Array, model: D.DBM, data: Array, *,
 
   Args:
     key: PRNG key for AIS.
-    model: DBM params (Bernoulli or Softmax hidden layers).
+    model: DBM params (Bernoulli or Softmax hidden layers); a centered DBM is scored as its
+      uncentered equivalent.
     data: ``[n, n_visible]`` examples to score (the test set).
     base_data: data for the AIS base rates of the visible layer (the training set; default
       ``data``).
@@ -87,6 +88,7 @@ def variational_bound(key: Array, model: D.DBM, data: Array, *,
   """
   if not isinstance(model, D.DBM):
     raise TypeError(f"variational_bound needs a jdbn.models.dbm.DBM, got {type(model).__name__}")
+  model = model.uncentered()  # a CenteredDBM: its uncentered equivalent, the same distribution
   data = jnp.asarray(data, model.biases[0].dtype)
   if data.ndim != 2 or data.shape[1] != model.sizes[0] or data.shape[0] == 0:
     raise ValueError(f"data must have shape [n, {model.sizes[0]}] with n >= 1, got "

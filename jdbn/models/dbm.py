@@ -77,7 +77,14 @@ class DBM(base.BlockModel):
     return self.log_sigmas[i]
 
   def _scaled(self, states, l):
+    """Layer ``l``'s state as it enters the couplings, ``s_l(x_l)`` (a centered DBM subtracts
+    its offset here)."""
     return self.units[l].scaled(states[l], self.log_sigmas[l])
+
+  def uncentered(self) -> "DBM":
+    """The DBM without offsets that has this distribution: itself (a
+    :class:`jdbn.models.centered.CenteredDBM` moves its offsets into the biases)."""
+    return self
 
   def field(self, states, i: int) -> Array:
     phi = 0.0
@@ -180,9 +187,11 @@ def bottom_up(model: DBM, v: Array) -> tuple:
 
   Salakhutdinov & Hinton (2009), section 3: every hidden layer but the top gets twice its input
   from below (standing in for the missing top-down input), ``q_l = mean(2 s(q_{l-1}) W_{l-1} +
-  a_l)``, the top layer ``q_L = mean(s(q_{L-1}) W_{L-1} + a_L)``.
+  a_l)``, the top layer ``q_L = mean(s(q_{L-1}) W_{L-1} + a_L)``. A centered DBM takes the pass
+  of its uncentered equivalent, so that both start mean-field from the same ``q``.
   """
   v = _check_data(model, v)
+  model = model.uncentered()  # the same pass for a centered DBM and its uncentered equivalent
   states = [v]
   top = len(model.sizes) - 1
   for l in range(1, top + 1):
@@ -263,8 +272,9 @@ def lower_bound(model: DBM, states: Sequence[Array], log_z: Array) -> Array:
   Args:
     model: DBM params (Bernoulli or Softmax hidden layers).
     states: ``(v, q_1, ..., q_L)``, e.g. ``mean_field(model, v).states``.
-    log_z: ``log Z`` (exact, or an AIS estimate or bound; with AIS's estimate the bound holds in
-      expectation only).
+    log_z: ``log Z`` of the same model (exact, or an AIS estimate or bound; with AIS's estimate
+      the bound holds in expectation only). A centered DBM's energy, and so its ``log Z``, differ
+      from its uncentered equivalent's by one constant: use one model's for both.
   """
   states = tuple(states)
   h = sum(entropy(model.units[l], states[l]) for l in range(1, len(states)))

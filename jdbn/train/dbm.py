@@ -17,6 +17,8 @@ Optax transformation (momentum, decay, a decaying rate) applies it. Example::
 
 :func:`mean_field_report` is the monitoring a DBM needs: how many sweeps mean-field takes and
 whether it met its tolerance (a run whose posterior stops converging is reported, never silent).
+:func:`centered` trains a :class:`~jdbn.models.centered.CenteredDBM` (offsets that follow the
+positive phase's means), which Melchior et al. (2016) train without greedy pretraining.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jdbn.models import centered as CM
 from jdbn.models import dbm as D
 from jdbn.train import contrastive
 from jdbn.train import phases as PH
@@ -85,6 +88,53 @@ def pcd(optimizer: optax.GradientTransformation,
   return contrastive.trainer(optimizer, phases, config)
 
 
+def centered(optimizer: optax.GradientTransformation,
+             *,
+             n_chains: int = 100,
+             k: int = 5,
+             tol: float = 1e-6,
+             max_iter: int = 30,
+             offset_rate: float = 0.01) -> contrastive.Trainer:
+  """:func:`pcd` on a :class:`~jdbn.models.centered.CenteredDBM` (Melchior, Fischer & Wiskott
+  2016, algorithm 2; Montavon & Müller 2012).
+
+  The gradient is ``jax.grad`` of the centered energy with the offsets held fixed, so ``W_l``
+  moves by ``<(s_l - mu_l)(s_{l+1} - mu_{l+1})^T>_q - <...>_model``. After every update each
+  offset takes a step of ``offset_rate`` towards the batch's mean of its layer under the
+  positive phase (``v`` itself, and the mean-field ``q_l`` computed for that update: Melchior et
+  al.'s data-dependent offsets with sliding factor ``nu``), and the biases move with it so that
+  the distribution is unchanged (:func:`jdbn.models.centered.shift`). Start from
+  ``jdbn.models.centered.center(dbm, data)``.
+
+  Args:
+    optimizer: any Optax transformation (the offsets get zero gradients, so SGD and momentum
+      leave them alone; mask them out of anything that moves parameters without a gradient).
+    n_chains, k, tol, max_iter: as :func:`pcd`.
+    offset_rate: the offsets' running-mean rate, in (0, 1].
+
+  Returns:
+    A :class:`jdbn.train.contrastive.Trainer`.
+  """
+  if not 0 < offset_rate <= 1:
+    raise ValueError(f"offset_rate must lie in (0, 1], got {offset_rate!r}")
+  plain = pcd(optimizer, n_chains=n_chains, k=k, tol=tol, max_iter=max_iter)
+  rate = float(offset_rate)
+
+  def after(model, pos):
+    if not isinstance(model, CM.CenteredDBM):
+      raise TypeError(f"the centered DBM trainer needs a CenteredDBM "
+                      f"(jdbn.models.centered.center), got {type(model).__name__}")
+    means = (jnp.mean(u.scaled(x, s), axis=0)
+             for u, x, s in zip(model.units, pos.states, model.log_sigmas))
+    return CM.shift(model, *((1 - rate) * o + rate * m for o, m in zip(model.offsets, means)))
+
+  phases = PH.Phases(mean_field_phase(tol, max_iter), PH.persistent(int(k), int(n_chains)),
+                     PH.energy_score, after=after)
+  config = {k_: v for k_, v in plain.config.items() if k_ != "optimizer"}
+  config.update(algorithm="dbm-centered-pcd", offset_rate=rate)
+  return contrastive.trainer(optimizer, phases, config)
+
+
 def mean_field_report(model: D.DBM, data: Array, *, tol: float = 1e-6, max_iter: int = 30,
                       batch_size: int = 1000) -> dict:
   """How mean-field fares on ``data`` (e.g. a validation split), batch by batch.
@@ -95,6 +145,7 @@ def mean_field_report(model: D.DBM, data: Array, *, tol: float = 1e-6, max_iter:
     ``-E(v, q) + H(q)``}`` (the variational bound plus ``log Z``: it rises as the model fits the
     data better, and :func:`jdbn.models.dbm.lower_bound` with an AIS ``log Z`` makes it a bound).
   """
+  model = model.uncentered()  # a centered DBM's bound is its uncentered equivalent's
   data = jnp.asarray(data, model.biases[0].dtype)
   sweeps, ok, bound = [], [], []
   for start in range(0, data.shape[0], batch_size):
