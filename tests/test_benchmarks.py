@@ -67,10 +67,16 @@ def test_benchmark_suite_quick_run(tmp_path):
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
   # every question ran, the AIS one with its chain-sharded subprocess
   for section in ("CD-1 / PCD-1 epoch", "Gibbs sampling throughput", "AIS against its GEMM bound",
-                  "chains over 2 devices", "DBM training epoch", "Parallel tempering step"):
+                  "chains over 2 devices", "DBM training epoch", "Parallel tempering step",
+                  "Gibbs sampling against thrml"):
     assert section in result.stdout, section
+  # thrml is no dependency: without it its benchmark says so and writes nothing
+  unmeasured = {"cd_mnist"} | (set() if _have_thrml() else {"thrml"})
   measured = {}
   for stem in page.SPEED_FILES:
+    if stem == "thrml_peer" and not _have_thrml():
+      assert "thrml is not installed" in result.stdout and not (tmp_path / f"{stem}.json").exists()
+      continue
     data = json.loads((tmp_path / f"{stem}.json").read_text())
     assert set(record.PAYLOAD_KEYS) <= set(data) and data["quick"] is True, stem
     assert data["name"] == stem and data["machine"] and data["machine_info"]["cpu"]
@@ -78,8 +84,8 @@ def test_benchmark_suite_quick_run(tmp_path):
       assert set(record.ROW_KEYS) <= set(row) and "x" in row["figure"], row
       measured[row["id"]] = row
     assert (tmp_path / f"{stem}.md").read_text().startswith("# ")
-  # --quick measures every row but the MNIST epoch, which needs a full run
-  assert set(measured) == {row_id for _, row_id, _ in page.ROWS} - {"cd_mnist"}
+  # --quick measures every row but the MNIST epoch, which needs a full run (and thrml's, without it)
+  assert set(measured) == {row_id for _, row_id, _ in page.ROWS} - unmeasured
   top = _top((tmp_path / "README.md").read_text())
   assert len(top) < 40 and "--quick" in top[2]
   table = "\n".join(top)
@@ -219,6 +225,50 @@ def test_tempering_benchmark_quick_run(tmp_path):
   assert data["results"]["pt_over_M_sweeps"] > 0 and data["rows"][0]["id"] == "pt"
   _run("-m", "benchmarks.tempering_speed", "--quick", "--no-write", "--out", tmp_path / "none")
   assert not (tmp_path / "none").exists() and HISTORY.read_bytes() == before
+
+
+def _have_thrml():
+  return importlib.util.find_spec("thrml") is not None
+
+
+@pytest.mark.slow
+def test_thrml_benchmark_quick_run(tmp_path):
+  """``benchmarks.thrml_peer --quick``: with thrml, both questions against it, the ratios on the
+  page's row and the exact thrml programs in the markdown; without it, a clear message, exit 0
+  and no file. The dated log is left alone either way."""
+  before = HISTORY.read_bytes()
+  out = _run("-m", "benchmarks.thrml_peer", "--quick", "--out", tmp_path)
+  if not _have_thrml():
+    assert "thrml is not installed" in out and "pip install thrml==0.1.4" in out
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+  else:
+    data = json.loads((tmp_path / "thrml_peer.json").read_text())
+    assert data["quick"] is True and [r["id"] for r in data["rows"]] == ["thrml"]
+    assert "target 30x" in data["rows"][0]["figure"] and "target 2x" in data["rows"][0]["figure"]
+    for kind in ("rbm", "ising"):
+      for res in data["results"][kind]:
+        assert res["jdbn_over_thrml"] > 0 and set(res["median_s"]) == {"jdbn", "thrml"}
+    text = (tmp_path / "thrml_peer.md").read_text()
+    assert "```python" in text and "IsingSamplingProgram(model" in text
+  assert HISTORY.read_bytes() == before
+
+
+def test_thrml_peer_spin_form_is_the_rbm():
+  """The RBM handed to thrml is the same distribution: with ``s = 2v - 1``, ``t = 2h - 1``, the
+  Bernoulli energy minus the spin energy of :func:`spin_form` is one constant for all states."""
+  import jax.numpy as jnp
+  from jdbn.models import rbm
+  module = _bench_module("thrml_peer")
+  rng = np.random.default_rng(0)
+  W, b, c = (jnp.asarray(rng.normal(size=s), jnp.float32) for s in ((6, 4), (6,), (4,)))
+  params = rbm.RBM(W=W, b=b, c=c)
+  bias_v, bias_h, J = (np.asarray(a, np.float64) for a in module.spin_form(W, b, c))
+  v = (rng.random((50, 6)) < 0.5).astype(np.float32)
+  h = (rng.random((50, 4)) < 0.5).astype(np.float32)
+  s, t = 2 * v - 1, 2 * h - 1
+  spin = -(s @ bias_v + t @ bias_h + np.einsum("ni,ij,nj->n", s, J, t))
+  gap = np.asarray(rbm.energy(params, v, h), np.float64) - spin
+  np.testing.assert_allclose(gap, gap[0], atol=1e-4)
 
 
 def _run(*argv, env=None):
