@@ -247,7 +247,7 @@ def test_thrml_benchmark_quick_run(tmp_path):
     assert "target 30x" in data["rows"][0]["figure"] and "target 2x" in data["rows"][0]["figure"]
     for kind in ("rbm", "ising"):
       for res in data["results"][kind]:
-        assert res["jdbn_over_thrml"] > 0 and set(res["median_s"]) == {"jdbn", "thrml"}
+        assert res["jdbn_over_thrml"] > 0 and {"jdbn", "thrml"} <= set(res["median_s"])
     text = (tmp_path / "thrml_peer.md").read_text()
     assert "```python" in text and "IsingSamplingProgram(model" in text
   assert HISTORY.read_bytes() == before
