@@ -28,7 +28,7 @@ Compile time is reported apart from run time (``jit(...).lower(...).compile()``)
 A run writes ``benchmarks/results/gibbs_throughput.json`` and ``.md`` (``--quick``: in
 ``benchmarks/results/quick/``; ``--out`` elsewhere), regenerates the results page and, for a full
 run, appends a short dated entry to ``benchmarks/HISTORY.md``. thrml (Extropic's JAX sampler) is
-not among the peers yet: the page says so.
+measured on the same 784x500 chains by ``benchmarks/thrml_peer.py`` (its own venv and page row).
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ IMPLS = ("threefry2x32", "philox2x32", "rbg")
 TARGETS = {"vs_torch": 1.5, "vs_numpy": 1.0, "bound": 0.85}  # at 10,000 chains
 # XLA:CPU compiler options (a DebugOptions field; an empty list turns every YNNPACK fusion off).
 NO_YNN = {"xla_cpu_experimental_ynn_fusion_type": ""}
+#: Where the page row sends the reader for thrml (measured apart: it needs its own venv).
+THRML_NOTE = "thrml: see the thrml_peer row"
 
 
 def n_steps_for(n_chains: int, quick: bool) -> int:
@@ -194,7 +196,7 @@ def headline(res, n_visible: int, n_hidden: int) -> dict:
   parts.append(f"{res['bound'] / tj:.0%} of GEMM bound")
   return R.row("gibbs_many",
                f"Gibbs sampling, {res['n_chains']:,} chains of a {n_visible}x{n_hidden} RBM",
-               ", ".join(parts) + f" [{best[len('jdbn '):]}]; thrml: not measured yet",
+               ", ".join(parts) + f" [{best[len('jdbn '):]}]; {THRML_NOTE}",
                variant=best)
 
 

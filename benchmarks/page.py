@@ -32,6 +32,7 @@ ROWS = (
     ("ais_speed", "ais", "AIS, 784x500, 100 chains, 14,500 temperatures"),
     ("dbm_speed", "dbm", "DBM training epoch, MNIST[:5000] binarised, 784-500-1000"),
     ("tempering_speed", "pt", "Parallel tempering step, M = 10 replicas of 100 chains, 784x500"),
+    ("thrml_peer", "thrml", "Gibbs against thrml 0.1.4: 784x500 RBM; 256x256 Ising torus"),
 )
 SPEED_FILES = tuple(dict.fromkeys(stem for stem, _, _ in ROWS))
 PAGE_PATH = record.HERE / "README.md"

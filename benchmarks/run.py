@@ -5,10 +5,12 @@
   RBM), ``benchmarks/ais_speed.py`` (AIS with the paper's 14,500 temperatures against its GEMM
   bound, on one device and with the chains over one CPU device per core),
   ``benchmarks/dbm_speed.py`` (a 784-500-1000 DBM's training epoch on 5,000 MNIST images against
-  NumPy and its GEMM bound) and ``benchmarks/tempering_speed.py`` (a parallel-tempering step
-  against M Gibbs sweeps). Each writes its latest results, ``<name>.json`` and ``<name>.md``, to
-  ``--out`` (default ``benchmarks/results/``, replacing the last run's) and appends a short dated
-  entry to ``benchmarks/HISTORY.md``; the table at the top of ``benchmarks/README.md`` is then
+  NumPy and its GEMM bound), ``benchmarks/tempering_speed.py`` (a parallel-tempering step
+  against M Gibbs sweeps) and ``benchmarks/thrml_peer.py`` (a 784x500 RBM's chains and a
+  256 x 256 Ising torus against thrml, Extropic's JAX sampler, where it is installed). Each
+  writes its latest results, ``<name>.json`` and ``<name>.md``, to ``--out`` (default
+  ``benchmarks/results/``, replacing the last run's) and appends a short dated entry to
+  ``benchmarks/HISTORY.md``; the table at the top of ``benchmarks/README.md`` is then
   regenerated from them (:mod:`benchmarks.page`). Several minutes.
 * ``--quick``: tiny sizes and few repeats, no PyTorch and no MNIST (well under 3 minutes on 2
   cores): the same files and a page of their own in ``--out`` (default
@@ -16,8 +18,8 @@
 * ``--no-write``: nothing written.
 
 The peers (NumPy, scikit-learn, PyTorch) run in one worker process with ``OPENBLAS_CORETYPE``
-and ``OPENBLAS_L2_SIZE`` unset (see ``benchmarks/common.py``); peers that are not installed are
-skipped, with a message.
+and ``OPENBLAS_L2_SIZE`` unset (see ``benchmarks/common.py``); thrml runs in the main process.
+Peers that are not installed are skipped, with a message.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ import sys
 import time
 
 from benchmarks import (ais_speed, cd_epoch, common, dbm_speed, gibbs_throughput, page, record,
-                        tempering_speed)
+                        tempering_speed, thrml_peer)
 
-ONLY = ("cd", "gibbs", "ais", "dbm", "pt")
+ONLY = ("cd", "gibbs", "ais", "dbm", "pt", "thrml")
 
 
 def main(argv=None) -> int:
@@ -72,6 +74,9 @@ def main(argv=None) -> int:
     if args.only in (None, "pt"):
       print("== Parallel tempering step ==")
       targets.update(tempering_speed.run(**common_args)["targets"])
+    if args.only in (None, "thrml"):
+      print("== Gibbs sampling against thrml ==")
+      targets.update(thrml_peer.run(**common_args)["targets"])
   finally:
     if worker is not None:
       worker.close()

@@ -17,8 +17,9 @@ magnetisation distribution; the correlation length grows like ``1 / |T - T_c|``)
 the temperature nearest ``T_c`` tests the lattice size as much as the sampler.
 
 Speed: spin flips per second (site updates, accepted or not) of checkerboard Gibbs on a
-``256 x 256`` torus, for one chain and a batch of chains. The thrml comparison of issue 28 (same
-lattice, same chain counts, ``pip install thrml==0.1.4`` in the bench extras) is still to do.
+``256 x 256`` torus, for one chain and a batch of chains. Against thrml (issue 28: the same
+lattice and chain counts, in one run with interleaved repeats): ``benchmarks/thrml_peer.py``,
+whose figures are in ``benchmarks/results/thrml_peer.md`` (the thrml row of the benchmarks page).
 
     python -m experiments.ising_onsager [--quick] [--write]
 """
@@ -131,8 +132,8 @@ these by up to 2x between runs; see the load average below):
 
 {common.markdown_table(["lattice", "chains", "Mflips/s (jdbn)"], speed_rows)}
 
-The thrml comparison of issue 28 (target 2x thrml's spin flips per second on 256 x 256, same
-chain counts; `pip install thrml==0.1.4`, bench extras only) is **still to be done**.
+Against thrml (issue 28: target 2x thrml's spin flips per second on 256 x 256, same chain
+counts): `python -m benchmarks.thrml_peer`, figures in `benchmarks/results/thrml_peer.md`.
 
 Machine:
 

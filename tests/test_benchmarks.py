@@ -68,10 +68,16 @@ def test_benchmark_suite_quick_run(tmp_path):
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
   # every question ran, the AIS one with its chain-sharded subprocess
   for section in ("CD-1 / PCD-1 epoch", "Gibbs sampling throughput", "AIS against its GEMM bound",
-                  "chains over 2 devices", "DBM training epoch", "Parallel tempering step"):
+                  "chains over 2 devices", "DBM training epoch", "Parallel tempering step",
+                  "Gibbs sampling against thrml"):
     assert section in result.stdout, section
+  # thrml is no dependency: without it its benchmark says so and writes nothing
+  unmeasured = {"cd_mnist"} | (set() if _have_thrml() else {"thrml"})
   measured = {}
   for stem in page.SPEED_FILES:
+    if stem == "thrml_peer" and not _have_thrml():
+      assert "thrml is not installed" in result.stdout and not (tmp_path / f"{stem}.json").exists()
+      continue
     data = json.loads((tmp_path / f"{stem}.json").read_text())
     assert set(record.PAYLOAD_KEYS) <= set(data) and data["quick"] is True, stem
     assert data["name"] == stem and data["machine"] and data["machine_info"]["cpu"]
@@ -79,8 +85,8 @@ def test_benchmark_suite_quick_run(tmp_path):
       assert set(record.ROW_KEYS) <= set(row) and "x" in row["figure"], row
       measured[row["id"]] = row
     assert (tmp_path / f"{stem}.md").read_text().startswith("# ")
-  # --quick measures every row but the MNIST epoch, which needs a full run
-  assert set(measured) == {row_id for _, row_id, _ in page.ROWS} - {"cd_mnist"}
+  # --quick measures every row but the MNIST epoch, which needs a full run (and thrml's, without it)
+  assert set(measured) == {row_id for _, row_id, _ in page.ROWS} - unmeasured
   top = _top((tmp_path / "README.md").read_text())
   assert len(top) < 40 and "--quick" in top[2]
   table = "\n".join(top)
@@ -231,6 +237,28 @@ def test_page_anchors_follow_github(tmp_path):
   assert {"digits-64x32", "digits-64x32-1"} <= _anchors(doc)
   with pytest.raises(ValueError, match="no heading"):
     page.anchor(doc, "missing")
+
+
+def _have_thrml():
+  return importlib.util.find_spec("thrml") is not None
+
+
+def test_thrml_peer_spin_form_is_the_rbm():
+  """The RBM handed to thrml is the same distribution: with ``s = 2v - 1``, ``t = 2h - 1``, the
+  Bernoulli energy minus the spin energy of :func:`spin_form` is one constant for all states."""
+  import jax.numpy as jnp
+  from jdbn.models import rbm
+  module = _bench_module("thrml_peer")
+  rng = np.random.default_rng(0)
+  W, b, c = (jnp.asarray(rng.normal(size=s), jnp.float32) for s in ((6, 4), (6,), (4,)))
+  params = rbm.RBM(W=W, b=b, c=c)
+  bias_v, bias_h, J = (np.asarray(a, np.float64) for a in module.spin_form(W, b, c))
+  v = (rng.random((50, 6)) < 0.5).astype(np.float32)
+  h = (rng.random((50, 4)) < 0.5).astype(np.float32)
+  s, t = 2 * v - 1, 2 * h - 1
+  spin = -(s @ bias_v + t @ bias_h + np.einsum("ni,ij,nj->n", s, J, t))
+  gap = np.asarray(rbm.energy(params, v, h), np.float64) - spin
+  np.testing.assert_allclose(gap, gap[0], atol=1e-4)
 
 
 def _run(*argv, env=None):

@@ -59,6 +59,25 @@ def _bond_energy(model, x):
   return e
 
 
+@pytest.mark.parametrize("shape", [(4, 6), (2, 2), (6, 2), (256, 256)])
+def test_checkerboard_fast_field_is_the_generic_one(shape):
+  """The checkerboard torus's fields from rolls of half images (``_checkerboard``) equal the
+  generic join-couple-gather path, for unequal couplings along rows and columns, batched states
+  and tiny tori (``L = 2``: both neighbours along an axis are the same site)."""
+  from jdbn.models import _checkerboard
+  stencil = np.array([[0.0, 0.7, 0.0], [-0.3, 0.0, -0.3], [0.0, 0.7, 0.0]])
+  model = L.init(shape, stencil=stencil, h=_field(shape, 9))
+  assert model.colouring == L.CHECKERBOARD and _checkerboard.applies(model)
+  states = L.split(model, _random_states(model, 3, 10))
+  for k in (0, 1):
+    phi = model.couple(L.join(model, states))
+    generic = phi.reshape(3, -1)[:, np.flatnonzero((np.indices(shape).sum(0) % 2).ravel() == k)]
+    np.testing.assert_allclose(model.field(states, k), generic, rtol=1e-6, atol=1e-6)
+  for other in (L.init((4, 6), periodic=False, colouring="checkerboard"),
+                L.init((4, 4), stencil=L.next_nearest(0.5, -0.3))):
+    assert not _checkerboard.applies(other)
+
+
 def test_ising_energy_textbook_form():
   """``E = -J sum_<ij> s_i s_j - h sum_i s_i``, each bond (right, down on the torus) once."""
   model = L.init((5, 6), J=0.8, h=0.3)

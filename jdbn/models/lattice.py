@@ -21,9 +21,11 @@ checkerboard ``(1, 1, 2)`` colours the nearest-neighbour stencil (two blocks: th
 white sites, so :func:`jdbn.samplers.gibbs.step` makes one half sweep per colour); a
 next-nearest-neighbour stencil needs four colours (``(1, 2, 4)``, or ``(r mod 2, c mod 2)``).
 ``colouring="auto"`` finds the smallest such ``q``, or where no linear colouring is proper (an odd
-torus) a greedy colouring site by site, at most ``len(stencil support) + 1`` colours. Block ``k`` holds the sites of colour ``k`` in
-row-major order, ``[..., n_k]``; :func:`split` and :func:`join` convert between block states and
-``[..., L1, L2]`` images.
+torus) a greedy colouring site by site, at most ``len(stencil support) + 1`` colours. Block ``k``
+holds the sites of colour ``k`` in row-major order, ``[..., n_k]``; :func:`split` and :func:`join`
+convert between block states and ``[..., L1, L2]`` images. On a nearest-neighbour torus with the
+checkerboard, a block's field comes from the other block's half image by rolls and selects
+(``jdbn/models/_checkerboard.py``), with no join or gather: the Ising model's fast path.
 
 References:
   Ising (1925), "Beitrag zur Theorie des Ferromagnetismus", Z. Phys. 31.
@@ -47,16 +49,14 @@ import numpy as np
 from flax import struct
 
 from jdbn import units as U
-from jdbn.models import base
+from jdbn.models import _checkerboard, base
+from jdbn.models._checkerboard import CHECKERBOARD
 from jdbn.models.hopfield import Spin, check_states
 
 Array = jax.Array
 
 __all__ = ["Lattice", "init", "nearest_neighbour", "next_nearest", "find_colouring", "split",
            "join", "magnetisation", "energy", "dense_coupling", "to_bm", "CHECKERBOARD"]
-
-#: The 2-colouring of the nearest-neighbour stencil: ``colour(r, c) = (r + c) mod 2``.
-CHECKERBOARD = (1, 1, 2)
 
 
 @struct.dataclass
@@ -102,6 +102,8 @@ class Lattice(base.BlockModel):
     return self.h.reshape(-1)[_sites(self.shape, self.colouring)[0][i]]
 
   def field(self, states, i: int) -> Array:
+    if _checkerboard.applies(self):  # a nearest-neighbour torus: rolls of half images
+      return _checkerboard.field(self, states, i)
     phi = self.couple(join(self, states))
     return phi.reshape(phi.shape[:-2] + (-1,))[..., _sites(self.shape, self.colouring)[0][i]]
 
