@@ -5,8 +5,9 @@
   RBM), ``benchmarks/ais_speed.py`` (AIS with the paper's 14,500 temperatures against its GEMM
   bound, on one device and with the chains over one CPU device per core),
   ``benchmarks/dbm_speed.py`` (a 784-500-1000 DBM's training epoch on 5,000 MNIST images against
-  NumPy and its GEMM bound) and ``benchmarks/tempering_speed.py`` (a parallel-tempering step
-  against M Gibbs sweeps). Each writes its latest results, ``<name>.json`` and ``<name>.md``, to
+  NumPy and its GEMM bound), ``benchmarks/tempering_speed.py`` (a parallel-tempering step
+  against M Gibbs sweeps) and ``benchmarks/conv_epoch.py`` (a convolutional RBM's CD-1 epoch with
+  probabilistic max-pooling against PyTorch and its convolution bound). Each writes its latest results, ``<name>.json`` and ``<name>.md``, to
   ``--out`` (default ``benchmarks/results/``, replacing the last run's) and appends a short dated
   entry to ``benchmarks/HISTORY.md``; the table at the top of ``benchmarks/README.md`` is then
   regenerated from them (:mod:`benchmarks.page`). Several minutes.
@@ -27,10 +28,10 @@ import pathlib
 import sys
 import time
 
-from benchmarks import (ais_speed, cd_epoch, common, dbm_speed, gibbs_throughput, page, record,
-                        tempering_speed)
+from benchmarks import (ais_speed, cd_epoch, common, conv_epoch, dbm_speed, gibbs_throughput, page,
+                        record, tempering_speed)
 
-ONLY = ("cd", "gibbs", "ais", "dbm", "pt")
+ONLY = ("cd", "gibbs", "ais", "dbm", "pt", "conv")
 
 
 def main(argv=None) -> int:
@@ -72,6 +73,10 @@ def main(argv=None) -> int:
     if args.only in (None, "pt"):
       print("== Parallel tempering step ==")
       targets.update(tempering_speed.run(**common_args)["targets"])
+    if args.only in (None, "conv"):
+      print("== Convolutional RBM CD-1 epoch ==")
+      targets.update(conv_epoch.run(torch="torch" in peers, worker=worker,
+                                    **common_args)["targets"])
   finally:
     if worker is not None:
       worker.close()

@@ -67,7 +67,8 @@ def test_benchmark_suite_quick_run(tmp_path):
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
   # every question ran, the AIS one with its chain-sharded subprocess
   for section in ("CD-1 / PCD-1 epoch", "Gibbs sampling throughput", "AIS against its GEMM bound",
-                  "chains over 2 devices", "DBM training epoch", "Parallel tempering step"):
+                  "chains over 2 devices", "DBM training epoch", "Parallel tempering step",
+                  "Convolutional RBM CD-1 epoch"):
     assert section in result.stdout, section
   measured = {}
   for stem in page.SPEED_FILES:
