@@ -7,7 +7,8 @@
   ``benchmarks/dbm_speed.py`` (a 784-500-1000 DBM's training epoch on 5,000 MNIST images against
   NumPy and its GEMM bound), ``benchmarks/tempering_speed.py`` (a parallel-tempering step
   against M Gibbs sweeps) and ``benchmarks/conv_epoch.py`` (a convolutional RBM's CD-1 epoch with
-  probabilistic max-pooling against PyTorch and its convolution bound). Each writes its latest results, ``<name>.json`` and ``<name>.md``, to
+  probabilistic max-pooling against PyTorch and its convolution bound). Each writes its latest
+  results, ``<name>.json`` and ``<name>.md``, to
   ``--out`` (default ``benchmarks/results/``, replacing the last run's) and appends a short dated
   entry to ``benchmarks/HISTORY.md``; the table at the top of ``benchmarks/README.md`` is then
   regenerated from them (:mod:`benchmarks.page`). Several minutes.
