@@ -164,13 +164,15 @@ def conv_fns(convs: Sequence[Conv], worker: Optional[common.PeerWorker], *,
     for lib in JAX_FORMS:
       fns[f"{c.kind} {lib}"] = jax_conv_fn(c, reps, lib)
       index[f"{c.kind} {lib}"] = (i, lib, reps)
-    if worker is not None and torch:
-      name = f"{c.kind} torch"
+    for lib, gemm in (("torch", False), ("torch GEMM", True)):
+      if worker is None or not torch:
+        break
+      name = f"{c.kind} {lib}"
       worker.setup(name, "torch_conv_op", op=c.kind, batch=c.batch,
                    image_shape=list(c.image_shape), n_filters=c.n_filters,
-                   filter_size=c.filter_size, reps=reps)
+                   filter_size=c.filter_size, reps=reps, gemm=gemm)
       fns[name] = worker.timed(name)
-      index[name] = (i, "torch", reps)
+      index[name] = (i, lib, reps)
   return fns, index
 
 
@@ -180,7 +182,7 @@ def conv_results(convs: Sequence[Conv], timings: dict, index: dict, worker=None,
   seconds = [dict() for _ in convs]
   for name, (i, lib, reps) in index.items():
     seconds[i][lib] = timings[name].median / reps
-    if worker is not None and lib == "torch":
+    if worker is not None and lib.startswith("torch"):
       worker.drop(name)
   results = [ConvResult(c, s) for c, s in zip(convs, seconds)]
   if log:

@@ -117,8 +117,10 @@ def torch_conv_cd_epoch(data_path, image_shape, batch_size, pool, lr, momentum, 
   return run
 
 
-def torch_conv_op(op, batch, image_shape, n_filters, filter_size, reps, threads=2, **unused):
-  """``reps`` calls of one convolution of a CD-1 step alone (``OPS``), on random operands."""
+def torch_conv_op(op, batch, image_shape, n_filters, filter_size, reps, threads=2, gemm=False,
+                  **unused):
+  """``reps`` calls of one convolution of a CD-1 step alone (``OPS``), on random operands; with
+  ``gemm``, as matrix products over ``unfold``'s patches (``fold`` for the transposed one)."""
   torch = _torch(threads)
   F = torch.nn.functional
   C, H, Wd = image_shape
@@ -127,7 +129,15 @@ def torch_conv_op(op, batch, image_shape, n_filters, filter_size, reps, threads=
   v = torch.from_numpy((rng.random((batch, C, H, Wd)) < 0.5).astype(np.float32))
   p = torch.from_numpy(rng.random((batch, n_filters, H - r + 1, Wd - r + 1), np.float32))
   W = torch.from_numpy(0.01 * rng.standard_normal((n_filters, C, r, r)).astype(np.float32))
-  if op == "conv":
+  hw, mhw = (H, Wd), (H - r + 1) * (Wd - r + 1)
+  Wm = W.reshape(n_filters, -1)
+  if gemm and op == "conv":
+    fn = lambda: Wm @ F.unfold(v, r)
+  elif gemm and op == "conv_transpose":
+    fn = lambda: F.fold(Wm.t() @ p.reshape(batch, n_filters, mhw), hw, r)
+  elif gemm and op == "weight_grad":
+    fn = lambda: torch.einsum("nkm,nqm->kq", p.reshape(batch, n_filters, mhw), F.unfold(v, r))
+  elif op == "conv":
     fn = lambda: F.conv2d(v, W)
   elif op == "conv_transpose":
     fn = lambda: F.conv_transpose2d(p, W)
