@@ -208,10 +208,11 @@ def visible_field(model: ConvRBM, h: ArrayLike) -> Array:
   c = model.image_shape[0]
   x, lead = _as_batch(h, (k, mh, mw))
   if _use_gemm(model, x.shape[0]):
-    cols = jnp.einsum("kq,nkm->nqm", model.W.reshape(k, -1), x.reshape(-1, k, mh * mw))
-    cols = cols.reshape(-1, c, r, r, mh, mw)
-    out = sum(jnp.pad(cols[:, :, i, j], ((0, 0), (0, 0), (i, r - 1 - i), (j, r - 1 - j)))
-              for i in range(r) for j in range(r))
+    # [C*r*r, n, H'*W']: each offset's contributions contiguous, so col2im pads whole planes
+    cols = jnp.einsum("kq,nkm->qnm", model.W.reshape(k, -1), x.reshape(-1, k, mh * mw))
+    cols = cols.reshape(c, r, r, -1, mh, mw)
+    out = sum(jnp.pad(cols[:, i, j], ((0, 0), (0, 0), (i, r - 1 - i), (j, r - 1 - j)))
+              for i in range(r) for j in range(r)).swapaxes(0, 1)
   else:
     kernel = jnp.flip(model.W, (-2, -1)).swapaxes(0, 1)
     out = jax.lax.conv_general_dilated(x, kernel, (1, 1), [(r - 1, r - 1)] * 2,
