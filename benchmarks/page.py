@@ -33,6 +33,8 @@ ROWS = (
     ("dbm_speed", "dbm", "DBM training epoch, MNIST[:5000] binarised, 784-500-1000"),
     ("tempering_speed", "pt", "Parallel tempering step, M = 10 replicas of 100 chains, 784x500"),
     ("thrml_peer", "thrml", "Gibbs against thrml 0.1.4: 784x500 RBM; 256x256 Ising torus"),
+    ("conv_epoch", "conv", "CD-1 epoch, conv RBM with max-pooling, 24 filters 9x9, pool 2, MNIST "
+     "28x28, batch 100"),
 )
 SPEED_FILES = tuple(dict.fromkeys(stem for stem, _, _ in ROWS))
 PAGE_PATH = record.HERE / "README.md"

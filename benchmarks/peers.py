@@ -563,3 +563,8 @@ def numpy_dbm_epoch(data_path, sizes, batch_size, lr, momentum, mf_sweeps, n_cha
     return {"mf_sweeps": sweeps / n_batches}
 
   return run
+
+
+# ---------------------------------------------------------------------- convolutional RBM (torch)
+
+from benchmarks.conv_peers import torch_conv_cd_epoch, torch_conv_op  # noqa: E402,F401

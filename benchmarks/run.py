@@ -6,11 +6,13 @@
   bound, on one device and with the chains over one CPU device per core),
   ``benchmarks/dbm_speed.py`` (a 784-500-1000 DBM's training epoch on 5,000 MNIST images against
   NumPy and its GEMM bound), ``benchmarks/tempering_speed.py`` (a parallel-tempering step
-  against M Gibbs sweeps) and ``benchmarks/thrml_peer.py`` (a 784x500 RBM's chains and a
-  256 x 256 Ising torus against thrml, Extropic's JAX sampler, where it is installed). Each
-  writes its latest results, ``<name>.json`` and ``<name>.md``, to ``--out`` (default
-  ``benchmarks/results/``, replacing the last run's) and appends a short dated entry to
-  ``benchmarks/HISTORY.md``; the table at the top of ``benchmarks/README.md`` is then
+  against M Gibbs sweeps), ``benchmarks/thrml_peer.py`` (a 784x500 RBM's chains and a 256 x 256
+  Ising torus against thrml, Extropic's JAX sampler, where it is installed) and
+  ``benchmarks/conv_epoch.py`` (a convolutional RBM's CD-1 epoch with probabilistic max-pooling
+  against PyTorch and its convolution bound). Each writes its latest results, ``<name>.json`` and
+  ``<name>.md``, to ``--out`` (default ``benchmarks/results/``, replacing the last run's) and
+  appends a short dated entry to ``benchmarks/HISTORY.md``; the table at the top of
+  ``benchmarks/README.md`` is then
   regenerated from them (:mod:`benchmarks.page`). Several minutes.
 * ``--quick``: tiny sizes and few repeats, no PyTorch and no MNIST (well under 3 minutes on 2
   cores): the same files and a page of their own in ``--out`` (default
@@ -29,10 +31,10 @@ import pathlib
 import sys
 import time
 
-from benchmarks import (ais_speed, cd_epoch, common, dbm_speed, gibbs_throughput, page, record,
-                        tempering_speed, thrml_peer)
+from benchmarks import (ais_speed, cd_epoch, common, conv_epoch, dbm_speed, gibbs_throughput, page,
+                        record, tempering_speed, thrml_peer)
 
-ONLY = ("cd", "gibbs", "ais", "dbm", "pt", "thrml")
+ONLY = ("cd", "gibbs", "ais", "dbm", "pt", "thrml", "conv")
 
 
 def main(argv=None) -> int:
@@ -77,6 +79,10 @@ def main(argv=None) -> int:
     if args.only in (None, "thrml"):
       print("== Gibbs sampling against thrml ==")
       targets.update(thrml_peer.run(**common_args)["targets"])
+    if args.only in (None, "conv"):
+      print("== Convolutional RBM CD-1 epoch ==")
+      targets.update(conv_epoch.run(torch="torch" in peers, worker=worker,
+                                    **common_args)["targets"])
   finally:
     if worker is not None:
       worker.close()

@@ -69,7 +69,7 @@ def test_benchmark_suite_quick_run(tmp_path):
   # every question ran, the AIS one with its chain-sharded subprocess
   for section in ("CD-1 / PCD-1 epoch", "Gibbs sampling throughput", "AIS against its GEMM bound",
                   "chains over 2 devices", "DBM training epoch", "Parallel tempering step",
-                  "Gibbs sampling against thrml"):
+                  "Gibbs sampling against thrml", "Convolutional RBM CD-1 epoch"):
     assert section in result.stdout, section
   # thrml is no dependency: without it its benchmark says so and writes nothing
   unmeasured = {"cd_mnist"} | (set() if _have_thrml() else {"thrml"})
@@ -100,6 +100,7 @@ def test_benchmark_suite_quick_run(tmp_path):
   assert (_snapshot(record.RESULTS_DIR), HISTORY.read_bytes()) == before
   _check_dbm_row(result.stdout, tmp_path)
   _check_tempering_row(result.stdout, tmp_path)
+  _check_conv_row(result.stdout, tmp_path)
 
 
 def _check_dbm_row(out, folder):
@@ -119,6 +120,19 @@ def _check_tempering_row(out, folder):
   assert "| PT step, M replicas |" in out and "x M sweeps" in out
   data = json.loads((folder / "tempering_speed.json").read_text())
   assert data["results"]["pt_over_M_sweeps"] > 0 and data["rows"][0]["id"] == "pt"
+
+
+def _check_conv_row(out, folder):
+  """The conv RBM benchmark's quick run: jdbn's epoch against the convolutions alone (PyTorch
+  skipped in quick mode)."""
+  assert "skipping PyTorch" in out and "Convolution bound:" in out
+  for kind in ("`conv`", "`conv_transpose`", "`weight_grad`"):
+    assert f"| {kind} |" in out, kind
+  data = json.loads((folder / "conv_epoch.json").read_text())
+  assert [r["id"] for r in data["rows"]] == ["conv"]
+  assert "of the convolution bound" in data["rows"][0]["figure"]
+  assert set(data["results"]["config"]["median_s"]) == {"jdbn CD-1", "jdbn CD-1 (metrics=False)"}
+  assert data["results"]["config"]["bound_s"] > 0
 
 
 def test_no_write_writes_nothing(tmp_path, monkeypatch):
@@ -357,3 +371,39 @@ def test_numpy_dbm_peer_does_jdbns_update():
     got = (peer.p["W0"], peer.p["W1"], peer.p["a0"], peer.p["a1"], peer.p["a2"])
     for g, w in zip(got, state.params.weights + state.params.biases):
       np.testing.assert_allclose(g, np.asarray(w), atol=1e-5, rtol=1e-5)
+
+
+def test_torch_conv_peer_does_jdbns_update():
+  """The conv benchmark's PyTorch peer: its pooling probabilities are PoolingSoftmax's means, its
+  block sampler draws from them (one unit on at most per block, frequencies within 5 s.e.), and
+  its CD gradient is ``jax.grad`` of jdbn's surrogate ``mean F(v0) - mean F(v1)`` (needs torch;
+  CI skips it)."""
+  torch = pytest.importorskip("torch")
+  import jax
+  import jax.numpy as jnp
+  from jdbn.models import base
+  from jdbn.models import conv
+  P = _bench_module("conv_peers")
+  m = conv.init(jax.random.key(0), (2, 7, 7), 3, 4, pool=2, weight_scale=0.5)
+  m = m.replace(b=jnp.asarray([0.2, -0.3]), c=jnp.asarray([0.1, -0.5, 0.4]))
+  rng = np.random.default_rng(0)
+  v0, v1 = ((rng.random((5, 2 * 49)) < 0.5).astype(np.float32) for _ in range(2))
+  tv = lambda v: torch.from_numpy(v.reshape(5, 2, 7, 7))
+  W, c = torch.from_numpy(np.array(m.W)), torch.from_numpy(np.array(m.c))
+  probs = lambda v: P.pool_probabilities(torch, torch.nn.functional.conv2d(tv(v), W, c), 2)
+  p0, p1 = probs(v0), probs(v1)
+  np.testing.assert_allclose(P.from_blocks(p0, 2).reshape(5, -1).numpy(),
+                             conv.hidden_mean(m, v0), atol=1e-6)
+  surrogate = lambda p: (jnp.mean(base.free_energy(p, (v0, None), (1,))) -
+                         jnp.mean(base.free_energy(p, (v1, None), (1,))))
+  want = jax.grad(surrogate)(m)
+  for fused in (True, False):
+    got = P.cd_grads(torch, W, tv(v0), P.from_blocks(p0, 2), tv(v1), P.from_blocks(p1, 2), fused)
+    for g, w in zip(got, (want.W, want.b, want.c)):
+      np.testing.assert_allclose(g.numpy(), np.asarray(w), rtol=1e-4, atol=1e-5)
+  n = 4000
+  g = p0[:1, :1, :1, :1].expand(n, 1, 1, 1, 4).contiguous()
+  s = P.sample_blocks(torch, g, torch.Generator().manual_seed(0)).numpy()
+  assert set(np.unique(s)) <= {0.0, 1.0} and s.sum(-1).max() <= 1
+  freq, p = s.reshape(n, 4).mean(0), g[0].reshape(4).numpy()
+  assert np.all(np.abs(freq - p) < 5 * np.sqrt(p * (1 - p) / n) + 1e-3), (freq, p)

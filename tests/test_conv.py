@@ -99,6 +99,39 @@ def test_fields_are_minus_the_energy_gradient(name):
   np.testing.assert_allclose(gv, conv.visible_field(m, h), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["binary pooled", "pooled 3x3 blocks", "gaussian pooled"])
+def test_matrix_product_fields_equal_xla_convolutions(name, monkeypatch):
+  """The fields as matrix products over patches (the default for small inputs) equal
+  ``lax.conv_general_dilated``'s (forced by ``GEMM_MAX_BYTES = 0``), values and gradients in the
+  filters, with extra leading axes; the patches are the images' ``r x r`` windows."""
+  m = MODELS[name]()
+  v, h = _states(m, 6, 1)
+  v, h = v.reshape(2, 3, -1), h.reshape(2, 3, -1)
+  loss = lambda p: jnp.sum(jnp.sin(conv.hidden_field(p, v))) + jnp.sum(
+      jnp.cos(conv.visible_field(p, h)))
+  gemm = (conv.hidden_field(m, v), conv.visible_field(m, h), jax.grad(loss)(m).W)
+  monkeypatch.setattr(conv, "GEMM_MAX_BYTES", 0)
+  xla = (conv.hidden_field(m, v), conv.visible_field(m, h), jax.grad(loss)(m).W)
+  for a, b in zip(gemm, xla):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+  x = np.asarray(conv.images(m, v[0]))
+  r, (mh, mw) = m.filter_size, m.map_shape
+  p = np.asarray(conv.patches(jnp.asarray(x), r)).reshape(3, -1, r, r, mh, mw)
+  np.testing.assert_array_equal(p[:, :, 1, 0, 2, 1], x[:, :, 3, 1])
+
+
+def test_conv_free_energy_score_is_the_generic_one():
+  """The trainer's score for a ConvRBM (``conv.free_energy``, without the zero coupling) equals
+  the generic ``base.free_energy`` with ``h`` summed out, in value and gradient."""
+  m = MODELS["binary pooled"]()
+  v, h = _states(m, 5, 2)
+  mine = lambda p: jnp.sum(TC.free_energy_score(p, (v, h)))
+  generic = lambda p: jnp.sum(base.free_energy(p, (v, h), (1,)))
+  np.testing.assert_allclose(mine(m), generic(m), rtol=1e-6)
+  for a, b in zip(jax.tree.leaves(jax.grad(mine)(m)), jax.tree.leaves(jax.grad(generic)(m))):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_free_energy_and_log_z_by_enumeration():
   """``F(v) = -log sum_h exp(-E(v, h))`` over all ``5^2`` pooled hidden states, and
   ``log Z`` from the free energies of all ``2^9`` images equals the joint enumeration."""

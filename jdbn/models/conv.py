@@ -50,7 +50,7 @@ ArrayLike = jax.typing.ArrayLike
 
 __all__ = ["ConvRBM", "init", "hidden_field", "visible_field", "energy", "free_energy",
            "hidden_mean", "pool_mean", "pooled", "sample_hidden", "sample_visible", "images",
-           "maps", "check_images", "dense_weights", "to_rbm"]
+           "maps", "check_images", "dense_weights", "to_rbm", "patches", "GEMM_MAX_BYTES"]
 
 _DIMS = ("NCHW", "OIHW", "NCHW")
 
@@ -157,23 +157,66 @@ def _as_batch(x: Array, tail: tuple[int, ...]) -> tuple[Array, tuple[int, ...]]:
   return x.reshape((-1,) + tail), lead
 
 
+#: Largest patch matrix ``[batch, C*r*r, H'*W']`` (bytes) for which the fields are matrix
+#: products (:func:`patches`); larger batches or images use XLA's convolution.
+GEMM_MAX_BYTES = 256 * 2**20
+
+
+def _use_gemm(model: ConvRBM, n: int) -> bool:
+  c, r = model.image_shape[0], model.filter_size
+  size = n * c * r * r * model.map_shape[0] * model.map_shape[1]
+  return size * jnp.dtype(model.W.dtype).itemsize <= GEMM_MAX_BYTES
+
+
+def patches(x: Array, r: int) -> Array:
+  """The ``r x r`` patches of images, one column per detection position ("im2col"):
+  ``[n, C, H, W] -> [n, C*r*r, H'*W']``, rows ordered ``(c, i, j)`` like ``W[k].reshape(-1)``."""
+  n, c, h, w = x.shape
+  mh, mw = h - r + 1, w - r + 1
+  cols = [x[:, :, i:i + mh, j:j + mw] for i in range(r) for j in range(r)]
+  return jnp.stack(cols, axis=2).reshape(n, c * r * r, mh * mw)
+
+
 def hidden_field(model: ConvRBM, v: ArrayLike) -> Array:
-  """``phi_h = W * s_v(v)``, the valid cross-correlation: ``[..., C*H*W] -> [..., K*H'*W']``."""
+  """``phi_h = W * s_v(v)``, the valid cross-correlation: ``[..., C*H*W] -> [..., K*H'*W']``.
+
+  Computed as one matrix product ``W [K, C*r*r] @ patches(v)`` (its gradient in ``W`` another,
+  ``g @ patches(v)'``) while the patches fit :data:`GEMM_MAX_BYTES`: on CPUs XLA's convolution
+  of a few input channels, and above all its weight gradient, runs several times slower than
+  the products (``benchmarks/conv_epoch.py``). Larger inputs use ``lax.conv_general_dilated``.
+  """
   v = _flat(model, v, model.n_visible, "v")
   x, lead = _as_batch(model.visible.scaled(v, model.log_sigma(0)), model.image_shape)
-  out = jax.lax.conv_general_dilated(x, model.W, (1, 1), "VALID", dimension_numbers=_DIMS)
+  if _use_gemm(model, x.shape[0]):
+    out = jnp.einsum("kq,nqm->nkm", model.W.reshape(model.n_filters, -1),
+                     patches(x, model.filter_size))
+  else:
+    out = jax.lax.conv_general_dilated(x, model.W, (1, 1), "VALID", dimension_numbers=_DIMS)
   return out.reshape(lead + (model.n_hidden,))
 
 
 def visible_field(model: ConvRBM, h: ArrayLike) -> Array:
   """``phi_v = sum_k W^k (x) h^k``, the transposed convolution (a "full" convolution with the
-  flipped filters, input and output channels swapped): ``[..., K*H'*W'] -> [..., C*H*W]``."""
+  flipped filters, input and output channels swapped): ``[..., K*H'*W'] -> [..., C*H*W]``.
+
+  Like :func:`hidden_field`, a matrix product ``W' @ h`` giving each position's ``C*r*r``
+  contributions, summed into the image by ``r^2`` shifted adds ("col2im") while they fit
+  :data:`GEMM_MAX_BYTES`; else ``lax.conv_general_dilated`` with the flipped filters.
+  """
   h = _flat(model, h, model.n_hidden, "h")
-  x, lead = _as_batch(h, (model.n_filters,) + model.map_shape)
-  r = model.filter_size
-  kernel = jnp.flip(model.W, (-2, -1)).swapaxes(0, 1)
-  out = jax.lax.conv_general_dilated(x, kernel, (1, 1), [(r - 1, r - 1)] * 2,
-                                     dimension_numbers=_DIMS)
+  r, (mh, mw), k = model.filter_size, model.map_shape, model.n_filters
+  c = model.image_shape[0]
+  x, lead = _as_batch(h, (k, mh, mw))
+  if _use_gemm(model, x.shape[0]):
+    # [C*r*r, n, H'*W']: each offset's contributions contiguous, so col2im pads whole planes
+    cols = jnp.einsum("kq,nkm->qnm", model.W.reshape(k, -1), x.reshape(-1, k, mh * mw))
+    cols = cols.reshape(c, r, r, -1, mh, mw)
+    out = sum(jnp.pad(cols[:, i, j], ((0, 0), (0, 0), (i, r - 1 - i), (j, r - 1 - j)))
+              for i in range(r) for j in range(r)).swapaxes(0, 1)
+  else:
+    kernel = jnp.flip(model.W, (-2, -1)).swapaxes(0, 1)
+    out = jax.lax.conv_general_dilated(x, kernel, (1, 1), [(r - 1, r - 1)] * 2,
+                                       dimension_numbers=_DIMS)
   return out.reshape(lead + (model.n_visible,))
 
 

@@ -121,10 +121,15 @@ class PoolingSoftmax(Units):
     return jax.nn.softmax(self._logits(phi, bias), axis=-1)[..., 0]
 
   def sample(self, key, phi, bias, log_sigma=None):
-    logits = self._logits(phi, bias)
-    idx = jax.random.categorical(key, logits, axis=-1)
-    onehot = jax.nn.one_hot(idx, self.outcomes, dtype=logits.dtype)[..., 1:]
-    return self._ungroup(onehot)
+    """One outcome per block by the inverse CDF: a single uniform ``u`` per block turns on the
+    first unit ``j`` whose cumulative probability ``p_1 + ... + p_j`` exceeds ``u``, none if
+    ``u`` is above them all (the block off). One uniform per block instead of the ``c^2 + 1``
+    Gumbel variates of ``jax.random.categorical``, and the softmax is the mean's."""
+    probs = jax.nn.softmax(self._logits(phi, bias), axis=-1)[..., 1:]
+    u = jax.random.uniform(key, probs.shape[:-1] + (1,), probs.dtype)
+    below = u < jnp.cumsum(probs, axis=-1)  # true from the chosen unit on
+    first = below & ~jnp.pad(below[..., :-1], [(0, 0)] * (below.ndim - 1) + [(1, 0)])
+    return self._ungroup(first.astype(probs.dtype))
 
   def log_partition(self, phi, bias, log_sigma=None):
     return jnp.sum(self.log_partition_terms(phi, bias), axis=-1)
