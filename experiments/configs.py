@@ -139,6 +139,21 @@ ROWS: dict[str, Row] = {
                "experiments/results/hopfield_recall.png --seed {seed}"),
         seeds=(0,), result="experiments/results/hopfield_capacity.json, .md and .png",
         ours="N = 500 curve (2026-12-04)"),
+    "lgrn2009_cdbn_mnist": Row(
+        paper="Lee, Grosse, Ranganath & Ng 2009, table 3: linear classifier on the pooled "
+        "features of a two-layer convolutional DBN (they used an SVM)",
+        target="0.82% test error with 60,000 labels; 2.62% with 1,000",
+        steps=("python -m experiments.cdbn_mnist --seed {seed}",), seeds=(0,),
+        result="experiments/results/cdbn_mnist.json and .md, cdbn_mnist_filters1.png and "
+        "cdbn_mnist_filters2.png",
+        ours="not run yet"),
+    "lgrn2009_natural": Row(
+        paper="Lee, Grosse, Ranganath & Ng 2009, figure 2 (left): first-layer bases of a "
+        "Gaussian conv RBM on whitened natural images",
+        target="localized, oriented, Gabor-like filters",
+        steps=("python -m experiments.crbm_natural --seed {seed}",), seeds=(0,),
+        result="experiments/results/crbm_natural.json and .md, crbm_natural_filters.png",
+        ours="not run yet"),
 }
 
 
