@@ -52,7 +52,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 #: one dict per layer: filters, filter size, pooling, initial hidden bias, CD-1 with SGD
 LAYERS = (dict(n_filters=24, filter_size=11, pool=2, hidden_bias=-1.0, lr=1e-3, momentum=0.9,
-               weight_decay=1e-3, sparsity_target=0.02, sparsity_cost=1.0, epochs=2),
+               weight_decay=1e-3, sparsity_target=0.02, sparsity_cost=1.0, epochs=3),
           dict(n_filters=40, filter_size=6, pool=2, hidden_bias=-1.0, lr=1e-3, momentum=0.9,
                weight_decay=1e-3, sparsity_target=0.02, sparsity_cost=1.0, epochs=2))
 FULL = dict(layers=LAYERS, n_unsup=10_000, batch_size=50, n_train=60_000, n_test=10_000,
@@ -227,6 +227,7 @@ def parser() -> argparse.ArgumentParser:
   ap.add_argument("--out", help="run folder for the layers (default experiments/runs/cdbn_mnist)")
   ap.add_argument("--n-unsup", type=int, help="training images for the unsupervised layers")
   ap.add_argument("--epochs", help="epochs per layer, e.g. 2,2")
+  ap.add_argument("--lr", help="SGD rate per layer, e.g. 1e-3,1e-3")
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--no-progress", action="store_true")
   return ap
@@ -239,6 +240,9 @@ def config(args) -> dict:
   if args.epochs:
     epochs = [int(e) for e in args.epochs.split(",")]
     cfg["layers"] = tuple(dict(layer, epochs=e) for layer, e in zip(cfg["layers"], epochs))
+  if args.lr:
+    rates = [float(r) for r in args.lr.split(",")]
+    cfg["layers"] = tuple(dict(layer, lr=r) for layer, r in zip(cfg["layers"], rates))
   return cfg
 
 

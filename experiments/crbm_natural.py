@@ -35,9 +35,12 @@ from jdbn.models import conv as C
 from jdbn.train import conv as TC
 from jdbn.train import loop
 
-FULL = dict(seed=0, downsample=2, f0_fraction=0.4, patch=25, n_patches=5000, n_filters=24,
-            filter_size=10, pool=2, hidden_bias=-2.0, weight_scale=0.01, lr=1e-4, momentum=0.9,
-            weight_decay=1e-3, sparsity_target=0.01, sparsity_cost=5.0, epochs=6, batch_size=20)
+#: The penalty acts on each filter's mean activation while the CD gradient of a hidden bias sums
+#: over the 256 positions of its map, hence a cost of that order for the target to be reached.
+FULL = dict(seed=0, downsample=2, f0_fraction=0.8, patch=25, n_patches=5000, n_filters=24,
+            filter_size=10, pool=2, hidden_bias=-2.0, weight_scale=0.01, lr=3e-4, momentum=0.9,
+            weight_decay=1e-3, sparsity_target=0.01, sparsity_cost=1000.0, epochs=10,
+            batch_size=20)
 #: ``--quick``: a few filters on a few hundred patches, one epoch (a smoke run, not a result)
 QUICK = dict(FULL, n_patches=200, n_filters=4, epochs=1, patch=13, filter_size=6)
 
@@ -107,7 +110,7 @@ def markdown(res: dict) -> str:
 def parser() -> argparse.ArgumentParser:
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   ap.add_argument("--quick", action="store_true", help="tiny model, seconds; writes nothing")
-  ap.add_argument("--epochs", type=int, help="epochs (default 6)")
+  ap.add_argument("--epochs", type=int, help="epochs (default 10)")
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--no-progress", action="store_true")
   return ap

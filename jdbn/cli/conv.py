@@ -33,11 +33,14 @@ __all__ = ["PRESETS", "add_train_crbm", "add_train_cdbn", "cmd_train_conv", "lay
 #: ``experiments/cdbn_mnist.py``, ``photos`` that of ``experiments/crbm_natural.py``
 PRESETS = {
     "digits": {"filters": (8, 8), "filter_sizes": (3, 2), "pools": (2, 2), "lr": 0.01,
-               "epochs": 10, "batch_size": 20, "sparsity_target": 0.05, "n_train": 1500},
+               "epochs": 10, "batch_size": 20, "sparsity_target": 0.05, "sparsity_cost": 1.0,
+               "n_train": 1500},
     "mnist": {"filters": (24, 40), "filter_sizes": (11, 6), "pools": (2, 2), "lr": 1e-3,
-              "epochs": 2, "batch_size": 50, "sparsity_target": 0.02, "n_train": 10_000},
-    "photos": {"filters": (24, 40), "filter_sizes": (10, 5), "pools": (2, 2), "lr": 1e-4,
-               "epochs": 6, "batch_size": 20, "sparsity_target": 0.01, "n_train": 5000},
+              "epochs": 2, "batch_size": 50, "sparsity_target": 0.02, "sparsity_cost": 1.0,
+              "n_train": 10_000},
+    "photos": {"filters": (24, 40), "filter_sizes": (10, 5), "pools": (2, 2), "lr": 3e-4,
+               "epochs": 10, "batch_size": 20, "sparsity_target": 0.01, "sparsity_cost": 1000.0,
+               "n_train": 5000},
 }
 _KEYS = ("filters", "filter_sizes", "pools")
 # Settings that define a layer's run: a rerun with the same --out must repeat them to resume.
@@ -73,8 +76,10 @@ def _add_common(p, layer: slice) -> None:
   p.add_argument("--sparsity-target", type=positive_float, default=None,
                  help="target mean activation of the detection units, in (0, 1) (" +
                  _preset_help("sparsity_target", layer) + ")")
-  p.add_argument("--sparsity-cost", type=non_negative_float, default=1.0,
-                 help="weight of the sparsity penalty (it moves the hidden biases only)")
+  p.add_argument("--sparsity-cost", type=non_negative_float, default=None,
+                 help="weight of the sparsity penalty on each filter's mean activation; it moves "
+                 "the hidden biases only, whose CD gradient sums over the map's positions (" +
+                 _preset_help("sparsity_cost", layer) + ")")
   p.add_argument("--hidden-bias", type=float, default=-1.0, help="initial bias of every filter")
   p.add_argument("--epochs", type=positive_int, default=None,
                  help="per layer (" + _preset_help("epochs", layer) + ")")
@@ -159,7 +164,7 @@ def _check(args) -> None:
   """Fills in the data set's presets; rejects settings that do not go together, before any
   data is loaded."""
   preset = PRESETS[args.dataset]
-  for name in ("lr", "epochs", "batch_size", "sparsity_target", "n_train"):
+  for name in ("lr", "epochs", "batch_size", "sparsity_target", "sparsity_cost", "n_train"):
     if getattr(args, name) is None:
       setattr(args, name, preset[name])
   n = args.layers or len(args.filters or args.filter_sizes or args.pools or preset["filters"])

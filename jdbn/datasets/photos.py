@@ -31,7 +31,7 @@ def sample_photos() -> list[np.ndarray]:
   return [np.asarray(im, np.float64).mean(-1) / 255.0 for im in load_sample_images().images]
 
 
-def whiten(image: np.ndarray, f0_fraction: float = 0.4) -> np.ndarray:
+def whiten(image: np.ndarray, f0_fraction: float = 0.8) -> np.ndarray:
   """Olshausen & Field's whitening: ``image [H, W]`` filtered by ``|f| exp(-(|f| / f0)^4)``,
   ``f0 = f0_fraction * min(H, W) / 2`` cycles per image, then scaled to zero mean and unit
   variance: ``[H, W] -> [H, W]``."""
@@ -44,7 +44,7 @@ def whiten(image: np.ndarray, f0_fraction: float = 0.4) -> np.ndarray:
   return (out - out.mean()) / out.std()
 
 
-def whitened(downsample: int = 2, f0_fraction: float = 0.4) -> list[np.ndarray]:
+def whitened(downsample: int = 2, f0_fraction: float = 0.8) -> list[np.ndarray]:
   """The sample photographs, greyscale, averaged over ``downsample x downsample`` blocks and
   whitened (:func:`whiten`): two ``[H, W]`` float64 images."""
   out = []
