@@ -228,6 +228,7 @@ def parser() -> argparse.ArgumentParser:
   ap.add_argument("--n-unsup", type=int, help="training images for the unsupervised layers")
   ap.add_argument("--epochs", help="epochs per layer, e.g. 2,2")
   ap.add_argument("--lr", help="SGD rate per layer, e.g. 1e-3,1e-3")
+  ap.add_argument("--sparsity-cost", type=float, help="the sparsity penalty's cost, every layer")
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--no-progress", action="store_true")
   return ap
@@ -243,6 +244,8 @@ def config(args) -> dict:
   if args.lr:
     rates = [float(r) for r in args.lr.split(",")]
     cfg["layers"] = tuple(dict(layer, lr=r) for layer, r in zip(cfg["layers"], rates))
+  if args.sparsity_cost is not None:
+    cfg["layers"] = tuple(dict(layer, sparsity_cost=args.sparsity_cost) for layer in cfg["layers"])
   return cfg
 
 
