@@ -27,6 +27,7 @@ import numpy as np
 import optax
 
 from experiments import record
+from experiments.cdbn_mnist import short_machine
 from jdbn import units as U
 from jdbn import viz
 from jdbn.datasets import photos
@@ -37,7 +38,7 @@ from jdbn.train import loop
 
 #: The penalty acts on each filter's mean activation while the CD gradient of a hidden bias sums
 #: over the 256 positions of its map, hence a cost of that order for the target to be reached.
-FULL = dict(seed=0, downsample=2, f0_fraction=0.8, patch=25, n_patches=5000, n_filters=24,
+FULL = dict(seed=0, downsample=2, f0_fraction=0.8, patch=25, n_patches=20_000, n_filters=24,
             filter_size=10, pool=2, hidden_bias=-2.0, weight_scale=0.01, lr=3e-4, momentum=0.9,
             weight_decay=1e-3, sparsity_target=0.01, sparsity_cost=1000.0, epochs=10,
             batch_size=20)
@@ -95,7 +96,7 @@ def markdown(res: dict) -> str:
   sel = res["orientation_selectivity"]
   return "\n".join([
       "## Gaussian conv RBM on natural images: first-layer filters", "",
-      f"Machine: {res['machine']}; {res['total_seconds']:.0f} s in all. Settings and seed: "
+      f"Machine: {res['machine_short']}; {res['total_seconds']:.0f} s in all. Settings and seed: "
       "`experiments/results/crbm_natural.json`.", "",
       f"scikit-learn's two sample photographs, greyscale, halved, 1/f-whitened; "
       f"{c['n_patches']:,} patches of {c['patch']}x{c['patch']}; {c['n_filters']} filters of "
@@ -111,6 +112,7 @@ def parser() -> argparse.ArgumentParser:
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   ap.add_argument("--quick", action="store_true", help="tiny model, seconds; writes nothing")
   ap.add_argument("--epochs", type=int, help="epochs (default 10)")
+  ap.add_argument("--n-patches", type=int, help="training patches (default 20,000)")
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--no-progress", action="store_true")
   return ap
@@ -121,6 +123,8 @@ def main(argv=None) -> dict:
   c = dict(QUICK if args.quick else FULL, seed=args.seed)
   if args.epochs:
     c["epochs"] = args.epochs
+  if args.n_patches:
+    c["n_patches"] = args.n_patches
   t0 = time.perf_counter()
   k_data, k_train = jax.random.split(jax.random.key(c["seed"]))
   x = prepared(k_data, c)
@@ -134,7 +138,8 @@ def main(argv=None) -> dict:
     res = {"config": c, "history": rows, "figure": path.name,
            "orientation_selectivity": orientation_selectivity(model.W).round(4).tolist()}
   from benchmarks import common  # noqa: PLC0415 (only for the machine line)
-  res["machine"] = common.format_machine(common.machine_info())
+  res["machine"] = common.machine_info()
+  res["machine_short"] = short_machine(res["machine"])
   res["total_seconds"] = time.perf_counter() - t0
   if not args.quick:
     record.write("crbm_natural", res, markdown(res))

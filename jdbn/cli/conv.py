@@ -36,7 +36,7 @@ PRESETS = {
                "epochs": 10, "batch_size": 20, "sparsity_target": 0.05, "sparsity_cost": 1.0,
                "n_train": 1500},
     "mnist": {"filters": (24, 40), "filter_sizes": (11, 6), "pools": (2, 2), "lr": 1e-3,
-              "epochs": 2, "batch_size": 50, "sparsity_target": 0.02, "sparsity_cost": 1.0,
+              "epochs": 2, "batch_size": 50, "sparsity_target": 0.02, "sparsity_cost": 300.0,
               "n_train": 10_000},
     "photos": {"filters": (24, 40), "filter_sizes": (10, 5), "pools": (2, 2), "lr": 3e-4,
                "epochs": 10, "batch_size": 20, "sparsity_target": 0.01, "sparsity_cost": 1000.0,
