@@ -140,3 +140,12 @@ def test_whitening_flattens_the_spectrum_and_patches_fit():
   assert p.shape == (6, 1, 10, 10) and p.dtype == np.float32
   with pytest.raises(ValueError, match="do not fit"):
     photos.patches(jax.random.key(0), [out[:8]], 2, 10)
+
+
+def test_photos_without_scikit_learn_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+  import importlib.util
+  real = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, "find_spec",
+                      lambda name, *a: None if name == "sklearn" else real(name, *a))
+  code, _, err = _run(capsys, "train", "crbm", "--dataset", "photos", "--out", tmp_path / "run")
+  assert code == 2 and "pip install scikit-learn" in err and not (tmp_path / "run").exists()

@@ -183,6 +183,11 @@ def _check(args) -> None:
   if args.batch_size > args.n_train:
     raise CLIError(f"--batch-size {args.batch_size} exceeds --n-train {args.n_train}")
   args.shapes = layer_shapes(_image_shape(args), args.filters, args.filter_sizes, args.pools)
+  if args.dataset == "photos":
+    import importlib.util
+    if importlib.util.find_spec("sklearn") is None:
+      raise CLIError("--dataset photos: the natural images are scikit-learn's sample "
+                     "photographs: pip install scikit-learn (jdbn's bench extras)")
 
 
 def _settings(args, i: int) -> dict:
