@@ -278,3 +278,53 @@ def test_updown_curves_plots_run_folders(tmp_path, monkeypatch):
     assert im.format == "PNG" and im.size[0] > 500
   with pytest.raises(SystemExit, match="has no updown.npz"):
     curves.main([str(tmp_path), "--out", str(tmp_path / "x.png")])
+
+
+def test_cdbn_mnist_quick_run(mnist_dir):
+  """cdbn_mnist --quick: a tiny two-layer CDBN, its features and the pixels classified with
+  all labels and with balanced subsets, every L2 cost tried; writes nothing."""
+  from experiments import cdbn_mnist
+  before = _snapshot()
+  res = cdbn_mnist.main(["--quick", "--data-dir", str(mnist_dir), "--no-progress"])
+  cfg = res["config"]
+  k1, k2 = (layer["n_filters"] for layer in cfg["layers"])
+  assert res["n_features"] == k1 * 9 * 9 + k2 * 2 * 2
+  for arm in ("cdbn", "pixels"):
+    assert 0 <= res[arm]["all"]["test_error"] <= 1
+    assert len(res[arm]["all"]["valid_error_per_l2"]) == len(cfg["l2_grid"])
+    runs = res[arm]["small"]["runs"]
+    assert [r["subset_seed"] for r in runs] == list(range(cfg["label_subsets"]))
+    assert res[arm]["small"]["mean"] == pytest.approx(np.mean([r["test_error"] for r in runs]))
+  assert [len(h) for h in res["layer_history"]] == [1, 1]
+  assert _snapshot() == before
+
+
+def test_cdbn_balanced_subsets_hold_each_class_equally():
+  import jax
+  from experiments import cdbn_mnist
+  y = np.repeat(np.arange(10), 30)
+  idx = cdbn_mnist.balanced_subset(jax.random.key(0), y, 100)
+  assert len(set(idx.tolist())) == 100 and np.all(np.bincount(y[idx]) == 10)
+
+
+def test_crbm_natural_quick_run():
+  """crbm_natural --quick on scikit-learn's photographs: trains and measures how oriented the
+  filters are; writes nothing."""
+  pytest.importorskip("sklearn", reason="the natural images are scikit-learn's sample photos "
+                      "(pip install jdbn[bench])")
+  from experiments import crbm_natural
+  before = _snapshot()
+  res = crbm_natural.main(["--quick", "--no-progress"])
+  sel = res["orientation_selectivity"]
+  assert len(sel) == res["config"]["n_filters"] and all(1 / 8 <= s <= 1 for s in sel)
+  assert _snapshot() == before
+
+
+def test_orientation_selectivity_tells_edges_from_blobs():
+  from experiments import crbm_natural
+  r = 9
+  yy, xx = np.mgrid[:r, :r] - r // 2
+  gabor = np.exp(-(xx**2 + yy**2) / 8) * np.cos(1.5 * xx)
+  blob = np.exp(-(xx**2 + yy**2) / 4)
+  sel = crbm_natural.orientation_selectivity(np.stack([gabor, blob])[:, None])
+  assert sel[0] > 0.5 > 0.25 > sel[1]

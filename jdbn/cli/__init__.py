@@ -5,6 +5,8 @@
     jdbn demo [--out DIR] [--epochs E]
     jdbn train rbm --dataset {digits,mnist} [--data-dir DIR] --n-hidden N --out DIR [...]
     jdbn train dbm --dataset {digits,mnist} [--hidden 500,1000] --out DIR [...]
+    jdbn train crbm --dataset {digits,mnist,photos} [--filters K --filter-size R --pool C] --out DIR
+    jdbn train cdbn --dataset {digits,mnist,photos} [--filters 24,40 ...] --out DIR [...]
     jdbn sample CHECKPOINT [--n-samples N] [--n-steps K] [--out samples.png]
                            [--seed S] [--prng IMPL]
     jdbn evaluate CHECKPOINT [--dataset mnist] [--data-dir DIR] [--n-chains C]
@@ -18,7 +20,8 @@ together: every number it prints comes from ``jdbn.train``, ``jdbn.likelihood`` 
 This module assembles the parser and runs it. The subcommands live in :mod:`jdbn.cli.rbm`
 (``train rbm``, ``sample``), :mod:`jdbn.cli.evaluate`, :mod:`jdbn.cli.demo` and
 :mod:`jdbn.cli.dbn` (``train dbn``, ``generate``, a DBN's ``evaluate``), :mod:`jdbn.cli.dbm`
-(``train dbm``; a DBM run's ``evaluate`` and ``sample`` in :mod:`jdbn.cli.dbm_run`), what they
+(``train dbm``; a DBM run's ``evaluate`` and ``sample`` in :mod:`jdbn.cli.dbm_run`),
+:mod:`jdbn.cli.conv` (``train crbm``, ``train cdbn``), what they
 share in
 :mod:`jdbn.cli.common`; imports go one way, from here to the command modules to ``common``.
 """
@@ -33,7 +36,7 @@ from jdbn.cli.common import (EXIT_DIVERGED, PRESETS, PRNG_IMPLS, PROG, CLIError,
                              apply_preprocess, apply_preset, betas_schedule, make_key,
                              preprocess_spec, settings_diff, to_image, writable_file,
                              writable_folder)
-from jdbn.cli import dbm, dbn, demo, evaluate, rbm
+from jdbn.cli import conv, dbm, dbn, demo, evaluate, rbm
 from jdbn.cli.demo import DEMO, add_demo, cmd_demo
 from jdbn.cli.evaluate import add_evaluate, cmd_evaluate, evaluate_model
 from jdbn.cli.rbm import add_sample, add_train_rbm, cmd_sample, cmd_train_rbm
@@ -45,7 +48,7 @@ __all__ = ["PROG", "EXIT_DIVERGED", "CLIError", "PRNG_IMPLS", "PRESETS", "DEMO",
            "make_key", "settings_diff", "apply_preset", "writable_folder", "writable_file",
            "betas_schedule", "evaluate_model", "add_train", "add_train_rbm", "cmd_train_rbm",
            "add_sample", "cmd_sample", "add_evaluate", "cmd_evaluate", "add_demo", "cmd_demo",
-           "build_parser", "main", "dbm", "dbn", "demo", "evaluate", "rbm"]
+           "build_parser", "main", "conv", "dbm", "dbn", "demo", "evaluate", "rbm"]
 
 
 def add_train(sub) -> None:
@@ -54,6 +57,8 @@ def add_train(sub) -> None:
   add_train_rbm(models)
   dbn.add_train_dbn(models)
   dbm.add_train_dbm(models)
+  conv.add_train_crbm(models)
+  conv.add_train_cdbn(models)
 
 
 def _show_defaults(parser: argparse.ArgumentParser) -> None:

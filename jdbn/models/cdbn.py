@@ -15,13 +15,14 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from jdbn.models import conv as C
 
 Array = jax.Array
 
-__all__ = ["CDBN", "pooled_shape", "check_stack", "up", "features"]
+__all__ = ["CDBN", "pooled_shape", "check_stack", "up", "features", "pixel_filters"]
 
 
 @struct.dataclass
@@ -68,3 +69,40 @@ def features(model: CDBN, v: Array) -> Array:
     v = up(layer, v)
     out.append(v)
   return jnp.concatenate(out, axis=-1)
+
+
+def pixel_filters(model: CDBN, layer: int = 1) -> np.ndarray:
+  """A layer's filters drawn in the bottom layer's image space, for pictures (host, NumPy).
+
+  Layer ``l``'s weight ``W_l[k, c, i, j]`` reaches the ``c_{l-1} x c_{l-1}`` pooling block at
+  ``(i, j)`` of layer ``l - 1``'s map ``c``; the picture adds ``W_l[k, c, i, j] / c_{l-1}^2`` times
+  layer ``l - 1``'s picture of filter ``c`` at every position of that block, recursively down to
+  the image (a linear view that ignores the nonlinearities; Lee et al. 2009 show the second
+  layer's bases as such weighted sums of the first's).
+
+  Args:
+    model: the CDBN; its bottom layer must have one channel.
+    layer: which layer, 0-based (0: the bottom layer's filters themselves).
+
+  Returns:
+    ``[K_l, s_l, s_l]`` with ``s_0 = r_0`` and ``s_l = r_l c_{l-1} + s_{l-1} - 1``.
+  """
+  check_stack(model.layers)
+  if not 0 <= layer < len(model.layers):
+    raise ValueError(f"layer must be in [0, {len(model.layers)}), got {layer}")
+  if model.layers[0].image_shape[0] != 1:
+    raise ValueError("pixel_filters draws one-channel images; the bottom layer has "
+                     f"{model.layers[0].image_shape[0]} channels")
+  below = np.asarray(model.layers[0].W, np.float64)[:, 0]
+  for lower, upper in zip(model.layers[:layer], model.layers[1:layer + 1]):
+    w, c, s = np.asarray(upper.W, np.float64), lower.pool or 1, below.shape[-1]
+    r = w.shape[-1]
+    out = np.zeros((w.shape[0], r * c + s - 1, r * c + s - 1))
+    for i in range(r):
+      for j in range(r):
+        part = np.einsum("kc,cab->kab", w[:, :, i, j], below) / c**2
+        for di in range(c):
+          for dj in range(c):
+            out[:, i * c + di:i * c + di + s, j * c + dj:j * c + dj + s] += part
+    below = out
+  return below
