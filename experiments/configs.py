@@ -133,7 +133,9 @@ ROWS: dict[str, Row] = {
         paper="Sutskever, Hinton & Taylor 2009 (bouncing balls); MNIST completion",
         target="30% below copying the last frame; 10% below per-pixel logistic regression",
         steps=("python -m experiments.crbm_tasks",), seeds=(0,),
-        result="experiments/results/crbm_tasks.json and .md", ours="not run in full yet"),
+        result="experiments/results/crbm_tasks.json and .md",
+        ours="balls 54.5% below copy-last; MNIST -log p(y|x) 10.9% below logistic (RAISE), "
+        "marginals 18% worse (2026-12-05)"),
     "ising_onsager": Row(
         paper="Onsager 1949 / Yang 1952: spontaneous magnetisation of the 2D Ising model",
         target="m(T) = (1 - sinh(2/T)^-4)^(1/8)",

@@ -184,7 +184,8 @@ def _markdown(res: dict) -> str:
   b, m = res["balls"], res["mnist"]
   lines = [
       "## Conditional RBMs: bouncing balls and MNIST completion", "",
-      f"Machine: {res['machine']}. Seeds and settings: `experiments/results/crbm_tasks.json`.", "",
+      f"Machine: {res['machine_short']}, {res['date']}; {res['total_seconds']:.0f} s in all. Seeds "
+      "and settings: `experiments/results/crbm_tasks.json`.", "",
       "| task | CRBM | baseline | CRBM below baseline | target |", "|---|---|---|---|---|",
       f"| bouncing balls {b['config']['res']}x{b['config']['res']}, order "
       f"{b['config']['order']}: one-step MSE/pixel | {b['mse_crbm']:.5f} | "
@@ -193,9 +194,11 @@ def _markdown(res: dict) -> str:
   if m is not None:
     j = m["joint_log_loss_crbm"]
     lines.append(f"| MNIST bottom half from top: test log-loss/pixel of the whole half, "
-                 f"`-log p(y \\| x) / 392` (RAISE; AIS {j['ais']:.4f}) | {j['raise_']:.4f} | "
-                 f"{m['log_loss_logreg']:.4f} (per-pixel logistic) | "
-                 f"{100 * m['joint_reduction']:.1f}% | 10% |")
+                 f"`-log p(y \\| x) / 392` (RAISE; AIS {j['ais']:.4f}; median ESS "
+                 f"{j['median_ess']:.1f} of {m['config']['ais_chains']} chains) | {j['raise_']:.4f} | "
+                 f"{m['log_loss_logreg_ais_examples']:.4f} (per-pixel logistic, the same "
+                 f"{m['config']['ais_examples']} images) | {100 * m['joint_reduction']:.1f}% | "
+                 "10% |")
     lines.append(f"| MNIST bottom half from top: mean log-loss of the marginals `p(y_i \\| x)` "
                  f"| {m['log_loss_crbm']:.4f} | {m['log_loss_logreg']:.4f} (per-pixel logistic) "
                  f"| {100 * m['reduction']:.1f}% | - |")
@@ -229,7 +232,10 @@ def main(argv=None) -> dict:
       res["mnist"] = None
   print(json.dumps(res["mnist"]), flush=True)
   from benchmarks import common  # noqa: PLC0415 (only for the machine line)
-  res["machine"] = common.format_machine(common.machine_info())
+  from benchmarks import record as bench_record  # noqa: PLC0415
+  info = common.machine_info()
+  res["machine"], res["machine_short"] = info, bench_record.short_machine(info)
+  res["date"] = bench_record.today()
   res["total_seconds"] = time.perf_counter() - t0
   if not args.quick:
     record.write("crbm_tasks", res, _markdown(res))

@@ -209,6 +209,13 @@ def test_crbm_tasks_quick_run(mnist_dir):
   assert 0 < b["mse_copy_last"] < 1 and 0 < b["mse_crbm"] < 1
   assert b["reduction"] == pytest.approx(1 - b["mse_crbm"] / b["mse_copy_last"])
   assert 0 < m["log_loss_crbm"] < math.log(2) and 0 < m["log_loss_logreg"] < math.log(2)
+  # the structured metric: -log p(y | x) / 392 by AIS and by RAISE, against the logistic
+  # regression's loss on the same images
+  j = m["joint_log_loss_crbm"]
+  assert 0 < j["ais"] < 1 and 0 < j["raise_"] < 1
+  assert 1 <= j["median_ess"] <= m["config"]["ais_chains"]
+  assert m["joint_reduction"] == pytest.approx(1 - j["raise_"] / m["log_loss_logreg_ais_examples"])
+  assert "-log p(y \\| x) / 392" in crbm_tasks._markdown(res)
   assert _snapshot() == before
 
 
