@@ -195,7 +195,8 @@ def _markdown(res: dict) -> str:
     j = m["joint_log_loss_crbm"]
     lines.append(f"| MNIST bottom half from top: test log-loss/pixel of the whole half, "
                  f"`-log p(y \\| x) / 392` (RAISE; AIS {j['ais']:.4f}; median ESS "
-                 f"{j['median_ess']:.1f} of {m['config']['ais_chains']} chains) | {j['raise_']:.4f} | "
+                 f"{j['median_ess']:.1f} of {m['config']['ais_chains']} chains) | "
+                 f"{j['raise_']:.4f} | "
                  f"{m['log_loss_logreg_ais_examples']:.4f} (per-pixel logistic, the same "
                  f"{m['config']['ais_examples']} images) | {100 * m['joint_reduction']:.1f}% | "
                  "10% |")
