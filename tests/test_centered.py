@@ -34,8 +34,18 @@ def test_a_centered_rbm_is_its_uncentered_equivalent():
   np.testing.assert_allclose(CM.hidden_mean(model, v), R.hidden_mean(flat, v), rtol=1e-6)
 
 
-def test_gaussian_visible_conditionals_match_the_uncentered_rbm():
-  model = _centered(1, U.Gaussian(), 4, 3)
+@pytest.mark.parametrize("learn_sigma", [False, True])
+def test_gaussian_visible_conditionals_match_the_uncentered_rbm(learn_sigma):
+  """Unit and learned sigmas: a Gaussian layer's bias moves by sigma times the field change."""
+  model = _centered(1, U.Gaussian(learn_sigma=learn_sigma), 4, 3)
+  if learn_sigma:
+    log_sigma = jnp.log(jnp.asarray([0.3, 0.7, 1.5, 2.5]))
+    model = model.replace(rbm=model.rbm.replace(log_sigma_v=log_sigma))
+    moved = CM.shift(model, jnp.full(4, 0.4), jnp.full(3, 0.9))
+    v = jax.random.normal(jax.random.key(7), (6, 4))
+    h = (jax.random.uniform(jax.random.key(8), (6, 3)) < 0.5).astype(jnp.float32)
+    gap = np.asarray(moved.energy((v, h)) - model.energy((v, h)))
+    np.testing.assert_allclose(gap, gap[0], rtol=1e-5, atol=1e-5)
   flat = CM.uncentered(model)
   v = jax.random.normal(jax.random.key(2), (6, 4))
   h = (jax.random.uniform(jax.random.key(3), (6, 3)) < 0.5).astype(jnp.float32)

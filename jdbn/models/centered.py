@@ -94,11 +94,18 @@ class CenteredRBM(base.BlockModel):
 
 def uncentered(model: Union[CenteredRBM, "CenteredDBM"]) -> Union[R.RBM, D.DBM]:
   """The ordinary model with the same distribution: an RBM with biases ``b - W lambda`` and
-  ``c - W^T mu``, or a DBM with biases ``a_l - W_l mu_{l+1} - W_{l-1}^T mu_{l-1}``."""
+  ``c - W^T mu``, or a DBM with biases ``a_l - W_l mu_{l+1} - W_{l-1}^T mu_{l-1}`` (a Gaussian
+  layer's change times its sigma)."""
   if isinstance(model, CenteredDBM):
     return model.uncentered()
-  r = model.rbm
-  return r.replace(b=r.b - r.W @ model.lam, c=r.c - model.mu @ r.W)
+  return _moved_rbm(model.rbm, -model.mu, -model.lam)
+
+
+def _moved_rbm(r: R.RBM, d_mu: Array, d_lam: Array) -> R.RBM:
+  """The RBM's biases after its offsets move by ``d_mu``, ``d_lam``: ``b + W d_lam``, ``c + W^T
+  d_mu``, each scaled by its layer's sigma where that is a learned Gaussian's."""
+  return r.replace(b=r.b + _bias_step(r.visible, r.W @ d_lam, r.log_sigma_v),
+                   c=r.c + _bias_step(r.hidden, d_mu @ r.W, r.log_sigma_h))
 
 
 def shift(model: Union[CenteredRBM, "CenteredDBM"], *offsets: Array):
@@ -119,9 +126,7 @@ def shift(model: Union[CenteredRBM, "CenteredDBM"], *offsets: Array):
   if len(offsets) != 2:
     raise ValueError(f"an RBM's shift takes two offsets (mu, lam), got {len(offsets)}")
   mu, lam = offsets
-  r = model.rbm
-  rbm = r.replace(b=r.b + r.W @ (lam - model.lam), c=r.c + (mu - model.mu) @ r.W)
-  return CenteredRBM(rbm, mu, lam)
+  return CenteredRBM(_moved_rbm(model.rbm, mu - model.mu, lam - model.lam), mu, lam)
 
 
 def center(model: Union[R.RBM, D.DBM], data: Optional[Array] = None):
