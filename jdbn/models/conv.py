@@ -42,7 +42,8 @@ import numpy as np
 from flax import struct
 
 from jdbn import units as U
-from jdbn.models import base
+from jdbn.models import _im2col, base
+from jdbn.models._im2col import patches
 from jdbn.units import pooling as P
 
 Array = jax.Array
@@ -168,15 +169,6 @@ def _use_gemm(model: ConvRBM, n: int) -> bool:
   return size * jnp.dtype(model.W.dtype).itemsize <= GEMM_MAX_BYTES
 
 
-def patches(x: Array, r: int) -> Array:
-  """The ``r x r`` patches of images, one column per detection position ("im2col"):
-  ``[n, C, H, W] -> [n, C*r*r, H'*W']``, rows ordered ``(c, i, j)`` like ``W[k].reshape(-1)``."""
-  n, c, h, w = x.shape
-  mh, mw = h - r + 1, w - r + 1
-  cols = [x[:, :, i:i + mh, j:j + mw] for i in range(r) for j in range(r)]
-  return jnp.stack(cols, axis=2).reshape(n, c * r * r, mh * mw)
-
-
 def hidden_field(model: ConvRBM, v: ArrayLike) -> Array:
   """``phi_h = W * s_v(v)``, the valid cross-correlation: ``[..., C*H*W] -> [..., K*H'*W']``.
 
@@ -208,11 +200,7 @@ def visible_field(model: ConvRBM, h: ArrayLike) -> Array:
   c = model.image_shape[0]
   x, lead = _as_batch(h, (k, mh, mw))
   if _use_gemm(model, x.shape[0]):
-    # [C*r*r, n, H'*W']: each offset's contributions contiguous, so col2im pads whole planes
-    cols = jnp.einsum("kq,nkm->qnm", model.W.reshape(k, -1), x.reshape(-1, k, mh * mw))
-    cols = cols.reshape(c, r, r, -1, mh, mw)
-    out = sum(jnp.pad(cols[:, i, j], ((0, 0), (0, 0), (i, r - 1 - i), (j, r - 1 - j)))
-              for i in range(r) for j in range(r)).swapaxes(0, 1)
+    out = _im2col.col2im(model.W, x, c)
   else:
     kernel = jnp.flip(model.W, (-2, -1)).swapaxes(0, 1)
     out = jax.lax.conv_general_dilated(x, kernel, (1, 1), [(r - 1, r - 1)] * 2,
