@@ -125,6 +125,28 @@ def test_entropy_of_bernoulli_and_softmax_units():
     dbm.entropy(U.Gaussian(), q)
 
 
+def test_init_from_data_sets_the_visible_biases_as_the_rbm_init_does():
+  """Bernoulli visible units: the clipped log-odds of the data's means; a learned Gaussian
+  sigma: the data's mean and standard deviation; the hidden biases stay 0."""
+  data = np.array([[1, 0, 1], [1, 0, 0], [1, 1, 0], [1, 0, 1]], np.float32)
+  model = dbm.init(jax.random.key(0), (3, 4, 2), data=data)
+  prob = np.clip(data.mean(0), 1e-3, 1 - 1e-3)
+  np.testing.assert_allclose(model.biases[0], np.log(prob / (1 - prob)), rtol=1e-5)
+  assert float(model.biases[0][0]) == pytest.approx(np.log(999), rel=1e-4)  # clipped, finite
+  assert all(not np.any(b) for b in model.biases[1:])
+  plain = dbm.init(jax.random.key(0), (3, 4, 2))
+  for a, b in zip(model.weights, plain.weights):  # the same weights as without data
+    np.testing.assert_array_equal(a, b)
+  gauss = dbm.init(jax.random.key(0), (2, 3, 2), (U.Gaussian(True), U.Bernoulli(), U.Bernoulli()),
+                   data=np.array([[0., 1.], [2., 5.]]))
+  np.testing.assert_allclose(gauss.biases[0], [1.0, 3.0])
+  np.testing.assert_allclose(jnp.exp(gauss.log_sigmas[0]), [1.0, 2.0], rtol=1e-6)
+  with pytest.raises(ValueError, match=r"data must have shape \[n, 3\]"):
+    dbm.init(jax.random.key(0), (3, 4), data=np.zeros((2, 4)))
+  with pytest.raises(ValueError, match="NaN"):
+    dbm.init(jax.random.key(0), (3, 4), data=np.full((2, 3), np.nan))
+
+
 def test_bad_input():
   model = _dbm((6, 4, 3), 0)
   with pytest.raises(ValueError, match=r"shape \[\.\.\., 6\]"):

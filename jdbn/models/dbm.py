@@ -35,6 +35,7 @@ from jdbn.models import base
 from jdbn.samplers import gibbs as G
 
 Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
 
 __all__ = ["DBM", "MeanField", "bottom_up", "entropy", "exact_log_z", "free_energy", "init",
            "lower_bound", "mean_field"]
@@ -114,6 +115,7 @@ def init(key: Array,
          units: Optional[Sequence[U.Units]] = None,
          *,
          weight_scale: float = 0.01,
+         data: Optional[ArrayLike] = None,
          dtype=jnp.float32) -> DBM:
   """A DBM with ``N(0, weight_scale^2)`` weights and zero biases.
 
@@ -122,6 +124,10 @@ def init(key: Array,
     sizes: ``(n_visible, n_h1, ..., n_hL)``, at least two layers.
     units: one family per layer; Bernoulli throughout by default.
     weight_scale: standard deviation of the initial weights.
+    data: optional training data ``[n, n_visible]``: the visible biases are then set from its
+      marginals as :func:`jdbn.models.rbm.init` does (Bernoulli: ``log(p / (1 - p))`` of the
+      data's means ``p`` clipped to [1e-3, 1 - 1e-3], Hinton's guide, section 8; Gaussian: the
+      data's mean, and a learned sigma its standard deviation). The hidden biases stay 0.
     dtype: float dtype.
   """
   sizes = tuple(sizes)
@@ -139,7 +145,24 @@ def init(key: Array,
                   for k, m, n in zip(keys, sizes[:-1], sizes[1:]))
   biases = tuple(jnp.zeros((n,), dtype) for n in sizes)
   log_sigmas = tuple(jnp.zeros((n,), dtype) if u.has_sigma else None for u, n in zip(units, sizes))
-  return DBM(weights, biases, log_sigmas, units)
+  model = DBM(weights, biases, log_sigmas, units)
+  return model if data is None else _visible_from_data(model, data)
+
+
+def _visible_from_data(model: DBM, data: ArrayLike) -> DBM:
+  """``model`` with the visible bias (and a learned sigma) set from the marginals of ``data``
+  ``[n, n_visible]`` by the visible family's :meth:`~jdbn.units.Units.init_bias`."""
+  data = np.asarray(data, np.float64)
+  if data.ndim != 2 or data.shape[0] == 0 or data.shape[1] != model.sizes[0]:
+    raise ValueError(f"data must have shape [n, {model.sizes[0]}] with n >= 1, got "
+                     f"{data.shape}: the initial visible biases are taken from its marginals")
+  if not np.all(np.isfinite(data)):
+    raise ValueError("data holds NaN or infinite values")
+  dtype, sigma = model.biases[0].dtype, model.log_sigmas[0]
+  b, sig = model.units[0].init_bias(data, None if sigma is None else np.asarray(sigma))
+  return model.replace(biases=(jnp.asarray(b, dtype),) + model.biases[1:],
+                       log_sigmas=(None if sig is None else jnp.asarray(sig, dtype),) +
+                       model.log_sigmas[1:])
 
 
 def free_energy(model: DBM, states: Sequence[Optional[Array]]) -> Array:
