@@ -118,6 +118,28 @@ def test_train_rbm_centered_records_resumes_and_samples(tmp_path, capsys):
   assert code == 2 and "--center goes with --method cd or pcd" in err
 
 
+def test_train_rbm_center_on_a_plain_run_is_refused_and_old_runs_resume(run_dir, tmp_path,
+                                                                         capsys):
+  """Adding --center to a plain run's folder is refused before any work; a run folder written
+  before `center` was a setting (no key in its settings) counts as not centered and resumes."""
+  import shutil
+  argv = TRAIN
+  before = (run_dir / train.CHECKPOINT_NAME).read_bytes()
+  code, text, err = _run(capsys, *argv, "--center", "--epochs", 3, "--out", run_dir)
+  assert code == 2 and "--center False there, True here" in err and "resuming" not in text
+  assert (run_dir / train.CHECKPOINT_NAME).read_bytes() == before
+  old = tmp_path / "old"
+  shutil.copytree(run_dir, old)
+  tree, meta = checkpoint.restore(old / train.CHECKPOINT_NAME)
+  assert meta["user"]["settings"].pop("center") is False
+  checkpoint.save(old / train.CHECKPOINT_NAME, tree, metadata=meta)
+  code, text, err = _run(capsys, *TRAIN, "--epochs", 3, "--out", old)
+  assert code == 0 and "resuming" in text, err
+  assert checkpoint.read_metadata(old / train.CHECKPOINT_NAME)["epoch"] == 3
+  code, _, err = _run(capsys, *argv, "--center", "--epochs", 4, "--out", old)
+  assert code == 2 and "--center False there, True here" in err
+
+
 def test_sample(run_dir, tmp_path, capsys):
   out = tmp_path / "more.png"
   code, text, _ = _run(capsys, "sample", run_dir, "--n-samples", 100, "--n-steps", 20, "--out",

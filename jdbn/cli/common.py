@@ -43,6 +43,16 @@ def positive_int(text: str) -> int:
   return value
 
 
+def non_negative_int(text: str) -> int:
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+  if value < 0:
+    raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+  return value
+
+
 def non_negative_float(text: str) -> float:
   try:
     value = float(text)
@@ -122,9 +132,10 @@ def make_key(args):
 def settings_diff(old: dict, new: dict) -> list:
   """Settings of a run to resume that differ from the saved ones, as ``--flag`` messages.
 
-  A setting missing from an older checkpoint counts as its default (``--prng`` threefry2x32).
+  A setting missing from an older checkpoint counts as its default (``--prng`` threefry2x32, no
+  ``--center``), so run folders written before the setting existed still resume.
   """
-  defaults = {"prng": "threefry2x32"}
+  defaults = {"prng": "threefry2x32", "center": False}
   return [f"--{k.replace('_', '-')} {old.get(k, defaults.get(k))!r} there, {v!r} here"
           for k, v in new.items() if old.get(k, defaults.get(k)) != v]
 

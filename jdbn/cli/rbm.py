@@ -219,8 +219,9 @@ def _settings(args) -> dict:
     settings.update(replicas=args.replicas, beta_min=args.beta_min)
   if args.method == "fpcd":
     settings.update(fast_rate=args.fast_rate)
+  settings["center"] = args.center  # missing from older runs' settings: False (settings_diff)
   if args.center:
-    settings.update(center=True, offset_rate=args.offset_rate)
+    settings["offset_rate"] = args.offset_rate
   return settings
 
 
