@@ -20,10 +20,10 @@ together: every number it prints comes from ``jdbn.train``, ``jdbn.likelihood`` 
 This module assembles the parser and runs it. The subcommands live in :mod:`jdbn.cli.rbm`
 (``train rbm``, ``sample``), :mod:`jdbn.cli.evaluate`, :mod:`jdbn.cli.demo` and
 :mod:`jdbn.cli.dbn` (``train dbn``, ``generate``, a DBN's ``evaluate``), :mod:`jdbn.cli.dbm`
-(``train dbm``; a DBM run's ``evaluate`` and ``sample`` in :mod:`jdbn.cli.dbm_run`),
-:mod:`jdbn.cli.conv` (``train crbm``, ``train cdbn``), what they
-share in
-:mod:`jdbn.cli.common`; imports go one way, from here to the command modules to ``common``.
+(``train dbm``; its fine-tuning stage in :mod:`jdbn.cli.dbm_finetune`, a DBM run's ``evaluate``
+and ``sample`` in :mod:`jdbn.cli.dbm_run`), :mod:`jdbn.cli.conv` (``train crbm``, ``train
+cdbn``), what they share in :mod:`jdbn.cli.common`; imports go one way, from here to the command
+modules to ``common``.
 """
 
 from __future__ import annotations

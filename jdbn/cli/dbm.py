@@ -9,8 +9,8 @@ run folder.
                    [--epochs E] [--lr R --lr-final R0] [--finetune-epochs F] [...]
 
 The numbers come from :mod:`jdbn.train.dbm_pretrain`, :mod:`jdbn.train.dbm`,
-:mod:`jdbn.train.loop` (the one training loop), :mod:`jdbn.train.classifier_dbm` and
-:mod:`jdbn.train.finetune`; the run folder is :mod:`jdbn.cli.dbm_run`'s.
+:mod:`jdbn.train.loop` (the one training loop) and, for the fine-tuning stage,
+:mod:`jdbn.cli.dbm_finetune`; the run folder is :mod:`jdbn.cli.dbm_run`'s.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import numpy as np
 
 from jdbn.cli.common import (CLIError, add_seed, apply_preprocess, apply_preset, load_dataset,
                              make_key, non_negative_float, positive_float, positive_int,
-                             preset_help, probability, resolved_data_dir, settings_diff,
-                             split_train, writable_folder)
+                             preset_help, resolved_data_dir, settings_diff, split_train,
+                             writable_folder)
+from jdbn.cli.dbm_finetune import add_finetune_arguments, finetune, finetune_settings
 from jdbn.cli.dbm_run import (CHECKPOINT_NAME, CLASSIFIER_NAME, COMMAND, FINETUNE_NAME,
                               METRICS_NAME, PRETRAINED_NAME, save_pictures)
-from jdbn.cli.dbn_run import N_CLASSES
 
 __all__ = ["PRESETS", "add_train_dbm", "cmd_train_dbm", "hidden_sizes"]
 
@@ -47,8 +47,6 @@ PRESETS = {
 _RUN_SETTINGS = ("dataset", "hidden", "pretrain_epochs", "pretrain_lr", "pretrain_k", "lr",
                  "lr_final", "momentum", "weight_decay", "n_chains", "k", "mf_tol", "mf_max_iter",
                  "batch_size", "binarize", "n_valid", "seed", "prng")
-# The fine-tuning stage's own settings, checked against its checkpoint.
-_FINETUNE_SETTINGS = ("finetune_lr", "finetune_schedule", "dropout", "input_dropout", "max_norm")
 _CHANGEABLE = "only --epochs, --finetune-epochs, --patience and --sample-steps may change"
 
 
@@ -112,30 +110,13 @@ def add_train_dbm(sub) -> None:
                  "Bernoulli draw per pixel, fixed for the run")
   p.add_argument("--n-valid", type=positive_int, default=None,
                  help="training examples held out (" + preset_help("n_valid", PRESETS) + ")")
-  _add_finetune_arguments(p)
+  add_finetune_arguments(p)
   p.add_argument("--sample-steps", type=positive_int, default=1000,
                  help="Gibbs sweeps for samples.png")
   add_seed(p)
   p.add_argument("--out", required=True, help="run folder")
   p.add_argument("--no-progress", action="store_true", help="no progress bars")
   p.set_defaults(func=cmd_train_dbm)
-
-
-def _add_finetune_arguments(p) -> None:
-  g = p.add_argument_group("discriminative fine-tuning (at least two hidden layers)")
-  g.add_argument("--finetune-epochs", type=int, default=0,
-                 help="epochs of back-propagation fine-tuning of the network made from the DBM "
-                 "(0: none)")
-  g.add_argument("--finetune-lr", type=positive_float, default=0.1,
-                 help="SGD learning rate (momentum 0.9)")
-  g.add_argument("--finetune-schedule", choices=("constant", "cosine"), default="constant",
-                 help="cosine: the rate decays to 0 over --finetune-epochs")
-  g.add_argument("--dropout", type=probability, default=0.0, help="hidden-unit dropout")
-  g.add_argument("--input-dropout", type=probability, default=0.0, help="input dropout")
-  g.add_argument("--max-norm", type=positive_float, default=None,
-                 help="bound on the norm of each unit's incoming weights")
-  g.add_argument("--patience", type=positive_int, default=None,
-                 help="stop after this many epochs without a lower validation error")
 
 
 # --------------------------------------------------------------------------- checks
@@ -166,7 +147,7 @@ def _check_resume(args, out: pathlib.Path) -> None:
   from jdbn import checkpoint
   wanted = {PRETRAINED_NAME: _settings(args, _RUN_SETTINGS),
             CHECKPOINT_NAME: _settings(args, _RUN_SETTINGS),
-            FINETUNE_NAME: _settings(args, _FINETUNE_SETTINGS)}
+            FINETUNE_NAME: finetune_settings(args)}
   found = False
   for name, settings in wanted.items():
     path = out / name
@@ -217,8 +198,8 @@ def cmd_train_dbm(args) -> int:
     metrics["finetune"] = {"history": checkpoint.read_metadata(out / FINETUNE_NAME)["history"]}
   if args.finetune_epochs:
     y, y_valid = np.asarray(train_ds.y), np.asarray(valid_ds.y)
-    metrics["finetune"] = _finetune(k_ft, state.params, (x, y), (v, y_valid), args, out,
-                                    source={"joint_epochs": len(history)})
+    metrics["finetune"] = finetune(k_ft, state.params, (x, y), (v, y_valid), args, out,
+                                   source={"joint_epochs": len(history)})
     print(f"fine-tuned network: validation error {metrics['finetune']['valid_error']:.4f} "
           f"(epoch {metrics['finetune']['best_epoch']} of {metrics['finetune']['epochs']})")
   checkpoint.write_json(out / METRICS_NAME, metrics)
@@ -319,45 +300,3 @@ def _joint(key, model, x: np.ndarray, v: np.ndarray, args, out: pathlib.Path, me
                     advice="Try a lower --lr (or more --weight-decay)")
   except TrainingDiverged as err:
     raise _diverged("joint training", err) from err
-
-
-def _finetune(key, model, train, valid, args, out: pathlib.Path, source: dict) -> dict:
-  """Discriminative fine-tuning of :func:`jdbn.train.classifier_dbm.from_dbm` ``(model)`` on
-  ``[v, q(h2|v)]``, resumed from ``finetune.npz`` unless the DBM has been trained further since;
-  the early-stopped variables go to ``classifier.npz``."""
-  import jax
-  from jdbn import checkpoint
-  from jdbn.train import classifier_dbm
-  from jdbn.train import finetune as F
-  (x, y), (v, y_valid) = train, valid
-  feats = classifier_dbm.features(model, x, tol=args.mf_tol)
-  feats_valid = classifier_dbm.features(model, v, tol=args.mf_tol)
-  module, variables = classifier_dbm.from_dbm(
-      model, key=jax.random.fold_in(key, 1), n_classes=N_CLASSES, dropout_rate=args.dropout,
-      input_dropout_rate=args.input_dropout)
-  decay = (args.finetune_epochs * (len(x) // args.batch_size)
-           if args.finetune_schedule == "cosine" else None)
-  optimizer = F.optimizer(args.finetune_lr, decay_steps=decay, max_norm_value=args.max_norm)
-
-  def report(epoch, _, row):
-    if args.no_progress:
-      print(f"fine-tuning epoch {epoch}: loss {row['loss']:.4f}, validation error "
-            f"{row['valid_error']:.4f}", flush=True)
-
-  # Resumed from finetune.npz unless the DBM under it has been trained further since.
-  state, history = F.fit(jax.random.fold_in(key, 0), module, variables, (feats, y),
-                         (feats_valid, y_valid), optimizer, epochs=args.finetune_epochs,
-                         batch_size=args.batch_size, patience=args.patience,
-                         path=out / FINETUNE_NAME,
-                         metadata={"source": source,
-                                   "settings": _settings(args, _FINETUNE_SETTINGS)},
-                         resume_if=("source",), callback=report,
-                         progress="fine-tune" if not args.no_progress else False)
-  summary = {"valid_error": float(state.best_error), "best_epoch": int(state.best_epoch),
-             "epochs": int(state.epoch), "history": history}
-  checkpoint.save(out / CLASSIFIER_NAME, state.best_variables, metadata={
-      "kind": "classifier", "input": "[v, q(h2|v)]", "hidden_sizes": list(module.hidden_sizes),
-      "n_classes": module.n_classes, "dropout": args.dropout,
-      "input_dropout": args.input_dropout, "valid_error": summary["valid_error"],
-      "best_epoch": summary["best_epoch"], "source": source})
-  return summary

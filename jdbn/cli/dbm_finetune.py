@@ -1,0 +1,96 @@
+"""The fine-tuning stage of ``jdbn train dbm``: its arguments and settings, and discriminative
+fine-tuning of the network made from the DBM (Salakhutdinov & Hinton 2009, section 4), fed
+``[v, q(h2|v)]`` and early-stopped on the validation split.
+
+The numbers come from :mod:`jdbn.train.classifier_dbm` and :mod:`jdbn.train.finetune`; the run
+folder's ``finetune.npz`` and ``classifier.npz`` are :mod:`jdbn.cli.dbm_run`'s.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+from jdbn.cli.common import positive_float, positive_int, probability
+from jdbn.cli.dbm_run import CLASSIFIER_NAME, FINETUNE_NAME
+from jdbn.cli.dbn_run import N_CLASSES
+
+__all__ = ["FINETUNE_SETTINGS", "add_finetune_arguments", "finetune", "finetune_settings"]
+
+#: The fine-tuning stage's own settings, checked against its checkpoint.
+FINETUNE_SETTINGS = ("finetune_lr", "finetune_schedule", "dropout", "input_dropout", "max_norm")
+
+
+def add_finetune_arguments(p) -> None:
+  """The ``train dbm`` arguments of the fine-tuning stage, as their own group."""
+  g = p.add_argument_group("discriminative fine-tuning (at least two hidden layers)")
+  g.add_argument("--finetune-epochs", type=int, default=0,
+                 help="epochs of back-propagation fine-tuning of the network made from the DBM "
+                 "(0: none)")
+  g.add_argument("--finetune-lr", type=positive_float, default=0.1,
+                 help="SGD learning rate (momentum 0.9)")
+  g.add_argument("--finetune-schedule", choices=("constant", "cosine"), default="constant",
+                 help="cosine: the rate decays to 0 over --finetune-epochs")
+  g.add_argument("--dropout", type=probability, default=0.0, help="hidden-unit dropout")
+  g.add_argument("--input-dropout", type=probability, default=0.0, help="input dropout")
+  g.add_argument("--max-norm", type=positive_float, default=None,
+                 help="bound on the norm of each unit's incoming weights")
+  g.add_argument("--patience", type=positive_int, default=None,
+                 help="stop after this many epochs without a lower validation error")
+
+
+def finetune_settings(args) -> dict:
+  """The fine-tuning settings of ``args`` that a resumed fine-tuning must repeat."""
+  return {k: getattr(args, k) for k in FINETUNE_SETTINGS}
+
+
+def finetune(key, model, train, valid, args, out: pathlib.Path, source: dict) -> dict:
+  """Discriminative fine-tuning of :func:`jdbn.train.classifier_dbm.from_dbm` ``(model)`` on
+  ``[v, q(h2|v)]``, resumed from ``finetune.npz`` unless the DBM has been trained further since;
+  the early-stopped variables go to ``classifier.npz``.
+
+  Args:
+    key: PRNG key.
+    model: the (uncentered) :class:`~jdbn.models.dbm.DBM`.
+    train, valid: ``(x [n, n_visible], y [n])`` of the training and validation splits.
+    args: the parsed ``train dbm`` arguments.
+    out: the run folder.
+    source: what the network was made from (``{"joint_epochs": ...}``), saved with it.
+
+  Returns:
+    ``{"valid_error", "best_epoch", "epochs", "history"}``.
+  """
+  import jax
+  from jdbn import checkpoint
+  from jdbn.train import classifier_dbm
+  from jdbn.train import finetune as F
+  (x, y), (v, y_valid) = train, valid
+  feats = classifier_dbm.features(model, x, tol=args.mf_tol)
+  feats_valid = classifier_dbm.features(model, v, tol=args.mf_tol)
+  module, variables = classifier_dbm.from_dbm(
+      model, key=jax.random.fold_in(key, 1), n_classes=N_CLASSES, dropout_rate=args.dropout,
+      input_dropout_rate=args.input_dropout)
+  decay = (args.finetune_epochs * (len(x) // args.batch_size)
+           if args.finetune_schedule == "cosine" else None)
+  optimizer = F.optimizer(args.finetune_lr, decay_steps=decay, max_norm_value=args.max_norm)
+
+  def report(epoch, _, row):
+    if args.no_progress:
+      print(f"fine-tuning epoch {epoch}: loss {row['loss']:.4f}, validation error "
+            f"{row['valid_error']:.4f}", flush=True)
+
+  # Resumed from finetune.npz unless the DBM under it has been trained further since.
+  state, history = F.fit(jax.random.fold_in(key, 0), module, variables, (feats, y),
+                         (feats_valid, y_valid), optimizer, epochs=args.finetune_epochs,
+                         batch_size=args.batch_size, patience=args.patience,
+                         path=out / FINETUNE_NAME,
+                         metadata={"source": source, "settings": finetune_settings(args)},
+                         resume_if=("source",), callback=report,
+                         progress="fine-tune" if not args.no_progress else False)
+  summary = {"valid_error": float(state.best_error), "best_epoch": int(state.best_epoch),
+             "epochs": int(state.epoch), "history": history}
+  checkpoint.save(out / CLASSIFIER_NAME, state.best_variables, metadata={
+      "kind": "classifier", "input": "[v, q(h2|v)]", "hidden_sizes": list(module.hidden_sizes),
+      "n_classes": module.n_classes, "dropout": args.dropout,
+      "input_dropout": args.input_dropout, "valid_error": summary["valid_error"],
+      "best_epoch": summary["best_epoch"], "source": source})
+  return summary
