@@ -118,8 +118,8 @@ def test_train_rbm_centered_records_resumes_and_samples(tmp_path, capsys):
   assert code == 2 and "--center goes with --method cd or pcd" in err
 
 
-def test_train_rbm_center_on_a_plain_run_is_refused_and_old_runs_resume(run_dir, tmp_path,
-                                                                         capsys):
+def test_train_rbm_centered_resume_of_a_plain_run_is_refused_old_runs_resume(run_dir, tmp_path,
+                                                                            capsys):
   """Adding --center to a plain run's folder is refused before any work; a run folder written
   before `center` was a setting (no key in its settings) counts as not centered and resumes."""
   import shutil
@@ -546,3 +546,136 @@ def test_train_dbm_divergence_exits_3(tmp_path, capsys):
   code, _, err = _run(capsys, *DBM, "--epochs", 1, "--lr", 1e30, "--out", tmp_path / "nan")
   assert code == cli.EXIT_DIVERGED
   assert "joint training: training diverged in epoch 1" in err
+
+
+# --------------------------------------------------------------------------- train dbm --center
+
+# No pretraining, a centered DBM with offsets that move quickly (--offset-rate 0.05).
+_P = DBM.index("--pretrain-epochs") + 1
+CENTERED_DBM = DBM[:_P] + (0,) + DBM[_P + 1:] + ("--center", "--offset-rate", 0.05)
+
+
+@pytest.fixture(scope="module")
+def centered_dbm_dir(tmp_path_factory):
+  """A tiny centered 64-16-8 DBM without pretraining: one joint epoch, then resumed for a second
+  and fine-tuned for one; ``(folder, the model after one epoch)``."""
+  out = tmp_path_factory.mktemp("centered_dbm")
+  assert cli.main([str(a) for a in CENTERED_DBM + ("--epochs", 1, "--out", out)]) == 0
+  first = checkpoint.load_params(out / "checkpoint.npz")
+  assert cli.main([str(a) for a in CENTERED_DBM + ("--epochs", 2, "--finetune-epochs", 1,
+                                                   "--out", out)]) == 0
+  return out, first
+
+
+def test_train_dbm_centered_without_pretraining_resumes_exactly(centered_dbm_dir, tmp_path):
+  """`--center --pretrain-epochs 0`: no pretrained.npz, the checkpoint holds the CenteredDBM
+  (rebuilt from its header alone), its offsets moved in training, and the run resumed from it
+  equals one trained straight through, offsets, chains and optimizer state included."""
+  import jax
+  from jdbn.models import centered as CM
+  out, first = centered_dbm_dir
+  assert not (out / "pretrained.npz").exists()
+  assert isinstance(first, CM.CenteredDBM) and first.sizes == (64, 16, 8)
+  tree, meta = checkpoint.restore(out / "checkpoint.npz")
+  state = tree["state"]
+  assert isinstance(state.params, CM.CenteredDBM) and meta["epoch"] == 2
+  settings = meta["user"]["settings"]
+  assert settings["center"] is True and settings["offset_rate"] == 0.05
+  assert settings["pretrain_epochs"] == 0
+  for a, b in zip(state.params.offsets, first.offsets):
+    assert not np.allclose(a, b)  # the resumed epoch moved the offsets
+  straight = tmp_path / "straight"
+  assert cli.main([str(a) for a in CENTERED_DBM + ("--epochs", 2, "--out", straight)]) == 0
+  again = checkpoint.load(straight / "checkpoint.npz")["state"]
+  assert jax.tree.structure(again) == jax.tree.structure(state)
+  for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(again), strict=True):
+    np.testing.assert_array_equal(a, b)
+  metrics = json.loads((out / "metrics.json").read_text())
+  assert metrics["pretrain"] == [] and [r["epoch"] for r in metrics["history"]] == [1, 2]
+  assert all(math.isfinite(r["mf_unnormalised_bound"]) for r in metrics["history"])
+  assert [r["epoch"] for r in metrics["finetune"]["history"]] == [1]
+  for name in ("filters.png", "samples.png"):
+    assert _png(out / name)[0] > 8
+
+
+def test_a_centered_dbm_run_is_read_as_the_dbm_it_equals(centered_dbm_dir):
+  """`load_dbm` (evaluate, sample) gives an ordinary DBM with the centered one's distribution:
+  free energies that differ by the constant ``sum_l mu_l W_l mu_{l+1}`` and the same normalised
+  ``log p(v, h2)``, in float64. The uncentered biases were rounded to float32 once, which moves
+  these by about 1e-6 here; 1e-5 is the bound."""
+  import jax
+  import jax.numpy as jnp
+  from jdbn.cli.dbm_run import load_dbm
+  from jdbn.models import dbm as D
+  out, _ = centered_dbm_dir
+  centered = checkpoint.load_params(out / "checkpoint.npz")
+  model, user, _ = load_dbm(str(out))
+  assert type(model) is D.DBM and user["settings"]["center"] is True
+  rng = np.random.default_rng(0)
+  v = (rng.random((50, 64)) < 0.3).astype(np.float64)
+  h2 = (rng.random((50, 8)) < 0.5).astype(np.float64)
+  with jax.enable_x64(True):
+    c64, u64 = (jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), m) for m in (centered, model))
+    f_c = np.asarray(D.free_energy(c64, (v, None, h2)))
+    f_u = np.asarray(D.free_energy(u64, (v, None, h2)))
+    const = sum(float(o @ w @ p) for o, w, p in zip(c64.offsets, c64.weights, c64.offsets[1:]))
+    log_z_c, log_z_u = float(D.exact_log_z(c64)), float(D.exact_log_z(u64))
+  assert abs(const) > 1e-3  # the offsets are not zero: the two energies do differ
+  np.testing.assert_allclose(f_u - f_c, const, rtol=0, atol=1e-5)
+  np.testing.assert_allclose(-f_u - log_z_u, -f_c - log_z_c, rtol=0, atol=1e-5)
+
+
+def test_evaluate_and_sample_a_centered_dbm_run(centered_dbm_dir, tmp_path, capsys):
+  out, _ = centered_dbm_dir
+  code, text, err = _run(capsys, "evaluate", out, "--n-chains", 20, "--n-betas", 300)
+  assert code == 0, text + err
+  numbers = {}
+  for line in text.splitlines():
+    head, _, rest = line.partition(":")
+    if rest.strip():
+      numbers[head] = float(rest.split()[0])
+  ais, exact = numbers["log Z (AIS, 20 chains, 300 betas)"], numbers["log Z (exact)"]
+  assert math.isfinite(ais) and abs(ais - exact) < 0.5
+  bound = numbers["variational lower bound (AIS log Z)"]
+  assert -64 * math.log(2) - 20 < bound < 0
+  assert 0 <= numbers["fine-tuned network's classification error"] <= 1
+  png = tmp_path / "centered.png"
+  code, text, _ = _run(capsys, "sample", out, "--n-samples", 20, "--n-steps", 10, "--out", png)
+  assert code == 0 and "DBM 64-16-8" in text and _png(png)[0] > 8 * 5
+
+
+def test_train_dbm_refuses_a_changed_center_and_a_bad_offset_rate(centered_dbm_dir, dbm_dir,
+                                                                  tmp_path, capsys):
+  """Resuming with --center dropped, added or with another --offset-rate is refused before any
+  work; an older run folder with no `center` in its settings counts as not centered."""
+  import shutil
+  out, _ = centered_dbm_dir
+  plain = [a for a in CENTERED_DBM if a != "--center"]
+  code, text, err = _run(capsys, *plain, "--epochs", 3, "--out", out)
+  assert code == 2 and "--center True there, False here" in err and "resuming" not in text
+  argv = list(CENTERED_DBM)
+  argv[argv.index("--offset-rate") + 1] = 0.1
+  code, _, err = _run(capsys, *argv, "--epochs", 3, "--out", out)
+  assert code == 2 and "--offset-rate 0.05 there, 0.1 here" in err
+  assert checkpoint.read_metadata(out / "checkpoint.npz")["epoch"] == 2  # nothing ran
+  pretrained, _ = dbm_dir
+  old = tmp_path / "old"
+  shutil.copytree(pretrained, old)
+  for name in ("pretrained.npz", "checkpoint.npz"):
+    tree, meta = checkpoint.restore(old / name)
+    assert meta["user"]["settings"].pop("center") is False
+    checkpoint.save(old / name, tree, metadata=meta)
+  code, _, err = _run(capsys, *DBM, "--center", "--epochs", 9, "--out", old)
+  assert code == 2 and "--center False there, True here" in err
+  argv = list(CENTERED_DBM)
+  argv[argv.index("--offset-rate") + 1] = 1.5
+  code, _, err = _run(capsys, *argv, "--epochs", 1, "--out", tmp_path / "bad")
+  assert code == 2 and "--offset-rate must be in (0, 1], got 1.5" in err
+  for flag, bad, message in [("--offset-rate", 0, "must be > 0"),
+                             ("--pretrain-epochs", -1, "must be an integer >= 0")]:
+    argv = list(CENTERED_DBM)
+    argv[argv.index(flag) + 1] = bad
+    with pytest.raises(SystemExit) as exc:
+      cli.main([str(a) for a in argv + ["--epochs", 1, "--out", tmp_path / "bad"]])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+  assert not (tmp_path / "bad" / "checkpoint.npz").exists()

@@ -1,12 +1,16 @@
 """The ``jdbn train dbm`` subcommand: a Deep Boltzmann Machine (Salakhutdinov & Hinton 2009) by
 greedy pretraining with the paper's doubled RBMs, joint training with a mean-field positive phase
 and persistent chains, and optional discriminative fine-tuning; every stage resumable from the
-run folder.
+run folder. ``--pretrain-epochs 0`` starts joint training from a fresh DBM. ``--center`` trains
+the centered DBM (Melchior, Fischer & Wiskott 2016) jointly, which needs no pretraining: the
+checkpoint holds the :class:`~jdbn.models.centered.CenteredDBM`, and everything after joint
+training (fine-tuning, pictures, ``evaluate``, ``sample``) gets the ordinary DBM it equals.
 
 ::
 
     jdbn train dbm --dataset {digits,mnist} [--hidden 500,1000] --out DIR [--pretrain-epochs P]
-                   [--epochs E] [--lr R --lr-final R0] [--finetune-epochs F] [...]
+                   [--epochs E] [--lr R --lr-final R0] [--center [--offset-rate NU]]
+                   [--finetune-epochs F] [...]
 
 The numbers come from :mod:`jdbn.train.dbm_pretrain`, :mod:`jdbn.train.dbm`,
 :mod:`jdbn.train.loop` (the one training loop) and, for the fine-tuning stage,
@@ -22,9 +26,9 @@ import time
 import numpy as np
 
 from jdbn.cli.common import (CLIError, add_seed, apply_preprocess, apply_preset, load_dataset,
-                             make_key, non_negative_float, positive_float, positive_int,
-                             preset_help, resolved_data_dir, settings_diff, split_train,
-                             writable_folder)
+                             make_key, non_negative_float, non_negative_int, positive_float,
+                             positive_int, preset_help, resolved_data_dir, settings_diff,
+                             split_train, writable_folder)
 from jdbn.cli.dbm_finetune import add_finetune_arguments, finetune, finetune_settings
 from jdbn.cli.dbm_run import (CHECKPOINT_NAME, CLASSIFIER_NAME, COMMAND, FINETUNE_NAME,
                               METRICS_NAME, PRETRAINED_NAME, save_pictures)
@@ -46,7 +50,7 @@ PRESETS = {
 # Settings that define a run: a rerun with the same --out must repeat them to resume.
 _RUN_SETTINGS = ("dataset", "hidden", "pretrain_epochs", "pretrain_lr", "pretrain_k", "lr",
                  "lr_final", "momentum", "weight_decay", "n_chains", "k", "mf_tol", "mf_max_iter",
-                 "batch_size", "binarize", "n_valid", "seed", "prng")
+                 "batch_size", "binarize", "n_valid", "seed", "prng", "center")
 _CHANGEABLE = "only --epochs, --finetune-epochs, --patience and --sample-steps may change"
 
 
@@ -81,8 +85,9 @@ def add_train_dbm(sub) -> None:
   p.add_argument("--data-dir", help="folder of the MNIST IDX files (default: $JDBN_MNIST_DIR)")
   p.add_argument("--hidden", type=hidden_sizes, default=None,
                  help="hidden layer sizes, bottom up (" + preset_help("hidden", PRESETS) + ")")
-  p.add_argument("--pretrain-epochs", type=positive_int, default=None,
-                 help="epochs per pretrained RBM (" + preset_help("pretrain_epochs", PRESETS) + ")")
+  p.add_argument("--pretrain-epochs", type=non_negative_int, default=None,
+                 help="epochs per pretrained RBM; 0: no pretraining, joint training starts from "
+                 "small random weights (" + preset_help("pretrain_epochs", PRESETS) + ")")
   p.add_argument("--pretrain-lr", type=positive_float, default=None,
                  help=preset_help("pretrain_lr", PRESETS))
   p.add_argument("--pretrain-k", type=positive_int, default=1, help="CD-k of the pretraining")
@@ -98,6 +103,12 @@ def add_train_dbm(sub) -> None:
                  help=preset_help("momentum", PRESETS))
   p.add_argument("--weight-decay", type=non_negative_float, default=None,
                  help="on the weights only (" + preset_help("weight_decay", PRESETS) + ")")
+  p.add_argument("--center", action="store_true",
+                 help="train the centered DBM jointly (Melchior et al. 2016): offsets at running "
+                 "means of the layers' mean-field states; the same model, a better-conditioned "
+                 "gradient that trains without pretraining")
+  p.add_argument("--offset-rate", type=positive_float, default=0.01,
+                 help="--center: the offsets' running-mean rate, in (0, 1]")
   p.add_argument("--n-chains", type=positive_int, default=100, help="persistent chains")
   p.add_argument("-k", type=positive_int, default=5, help="Gibbs sweeps per joint update")
   p.add_argument("--mf-tol", type=non_negative_float, default=1e-6,
@@ -130,6 +141,8 @@ def _check_train_dbm(args) -> None:
     raise CLIError(f"--momentum must be in [0, 1), got {args.momentum}")
   if args.lr_final > args.lr:
     raise CLIError(f"--lr-final {args.lr_final} exceeds --lr {args.lr}: the rate decays")
+  if not args.offset_rate <= 1:
+    raise CLIError(f"--offset-rate must be in (0, 1], got {args.offset_rate}")
   if args.finetune_epochs < 0:
     raise CLIError(f"--finetune-epochs must be >= 0, got {args.finetune_epochs}")
   if args.finetune_epochs and len(args.hidden) < 2:
@@ -138,8 +151,13 @@ def _check_train_dbm(args) -> None:
 
 
 def _settings(args, names) -> dict:
-  return {k: (list(v) if isinstance(v, tuple) else v) for k, v in
-          ((k, getattr(args, k)) for k in names)}
+  """``names``' values in ``args`` (tuples as lists); with ``--center``, its offset rate too
+  (absent otherwise, so that it does not matter to a plain run)."""
+  settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in
+              ((k, getattr(args, k)) for k in names)}
+  if settings.get("center"):
+    settings["offset_rate"] = args.offset_rate
+  return settings
 
 
 def _check_resume(args, out: pathlib.Path) -> None:
@@ -193,20 +211,22 @@ def cmd_train_dbm(args) -> int:
   model, pre_history = _pretrain(k_pre, x, args, out, user)
   metrics = {"pretrain": pre_history, "user": user}
   state, history = _joint(k_joint, model, x, v, args, out, metrics)
+  model = state.params.uncentered()  # a centered DBM as the DBM it equals, from here on
   metrics.update(epochs_completed=len(history), history=history)
   if not args.finetune_epochs and (out / FINETUNE_NAME).is_file():  # keep the earlier record
     metrics["finetune"] = {"history": checkpoint.read_metadata(out / FINETUNE_NAME)["history"]}
   if args.finetune_epochs:
     y, y_valid = np.asarray(train_ds.y), np.asarray(valid_ds.y)
-    metrics["finetune"] = finetune(k_ft, state.params, (x, y), (v, y_valid), args, out,
+    metrics["finetune"] = finetune(k_ft, model, (x, y), (v, y_valid), args, out,
                                    source={"joint_epochs": len(history)})
     print(f"fine-tuned network: validation error {metrics['finetune']['valid_error']:.4f} "
           f"(epoch {metrics['finetune']['best_epoch']} of {metrics['finetune']['epochs']})")
   checkpoint.write_json(out / METRICS_NAME, metrics)
-  paths = save_pictures(out, k_sample, state.params, ds.image_shape, spec, args.sample_steps)
+  paths = save_pictures(out, k_sample, model, ds.image_shape, spec, args.sample_steps)
   print(f"{len(history)} joint epochs in all ({time.perf_counter() - t0:.1f} s in this run)")
-  files = [("pretrained", out / PRETRAINED_NAME), ("checkpoint", out / CHECKPOINT_NAME),
-           ("metrics", out / METRICS_NAME), *paths.items()]
+  files = [("pretrained", out / PRETRAINED_NAME)] if args.pretrain_epochs else []
+  files += [("checkpoint", out / CHECKPOINT_NAME), ("metrics", out / METRICS_NAME),
+            *paths.items()]
   if args.finetune_epochs:
     files.append(("network", out / CLASSIFIER_NAME))
   for name, path in files:
@@ -231,15 +251,21 @@ def _diverged(stage: str, err):
 
 def _pretrain(key, x: np.ndarray, args, out: pathlib.Path, user: dict):
   """The pretrained DBM from ``pretrained.npz``, or greedy pretraining saved there: ``(model,
-  the RBMs' epoch rows)``."""
+  the RBMs' epoch rows)``. ``--pretrain-epochs 0``: a fresh DBM, ``N(0, 0.01^2)`` weights and
+  the data's log-odds as visible biases (:func:`jdbn.models.dbm.init`), not saved (the key
+  makes it again)."""
   from jdbn import checkpoint
+  from jdbn.models import dbm as D
   from jdbn.train import TrainingDiverged, dbm_pretrain
   path = out / PRETRAINED_NAME
+  sizes = (x.shape[1], *args.hidden)
+  if not args.pretrain_epochs:
+    print(f"no pretraining: joint training starts from a fresh DBM {'-'.join(map(str, sizes))}")
+    return D.init(key, sizes, data=x), []
   if path.is_file():
     model, meta = checkpoint.restore(path)
     print(f"pretrained DBM {'-'.join(map(str, model.sizes))} from {path}")
     return model, meta["history"]
-  sizes = (x.shape[1], *args.hidden)
   print(f"pretraining the DBM {'-'.join(map(str, sizes))} on {len(x)} {args.dataset} examples, "
         f"{args.pretrain_epochs} epochs per RBM")
   try:
@@ -255,21 +281,21 @@ def _pretrain(key, x: np.ndarray, args, out: pathlib.Path, user: dict):
 
 
 def _joint(key, model, x: np.ndarray, v: np.ndarray, args, out: pathlib.Path, metrics: dict):
-  """Joint training from the pretrained ``model`` through :func:`jdbn.train.loop.fit`, resumed
-  from ``checkpoint.npz``: epoch ``e`` uses ``fold_in(key_epochs, e)``. ``(state, history)``."""
+  """Joint training from the pretrained ``model`` (centered on ``x`` with ``--center``) through
+  :func:`jdbn.train.loop.fit`, resumed from ``checkpoint.npz``: epoch ``e`` uses
+  ``fold_in(key_epochs, e)``. ``(state, history)``; ``state.params`` is a
+  :class:`~jdbn.models.centered.CenteredDBM` with ``--center``."""
   import jax
   import jax.numpy as jnp
-  import optax
   from jdbn import checkpoint
   from jdbn.train import TrainingDiverged, loop
   from jdbn.train import dbm as T
-  n_updates = args.epochs * (len(x) // args.batch_size)
-  lr = optax.linear_schedule(args.lr, args.lr_final, n_updates)
-  trainer = T.pcd(_optimizer(lr, args.momentum, args.weight_decay), n_chains=args.n_chains,
-                  k=args.k, tol=args.mf_tol, max_iter=args.mf_max_iter)
+  trainer = _joint_trainer(args, len(x))
   k_init, k_epochs = jax.random.split(key)
-  state, start, history = trainer.init(k_init, model), 0, []
   ckpt = out / CHECKPOINT_NAME
+  # A resumed run's offsets come from the checkpoint: the template needs no pass over the data.
+  model = _centered(model, None if ckpt.is_file() else x, args) if args.center else model
+  state, start, history = trainer.init(k_init, model), 0, []
   if ckpt.is_file():
     tree, meta = checkpoint.restore(ckpt, like={"state": state})
     state, start, history = tree["state"], int(meta["epoch"]), list(meta["history"])
@@ -293,10 +319,33 @@ def _joint(key, model, x: np.ndarray, v: np.ndarray, args, out: pathlib.Path, me
 
   try:
     return loop.fit(state, epoch_fn, epochs=args.epochs, start=start, history=history,
-                    evaluate=lambda _, s: T.mean_field_report(s.params, v, tol=args.mf_tol,
-                                                              max_iter=args.mf_max_iter),
+                    evaluate=lambda _, s: T.mean_field_report(
+                        s.params.uncentered(), v, tol=args.mf_tol, max_iter=args.mf_max_iter),
                     save=save, checkpoint=ckpt, progress=False if args.no_progress else "dbm",
                     postfix=("loss", "recon_error", "mf_sweeps"),
                     advice="Try a lower --lr (or more --weight-decay)")
   except TrainingDiverged as err:
     raise _diverged("joint training", err) from err
+
+
+def _joint_trainer(args, n_examples: int):
+  """PCD (``--center``: centered PCD) with the rate falling linearly from ``--lr`` to
+  ``--lr-final`` over ``--epochs``."""
+  import optax
+  from jdbn.train import dbm as T
+  n_updates = args.epochs * (n_examples // args.batch_size)
+  opt = _optimizer(optax.linear_schedule(args.lr, args.lr_final, n_updates), args.momentum,
+                   args.weight_decay)
+  common = {"n_chains": args.n_chains, "k": args.k, "tol": args.mf_tol,
+            "max_iter": args.mf_max_iter}
+  if args.center:
+    return T.centered(opt, offset_rate=args.offset_rate, **common)
+  return T.pcd(opt, **common)
+
+
+def _centered(model, x, args):
+  """The centered form of ``model``: offsets at the means of ``x`` ``[n, n_visible]`` and of its
+  mean-field posterior over it (Melchior et al. 2016), or at 0.5 without ``x``."""
+  from jdbn.models import centered as CM
+  return CM.center_dbm(model, None if x is None else np.asarray(x), tol=args.mf_tol,
+                       max_iter=args.mf_max_iter)

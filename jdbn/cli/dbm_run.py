@@ -2,8 +2,9 @@
 ``jdbn sample``.
 
 A run folder written by ``jdbn train dbm`` holds ``pretrained.npz`` (the DBM composed from the
-greedily pretrained RBMs), ``checkpoint.npz`` (the joint training state: the DBM, optimizer state,
-persistent chains and step, with the run's settings and epoch history in its metadata),
+greedily pretrained RBMs; none with ``--pretrain-epochs 0``), ``checkpoint.npz`` (the joint
+training state: the DBM, a :class:`~jdbn.models.centered.CenteredDBM` with ``--center``, optimizer
+state, persistent chains and step, with the run's settings and epoch history in its metadata),
 ``metrics.json``, ``filters.png``, ``samples.png`` and, when fine-tuned, ``finetune.npz`` (the
 fine-tuning state, for resuming) and ``classifier.npz`` (the early-stopped network). A run is
 recognised by the ``"command": "train dbm"`` of its checkpoints' metadata.
@@ -68,7 +69,8 @@ def is_dbm(text: str) -> bool:
 
 
 def load_dbm(text: str):
-  """``(model, user_metadata, path)`` of a DBM run folder or checkpoint."""
+  """``(model, user_metadata, path)`` of a DBM run folder or checkpoint; a centered DBM
+  (``train dbm --center``) as the ordinary :class:`~jdbn.models.dbm.DBM` it equals."""
   from jdbn import checkpoint
   from jdbn.models import dbm as D
   path = _model_file(text)
@@ -80,7 +82,7 @@ def load_dbm(text: str):
     raise CLIError(str(err)) from err
   if not isinstance(model, D.DBM):
     raise CLIError(f"{path} holds a {type(model).__name__}, not a DBM")
-  return model, _user(path), path
+  return model.uncentered(), _user(path), path
 
 
 # --------------------------------------------------------------------------- samples, pictures
