@@ -77,8 +77,10 @@ def add_train_dbm(sub) -> None:
       description="Train a DBM (Salakhutdinov & Hinton 2009): greedy pretraining with the "
       "paper's doubled RBMs, joint training with a mean-field positive phase and persistent "
       "chains (the rate decaying linearly from --lr to --lr-final), and optional discriminative "
-      "fine-tuning of the network fed [v, q(h2|v)], early-stopped on the validation split. "
-      f"Writes {PRETRAINED_NAME}, {CHECKPOINT_NAME}, {METRICS_NAME}, filters.png, samples.png "
+      "fine-tuning of the network fed [v, q(h2|v)], early-stopped on the validation split; "
+      "--center trains the centered DBM (Melchior et al. 2016), with or without pretraining. "
+      f"Writes {PRETRAINED_NAME} (unless --pretrain-epochs 0), {CHECKPOINT_NAME}, "
+      f"{METRICS_NAME}, filters.png, samples.png "
       f"and, when fine-tuned, {CLASSIFIER_NAME} into --out; rerun with the same --out (and more "
       "--epochs or --finetune-epochs) to resume.")
   p.add_argument("--dataset", choices=("digits", "mnist"), default="digits")
