@@ -228,16 +228,7 @@ def trainer(optimizer: optax.GradientTransformation, phases: Phases,
 
   def epoch(key: Array, state: TrainState, data: Array, batch_size: int, *,
             metrics: bool = True, check: bool = True) -> tuple[TrainState, Optional[Info]]:
-    data, side = split_batch(data)
-    data = jnp.asarray(data)
-    n_data = state.params.blocks[0].size
-    if data.ndim != 2 or data.shape[1] != n_data:
-      raise ValueError(f"data must have shape [n, {n_data}], got {tuple(data.shape)}")
-    if side is not None and jnp.shape(side)[:1] != data.shape[:1]:
-      raise ValueError(f"the second array of (data, labels) has shape {jnp.shape(side)} for "
-                       f"{data.shape[0]} examples")
-    if check and not isinstance(data, jax.core.Tracer):
-      check_data(state.params, data)
+    data, side = _epoch_data(state.params, data, check)
     if (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
         or not 0 < batch_size <= data.shape[0]):
       raise ValueError(f"batch_size must be an int in [1, {data.shape[0]}], got {batch_size!r}")
@@ -254,6 +245,22 @@ def trainer(optimizer: optax.GradientTransformation, phases: Phases,
                           layout=layout, metrics=metrics)
 
   return Trainer(init, update, epoch, {**(config or {}), "optimizer": optimizer})
+
+
+def _epoch_data(params, data, check: bool) -> tuple[Array, Any]:
+  """``(x, side)`` of an epoch's ``data`` (``x`` or ``(x, side)``), their shapes checked, and
+  concrete ``x`` with :func:`check_data` when ``check``."""
+  data, side = split_batch(data)
+  data = jnp.asarray(data)
+  n_data = params.blocks[0].size
+  if data.ndim != 2 or data.shape[1] != n_data:
+    raise ValueError(f"data must have shape [n, {n_data}], got {tuple(data.shape)}")
+  if side is not None and jnp.shape(side)[:1] != data.shape[:1]:
+    raise ValueError(f"the second array of (data, labels) has shape {jnp.shape(side)} for "
+                     f"{data.shape[0]} examples")
+  if check and not isinstance(data, jax.core.Tracer):
+    check_data(params, data)
+  return data, side
 
 
 def split_batch(batch) -> tuple[Any, Any]:
