@@ -85,6 +85,7 @@ def test_dbm_and_samplers_example_runs():
   assert float(bound.mean) > UNIFORM_NATS  # a lower bound above the uniform model's
   assert ns["rbm_state"].chains.fast.W.shape == (64, 16)  # the last trainer was fast PCD
   assert ns["c_state"].params.mu.shape == (64,)
+  assert ns["y_hat"].shape == ns["y"].shape and set(np.unique(ns["y_hat"])) <= set(range(10))
 
 
 def test_many_devices_example_runs_on_four_cpu_devices():

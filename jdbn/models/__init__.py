@@ -3,6 +3,7 @@
 * :mod:`jdbn.models.rbm`: restricted Boltzmann machines (also importable as ``jdbn.rbm``);
 * :mod:`jdbn.models.centered`: centered RBMs (offsets on the states, the same distributions);
 * :mod:`jdbn.models.dbm`: Deep Boltzmann Machines: energy, mean-field, the variational bound;
+* :mod:`jdbn.models.dbm_labels`: the label posterior and classifier of a DBM with a label block;
 * :mod:`jdbn.models.bm`: Boltzmann machines with lateral couplings on any graph, sampled by a
   graph colouring or one unit at a time;
 * :mod:`jdbn.models.hopfield`: Hopfield nets (Hebbian and Storkey storage, the energy), with
@@ -20,7 +21,7 @@ Recall dynamics of the Hopfield nets and memories live in :mod:`jdbn.samplers.re
 """
 
 from jdbn.models import (base, bm, cdbn, centered, conv, crbm, dbm,  # noqa: F401
-                         dense_memory, hopfield, lattice, rbm)
+                         dbm_labels, dense_memory, hopfield, lattice, rbm)
 
-__all__ = ["base", "bm", "cdbn", "centered", "conv", "crbm", "dbm", "dense_memory", "hopfield",
-           "lattice", "rbm"]
+__all__ = ["base", "bm", "cdbn", "centered", "conv", "crbm", "dbm", "dbm_labels", "dense_memory",
+           "hopfield", "lattice", "rbm"]

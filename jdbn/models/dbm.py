@@ -17,6 +17,10 @@ bottom-up pass with doubled weights (:func:`bottom_up`); :func:`lower_bound` tur
 layers of a small DBM with the even ones summed out. AIS of ``log Z`` is
 :func:`jdbn.likelihood.ais` (the tempered copy, odd layers summed). Training (mean-field positive
 phase, persistent chains, greedy pretraining) plugs into the generic trainer and samplers.
+
+A top layer of one :class:`jdbn.units.Softmax` group is a label block (the paper's MNIST model):
+``mean_field(..., labels=y)`` clamps it as well (:func:`label_states`), and
+:mod:`jdbn.models.dbm_labels` classifies with it.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
 __all__ = ["DBM", "MeanField", "bottom_up", "entropy", "exact_log_z", "free_energy", "init",
-           "lower_bound", "mean_field"]
+           "label_states", "lower_bound", "mean_field"]
 
 
 @struct.dataclass
@@ -205,28 +209,78 @@ def _check_data(model: DBM, v) -> Array:
   return v
 
 
-def bottom_up(model: DBM, v: Array) -> tuple:
+def label_states(model: DBM, labels: jax.typing.ArrayLike, batch_shape: Sequence[int]) -> Array:
+  """The label block's states for ``labels``: ``-> [*batch_shape, n_classes]`` one-hot rows.
+
+  The label block is a top layer of one :class:`~jdbn.units.Softmax` group above at least one
+  hidden layer. ``labels`` are class indices ``[...]`` (ints in ``[0, n_classes)``) or one-hot
+  rows ``[..., n_classes]`` (one more axis than ``batch_shape``), broadcast to ``batch_shape``.
+  Concrete labels are checked (under ``jit`` their values cannot be).
+
+  Raises:
+    ValueError: no label block; labels of another shape or dtype, out of range, not one-hot, NaN.
+  """
+  n, top, batch_shape = model.sizes[-1], model.units[-1], tuple(batch_shape)
+  if len(model.sizes) < 3 or not isinstance(top, U.Softmax) or top.group_size != n:
+    raise ValueError(f"labels need a label block: a top layer of one Softmax group above at least "
+                     f"one hidden layer, got sizes {model.sizes} with {type(top).__name__} on top")
+  labels = jnp.asarray(labels)
+  concrete = not isinstance(labels, jax.core.Tracer)
+  if concrete and not bool(jnp.all(jnp.isfinite(labels))):
+    raise ValueError("labels hold NaN or infinite values")
+  if labels.ndim == len(batch_shape) + 1:  # one-hot rows
+    if labels.shape[-1] != n:
+      raise ValueError(f"one-hot labels must have {n} columns, got shape {tuple(labels.shape)}")
+    a = np.asarray(labels) if concrete else None
+    if a is not None and not (np.all((a == 0) | (a == 1)) and np.all(a.sum(-1) == 1)):
+      raise ValueError("one-hot labels must hold one 1 and otherwise 0 in every row")
+    y = labels.astype(model.biases[-1].dtype)
+  else:
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+      raise ValueError(f"labels must be int class indices [...] or one-hot [..., {n}], got "
+                       f"{labels.dtype} of shape {tuple(labels.shape)}")
+    if concrete and labels.size and not (0 <= int(labels.min()) <= int(labels.max()) < n):
+      raise ValueError(f"labels must lie in [0, {n}), got values from {int(labels.min())} to "
+                       f"{int(labels.max())}")
+    y = jax.nn.one_hot(labels, n, dtype=model.biases[-1].dtype)
+  try:
+    return jnp.broadcast_to(y, batch_shape + (n,))
+  except ValueError:
+    raise ValueError(f"labels of shape {tuple(labels.shape)} do not fit the data's batch shape "
+                     f"{batch_shape}") from None
+
+
+def bottom_up(model: DBM, v: Array, labels: Optional[jax.typing.ArrayLike] = None) -> tuple:
   """The recognition pass that starts mean-field: ``(v, q_1, ..., q_L)``.
 
   Salakhutdinov & Hinton (2009), section 3: every hidden layer but the top gets twice its input
   from below (standing in for the missing top-down input), ``q_l = mean(2 s(q_{l-1}) W_{l-1} +
   a_l)``, the top layer ``q_L = mean(s(q_{L-1}) W_{L-1} + a_L)``. A centered DBM takes the pass
   of its uncentered equivalent, so that both start mean-field from the same ``q``.
+
+  With ``labels`` (see :func:`label_states`) the label block ``L`` holds them, and the layer
+  below, whose top-down input is then known, gets its input from below once and the labels'
+  (as in the paper's code): ``q_{L-1} = mean(s(q_{L-2}) W_{L-2} + y W_{L-1}^T + a_{L-1})``.
   """
   v = _check_data(model, v)
+  y = None if labels is None else label_states(model, labels, v.shape[:-1])
   model = model.uncentered()  # the same pass for a centered DBM and its uncentered equivalent
   states = [v]
-  top = len(model.sizes) - 1
+  top = len(model.sizes) - 1 - (y is not None)  # the highest layer the pass infers
   for l in range(1, top + 1):
     below = model.units[l - 1].scaled(states[-1], model.log_sigmas[l - 1])
     phi = (1.0 if l == top else 2.0) * (below @ model.weights[l - 1])
+    if y is not None and l == top:
+      phi = phi + y @ model.weights[l].T
     states.append(model.units[l].mean(phi, model.biases[l], model.log_sigmas[l]))
-  return tuple(states)
+  return tuple(states) + (() if y is None else (y,))
 
 
-def mean_field(model: DBM, v: Array, *, tol: float = 1e-6, max_iter: int = 100,
+def mean_field(model: DBM, v: Array, *, labels: Optional[jax.typing.ArrayLike] = None,
+               tol: float = 1e-6, max_iter: int = 100,
                init: Union[str, Sequence[Array]] = "bottom_up") -> MeanField:
-  """The factorised posterior ``q(h | v)`` that maximises the variational bound.
+  """The factorised posterior ``q(h | v)`` (or ``q(h | v, y)``) that maximises the variational
+  bound.
 
   Iterates the fixed-point equations ``q_l = E[h_l | s(q_{l-1}), s(q_{l+1})]`` (Salakhutdinov &
   Hinton 2009, eq. 9), odd layers then even ones (the Gibbs schedule with every hidden unit at its
@@ -237,10 +291,13 @@ def mean_field(model: DBM, v: Array, *, tol: float = 1e-6, max_iter: int = 100,
   Args:
     model: DBM params.
     v: ``[..., n_visible]`` data.
+    labels: optional class indices ``[...]`` or one-hot ``[..., n_classes]`` (see
+      :func:`label_states`): the label block (the top layer) is clamped at them as well, and
+      ``states[-1]`` holds them one-hot. Without, a label block is free like any hidden layer.
     tol: stopping change (max over units and examples).
     max_iter: sweep cap (static); ``MeanField.converged`` says whether it was hit.
-    init: ``"bottom_up"`` (:func:`bottom_up`), ``"zeros"``, or ``(v, q_1, ..., q_L)`` to warm
-      start (e.g. the previous epoch's ``q``).
+    init: ``"bottom_up"`` (:func:`bottom_up`, with the labels), ``"zeros"``, or ``(v, q_1, ...,
+      q_L)`` to warm start (e.g. the previous epoch's ``q``; with labels its ``q_L`` is not read).
 
   Returns:
     A :class:`MeanField`.
@@ -250,14 +307,19 @@ def mean_field(model: DBM, v: Array, *, tol: float = 1e-6, max_iter: int = 100,
   if not tol >= 0:
     raise ValueError(f"tol must be >= 0, got {tol!r}")
   v = _check_data(model, v)
+  y = None if labels is None else label_states(model, labels, v.shape[:-1])
   if isinstance(init, str):
     if init not in ("bottom_up", "zeros"):
       raise ValueError(f"init must be 'bottom_up', 'zeros' or a state tuple, got {init!r}")
-    states = (bottom_up(model, v) if init == "bottom_up" else
+    states = (bottom_up(model, v, y) if init == "bottom_up" else
               (v,) + tuple(jnp.zeros(v.shape[:-1] + (n,), v.dtype) for n in model.sizes[1:]))
   else:
     states = (v,) + tuple(jnp.asarray(q, v.dtype) for q in tuple(init)[1:])
-  hidden = {l: True for l in range(1, len(model.sizes))}
+  top = len(model.sizes) - 1
+  clamp = {0: True} if y is None else {0: True, top: True}
+  if y is not None:
+    states = tuple(states[:-1]) + (y,)
+  hidden = {l: True for l in range(1, len(model.sizes)) if l not in clamp}
   key = jax.random.key(0)  # unused: every free unit takes its mean
 
   def cond(carry):
@@ -266,7 +328,7 @@ def mean_field(model: DBM, v: Array, *, tol: float = 1e-6, max_iter: int = 100,
 
   def body(carry):
     q, it, _ = carry
-    new, _ = G.step(key, model, q, clamp={0: True}, mean_field=hidden)
+    new, _ = G.step(key, model, q, clamp=clamp, mean_field=hidden)
     delta = jnp.max(jnp.stack([jnp.max(jnp.abs(a - b)) for a, b in zip(new[1:], q[1:])]))
     return new, it + 1, delta
 

@@ -193,7 +193,9 @@ def trainer(optimizer: optax.GradientTransformation, phases: Phases,
             config: Optional[dict] = None) -> Trainer:
   """A contrastive :class:`Trainer` for any block model from its :class:`Phases`.
 
-  ``update`` takes a batch of block 0 (``[batch, size_0]``), runs :func:`gradient` and applies
+  ``update`` takes a batch of block 0 (``[batch, size_0]``), or a pair ``(x, labels)`` whose
+  second array only the positive phase reads (:func:`split_batch`; ``epoch`` then takes
+  ``(data, labels)`` sharing their first axis), runs :func:`gradient` and applies
   it with ``optimizer``; its :class:`Info` has the surrogate, the mean squared error of the
   data's mean reconstruction ``E[x_0 | positive states]`` and the gradient's norm. ``epoch``
   runs every update of a pass over the data in one ``lax.scan`` inside one ``jit``. ``config``
@@ -210,7 +212,9 @@ def trainer(optimizer: optax.GradientTransformation, phases: Phases,
 
   def update(key: Array, state: TrainState, batch: Array) -> tuple[TrainState, Info]:
     params = state.params
-    batch = jnp.asarray(batch, _data_dtype(params))
+    x, side = split_batch(batch)
+    x = jnp.asarray(x, _data_dtype(params))
+    batch = x if side is None else (x, side)
     loss, grads, chains, pos, _ = gradient(key, phases, params, state.chains, batch)
     recon = base.conditional_mean(params, pos.states, 0)
     updates, opt_state = optimizer.update(grads, state.opt_state, params)
@@ -219,17 +223,12 @@ def trainer(optimizer: optax.GradientTransformation, phases: Phases,
       chains = phases.negative.learn(grads, chains)
     if phases.after is not None:
       params = phases.after(params, pos)
-    info = Info(loss, jnp.mean(jnp.square(batch - recon)), optax.tree.norm(grads))
+    info = Info(loss, jnp.mean(jnp.square(x - recon)), optax.tree.norm(grads))
     return TrainState(params, opt_state, chains, state.step + 1), info
 
   def epoch(key: Array, state: TrainState, data: Array, batch_size: int, *,
             metrics: bool = True, check: bool = True) -> tuple[TrainState, Optional[Info]]:
-    data = jnp.asarray(data)
-    n_data = state.params.blocks[0].size
-    if data.ndim != 2 or data.shape[1] != n_data:
-      raise ValueError(f"data must have shape [n, {n_data}], got {tuple(data.shape)}")
-    if check and not isinstance(data, jax.core.Tracer):
-      check_data(state.params, data)
+    data, side = _epoch_data(state.params, data, check)
     if (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
         or not 0 < batch_size <= data.shape[0]):
       raise ValueError(f"batch_size must be an int in [1, {data.shape[0]}], got {batch_size!r}")
@@ -238,11 +237,40 @@ def trainer(optimizer: optax.GradientTransformation, phases: Phases,
     batch_size = int(batch_size)
     layout = sharding.epoch_batch_sharding(data, batch_size)
     if layout is not None:
+      if side is not None:
+        raise ValueError("(data, labels) pairs on a mesh of devices are not supported")
       sharding.check_key(key, layout.mesh)
-    return loop.run_epoch(update, key, state, data.astype(_data_dtype(state.params)), batch_size,
+    data = data.astype(_data_dtype(state.params))
+    return loop.run_epoch(update, key, state, data if side is None else (data, side), batch_size,
                           layout=layout, metrics=metrics)
 
   return Trainer(init, update, epoch, {**(config or {}), "optimizer": optimizer})
+
+
+def _epoch_data(params, data, check: bool) -> tuple[Array, Any]:
+  """``(x, side)`` of an epoch's ``data`` (``x`` or ``(x, side)``), their shapes checked, and
+  concrete ``x`` with :func:`check_data` when ``check``."""
+  data, side = split_batch(data)
+  data = jnp.asarray(data)
+  n_data = params.blocks[0].size
+  if data.ndim != 2 or data.shape[1] != n_data:
+    raise ValueError(f"data must have shape [n, {n_data}], got {tuple(data.shape)}")
+  if side is not None and jnp.shape(side)[:1] != data.shape[:1]:
+    raise ValueError(f"the second array of (data, labels) has shape {jnp.shape(side)} for "
+                     f"{data.shape[0]} examples")
+  if check and not isinstance(data, jax.core.Tracer):
+    check_data(params, data)
+  return data, side
+
+
+def split_batch(batch) -> tuple[Any, Any]:
+  """``(x, side)`` of a batch that is ``x`` (``side`` is ``None``) or a tuple ``(x, side)``:
+  the data block and a second array that only the positive phase reads (a DBM's labels)."""
+  if isinstance(batch, tuple):
+    if len(batch) != 2:
+      raise ValueError(f"a batch is an array or a pair (data, labels), got {len(batch)} arrays")
+    return batch[0], batch[1]
+  return batch, None
 
 
 def check_data(params, data, name: str = "data") -> None:

@@ -39,24 +39,52 @@ from jdbn.train import phases as PH
 Array = jax.Array
 
 
-def mean_field_phase(tol: float = 1e-6, max_iter: int = 30,
-                     init: str = "bottom_up") -> Callable[..., PH.Positive]:
+def mean_field_phase(tol: float = 1e-6, max_iter: int = 30, init: str = "bottom_up",
+                     labels: bool = False) -> Callable[..., PH.Positive]:
   """The positive phase ``(key, model, batch) -> Positive`` of :func:`jdbn.models.dbm.mean_field`.
 
   The key is not used (mean-field is deterministic). ``max_iter`` caps the sweeps per update;
-  the paper's code runs to a change of 1e-7, capped, and so does this.
+  the paper's code runs to a change of 1e-7, capped, and so does this. With ``labels=True`` a
+  batch is a pair ``(x, y)``, ``y`` class indices ``[batch]`` or one-hot ``[batch, n_classes]``,
+  and the label block is clamped at ``y`` as well: the states are ``(x, q(h | x, y), y)``.
   """
   if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
     raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
+  if not isinstance(labels, bool):
+    raise TypeError(f"labels must be True or False, got {labels!r}")
 
   def positive(key, model, batch):
     del key
     if not isinstance(model, D.DBM):
       raise TypeError(f"the mean-field phase needs a jdbn.models.dbm.DBM, got {type(model)}")
-    return PH.Positive(D.mean_field(model, batch, tol=tol, max_iter=int(max_iter),
+    x, y = contrastive.split_batch(batch)
+    if labels and y is None:
+      raise ValueError("a trainer built with labels=True takes (x, labels) batches")
+    if y is not None and not labels:
+      raise ValueError("(x, labels) batches need a trainer built with labels=True")
+    return PH.Positive(D.mean_field(model, x, labels=y, tol=tol, max_iter=int(max_iter),
                                     init=init).states)
 
   return positive
+
+
+def _with_labels(trainer: contrastive.Trainer) -> contrastive.Trainer:
+  """``trainer`` whose ``init`` checks that the model has a label block and whose ``epoch``
+  checks concrete labels (range, one-hot) before its ``jit``, where they no longer can be."""
+
+  def init(key, params):
+    D.label_states(params, 0, ())
+    return trainer.init(key, params)
+
+  def epoch(key, state, data, batch_size, *, metrics=True, check=True):
+    x, y = contrastive.split_batch(data)
+    if y is None:
+      raise ValueError("a trainer built with labels=True takes (data, labels)")
+    if check and not isinstance(y, jax.core.Tracer):
+      D.label_states(state.params, y, jnp.shape(x)[:1])
+    return trainer.epoch(key, state, data, batch_size, metrics=metrics, check=check)
+
+  return trainer._replace(init=init, epoch=epoch)
 
 
 def pcd(optimizer: optax.GradientTransformation,
@@ -64,8 +92,16 @@ def pcd(optimizer: optax.GradientTransformation,
         n_chains: int = 100,
         k: int = 5,
         tol: float = 1e-6,
-        max_iter: int = 30) -> contrastive.Trainer:
+        max_iter: int = 30,
+        labels: bool = False) -> contrastive.Trainer:
   """Joint DBM training: mean-field positive phase, ``n_chains`` persistent chains of ``k`` sweeps.
+
+  With ``labels=True`` the model's top layer is a label block (one Softmax group, e.g.
+  ``units=(..., jdbn.units.Softmax(10))``), the data are pairs ``(x, y)`` (``epoch(key, state,
+  (x, y), batch_size)``, ``y`` class indices ``[n]`` or one-hot ``[n, n_classes]``) and the
+  positive phase clamps the labels as well as ``x`` (Salakhutdinov & Hinton 2009's MNIST model);
+  the persistent chains run free over every layer, the labels included, so the model learns
+  ``p(x, y)``. Classify with :func:`jdbn.models.dbm_labels.classify`.
 
   Args:
     optimizer: any Optax transformation (the paper: SGD with momentum, a decaying rate).
@@ -73,6 +109,7 @@ def pcd(optimizer: optax.GradientTransformation,
       model's base rates.
     k: even/odd Gibbs sweeps per update (the paper: 5).
     tol, max_iter: mean-field stopping change and sweep cap per update.
+    labels: whether batches are ``(x, labels)`` pairs whose labels the positive phase clamps.
 
   Returns:
     A :class:`jdbn.train.contrastive.Trainer` (``init``, ``update``, ``epoch``).
@@ -81,11 +118,12 @@ def pcd(optimizer: optax.GradientTransformation,
     raise ValueError(f"n_chains must be a positive int, got {n_chains!r}")
   if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
     raise ValueError(f"k (Gibbs sweeps per update) must be a positive int, got {k!r}")
-  phases = PH.Phases(mean_field_phase(tol, max_iter), PH.persistent(int(k), int(n_chains)),
-                     PH.energy_score)
+  phases = PH.Phases(mean_field_phase(tol, max_iter, labels=labels),
+                     PH.persistent(int(k), int(n_chains)), PH.energy_score)
   config = {"algorithm": "dbm-pcd", "k": int(k), "n_chains": int(n_chains), "tol": float(tol),
-            "max_iter": int(max_iter)}
-  return contrastive.trainer(optimizer, phases, config)
+            "max_iter": int(max_iter), **({"labels": True} if labels else {})}
+  trainer = contrastive.trainer(optimizer, phases, config)
+  return _with_labels(trainer) if labels else trainer
 
 
 def centered(optimizer: optax.GradientTransformation,
@@ -94,7 +132,8 @@ def centered(optimizer: optax.GradientTransformation,
              k: int = 5,
              tol: float = 1e-6,
              max_iter: int = 30,
-             offset_rate: float = 0.01) -> contrastive.Trainer:
+             offset_rate: float = 0.01,
+             labels: bool = False) -> contrastive.Trainer:
   """:func:`pcd` on a :class:`~jdbn.models.centered.CenteredDBM` (Melchior, Fischer & Wiskott
   2016, algorithm 2; Montavon & Müller 2012).
 
@@ -109,7 +148,8 @@ def centered(optimizer: optax.GradientTransformation,
   Args:
     optimizer: any Optax transformation (the offsets get zero gradients, so SGD and momentum
       leave them alone; mask them out of anything that moves parameters without a gradient).
-    n_chains, k, tol, max_iter: as :func:`pcd`.
+    n_chains, k, tol, max_iter, labels: as :func:`pcd` (the label block's offset follows the
+      batch's class frequencies).
     offset_rate: the offsets' running-mean rate, in (0, 1].
 
   Returns:
@@ -117,7 +157,7 @@ def centered(optimizer: optax.GradientTransformation,
   """
   if not 0 < offset_rate <= 1:
     raise ValueError(f"offset_rate must lie in (0, 1], got {offset_rate!r}")
-  plain = pcd(optimizer, n_chains=n_chains, k=k, tol=tol, max_iter=max_iter)
+  plain = pcd(optimizer, n_chains=n_chains, k=k, tol=tol, max_iter=max_iter, labels=labels)
   rate = float(offset_rate)
 
   def after(model, pos):
@@ -128,11 +168,12 @@ def centered(optimizer: optax.GradientTransformation,
              for u, x, s in zip(model.units, pos.states, model.log_sigmas))
     return CM.shift(model, *((1 - rate) * o + rate * m for o, m in zip(model.offsets, means)))
 
-  phases = PH.Phases(mean_field_phase(tol, max_iter), PH.persistent(int(k), int(n_chains)),
-                     PH.energy_score, after=after)
+  phases = PH.Phases(mean_field_phase(tol, max_iter, labels=labels),
+                     PH.persistent(int(k), int(n_chains)), PH.energy_score, after=after)
   config = {k_: v for k_, v in plain.config.items() if k_ != "optimizer"}
   config.update(algorithm="dbm-centered-pcd", offset_rate=rate)
-  return contrastive.trainer(optimizer, phases, config)
+  trainer = contrastive.trainer(optimizer, phases, config)
+  return _with_labels(trainer) if labels else trainer
 
 
 def mean_field_report(model: D.DBM, data: Array, *, tol: float = 1e-6, max_iter: int = 30,
