@@ -147,3 +147,43 @@ def test_the_goodness_of_fit_check_rejects_a_wrong_sampler():
   counts = np.bincount(base.state_index(model, final), minlength=base.n_states(model))
   stat, critical = _chi_square(counts, base.exact_probs(model))
   assert stat > critical, (stat, critical)
+
+
+# ------------------------------------------- batched chains: one loop iteration per group
+
+
+def _stepwise(key, model, state, n_steps, **kw):
+  """The documented key scheme of ``chain``: sweep ``t`` is ``step`` with ``split(key, n)[t]``."""
+  for k in jax.random.split(key, n_steps):
+    state = G.step(k, model, state, **kw)[0]
+  return state
+
+
+@pytest.mark.parametrize("make", [_rbm, _dbm, lambda: _bm(RING)], ids=["rbm", "dbm", "bm"])
+def test_batched_chains_of_a_large_state_match_exact_distribution(make):
+  """One batch of 10,000 chains (not a ``vmap``) is a state large enough for ``chain`` to give
+  each group update its own loop iteration and the unrolled Threefry keys on CPUs."""
+  model = make()
+  starts = G.init_random(jax.random.key(2), model, N_CHAINS)
+  assert G._loop_per_group(starts) == (jax.default_backend() == "cpu")
+  final = jax.jit(lambda k, s: G.chain(k, model, s, 40)[0])(jax.random.key(1), starts)
+  _assert_fits(model, final)
+
+
+@pytest.mark.parametrize("kw", [{}, {"clamp": {"v": True}}, {"mean_field": {"h1": True}},
+                                {"schedule": ((2,), (1,), (0,))}, {"unroll": 3},
+                                {"clamp": {"h1": np.arange(3) < 2}}],
+                         ids=["plain", "clamp", "mean_field", "schedule", "unroll", "mask"])
+def test_chains_of_a_large_state_draw_what_steps_draw(kw):
+  """Looping per group (and drawing through the unrolled hash) changes the compiled program,
+  never the samples: ``chain`` equals the same keys' ``step`` sweeps bit for bit."""
+  model = _dbm()
+  state = G.init_random(jax.random.key(3), model, 3000)
+  assert sum(x.size for x in state) >= G.PER_GROUP_MIN_SIZE
+  step_kw = {k: v for k, v in kw.items() if k != "unroll"}
+  got = jax.jit(lambda k, s: G.chain(k, model, s, 7, **kw)[0])(jax.random.key(4), state)
+  want = jax.jit(lambda k, s: _stepwise(k, model, s, 7, **step_kw))(jax.random.key(4), state)
+  for x, y in zip(got, want):
+    np.testing.assert_array_equal(x, y)
+  _, trace = jax.jit(lambda k, s: G.chain(k, model, s, 7, thin=3, **kw))(jax.random.key(4), state)
+  assert trace[0].shape == (2, 3000, 4)
