@@ -512,6 +512,33 @@ def test_train_dbm_refuses_other_settings_and_bad_hidden(dbm_dir, tmp_path, caps
   assert code == 2 and "at least two layers" in err
 
 
+def test_train_dbm_finetune_on_all_keeps_the_last_epoch(dbm_dir, tmp_path, capsys):
+  """``--finetune-on-all``: the training and validation images together, a fixed number of
+  epochs, the last epoch's network kept; refused on a folder fine-tuned without it."""
+  import shutil
+
+  import jax
+  out, _ = dbm_dir
+  code, _, err = _run(capsys, *DBM, "--epochs", 2, "--finetune-epochs", 2, "--finetune-on-all",
+                      "--out", out)
+  assert code == 2 and "--finetune-on-all False there, True here" in err
+  copy = tmp_path / "all"
+  shutil.copytree(out, copy)
+  for name in ("finetune.npz", "classifier.npz"):
+    (copy / name).unlink()
+  code, text, err = _run(capsys, *DBM, "--epochs", 2, "--finetune-epochs", 2, "--finetune-on-all",
+                         "--patience", 1, "--out", copy)
+  assert code == 0, err
+  assert "2 epochs on all 1500 images, the last kept" in text
+  metrics = json.loads((copy / "metrics.json").read_text())["finetune"]
+  assert metrics["on_all"] and metrics["epochs"] == 2 and len(metrics["history"]) == 2
+  kept, meta = checkpoint.restore(copy / "classifier.npz")
+  assert meta["on_all"] is True
+  last = checkpoint.restore(copy / "finetune.npz")[0]["state"].variables
+  for a, b in zip(jax.tree.leaves(kept), jax.tree.leaves(last), strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
 def test_evaluate_and_sample_a_dbm_run(dbm_dir, tmp_path, capsys):
   out, _ = dbm_dir
   code, text, err = _run(capsys, "evaluate", out, "--n-chains", 20, "--n-betas", 300)

@@ -221,8 +221,13 @@ def cmd_train_dbm(args) -> int:
     y, y_valid = np.asarray(train_ds.y), np.asarray(valid_ds.y)
     metrics["finetune"] = finetune(k_ft, model, (x, y), (v, y_valid), args, out,
                                    source={"joint_epochs": len(history)})
-    print(f"fine-tuned network: validation error {metrics['finetune']['valid_error']:.4f} "
-          f"(epoch {metrics['finetune']['best_epoch']} of {metrics['finetune']['epochs']})")
+    ft = metrics["finetune"]
+    if ft.get("on_all"):
+      print(f"fine-tuned network: {ft['epochs']} epochs on all {len(x) + len(v)} images, the "
+            f"last kept (error {ft['valid_error']:.4f} on the {len(v)} it shares with them)")
+    else:
+      print(f"fine-tuned network: validation error {ft['valid_error']:.4f} "
+            f"(epoch {ft['best_epoch']} of {ft['epochs']})")
   checkpoint.write_json(out / METRICS_NAME, metrics)
   paths = save_pictures(out, k_sample, model, ds.image_shape, spec, args.sample_steps)
   print(f"{len(history)} joint epochs in all ({time.perf_counter() - t0:.1f} s in this run)")

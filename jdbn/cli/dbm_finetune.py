@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pathlib
 
+import numpy as np
+
 from jdbn.cli.common import positive_float, positive_int, probability
 from jdbn.cli.dbm_run import CLASSIFIER_NAME, FINETUNE_NAME
 from jdbn.cli.dbn_run import N_CLASSES
@@ -17,7 +19,8 @@ from jdbn.cli.dbn_run import N_CLASSES
 __all__ = ["FINETUNE_SETTINGS", "add_finetune_arguments", "finetune", "finetune_settings"]
 
 #: The fine-tuning stage's own settings, checked against its checkpoint.
-FINETUNE_SETTINGS = ("finetune_lr", "finetune_schedule", "dropout", "input_dropout", "max_norm")
+FINETUNE_SETTINGS = ("finetune_lr", "finetune_schedule", "dropout", "input_dropout", "max_norm",
+                     "finetune_on_all")
 
 
 def add_finetune_arguments(p) -> None:
@@ -36,6 +39,11 @@ def add_finetune_arguments(p) -> None:
                  help="bound on the norm of each unit's incoming weights")
   g.add_argument("--patience", type=positive_int, default=None,
                  help="stop after this many epochs without a lower validation error")
+  g.add_argument("--finetune-on-all", action="store_true",
+                 help="fine-tune on the training and validation images together for exactly "
+                 "--finetune-epochs epochs and keep the last epoch's network (no early "
+                 "stopping: choose the epochs on a run without this; the validation error "
+                 "printed is then on images it trains on)")
 
 
 def finetune_settings(args) -> dict:
@@ -66,6 +74,8 @@ def finetune(key, model, train, valid, args, out: pathlib.Path, source: dict) ->
   (x, y), (v, y_valid) = train, valid
   feats = classifier_dbm.features(model, x, tol=args.mf_tol)
   feats_valid = classifier_dbm.features(model, v, tol=args.mf_tol)
+  if args.finetune_on_all:
+    feats, y = np.concatenate([feats, feats_valid]), np.concatenate([y, y_valid])
   module, variables = classifier_dbm.from_dbm(
       model, key=jax.random.fold_in(key, 1), n_classes=N_CLASSES, dropout_rate=args.dropout,
       input_dropout_rate=args.input_dropout)
@@ -81,16 +91,23 @@ def finetune(key, model, train, valid, args, out: pathlib.Path, source: dict) ->
   # Resumed from finetune.npz unless the DBM under it has been trained further since.
   state, history = F.fit(jax.random.fold_in(key, 0), module, variables, (feats, y),
                          (feats_valid, y_valid), optimizer, epochs=args.finetune_epochs,
-                         batch_size=args.batch_size, patience=args.patience,
+                         batch_size=args.batch_size,
+                         patience=None if args.finetune_on_all else args.patience,
                          path=out / FINETUNE_NAME,
                          metadata={"source": source, "settings": finetune_settings(args)},
                          resume_if=("source",), callback=report,
                          progress="fine-tune" if not args.no_progress else False)
   summary = {"valid_error": float(state.best_error), "best_epoch": int(state.best_epoch),
              "epochs": int(state.epoch), "history": history}
-  checkpoint.save(out / CLASSIFIER_NAME, state.best_variables, metadata={
+  kept = state.best_variables
+  if args.finetune_on_all:  # the last epoch's network; its "validation" images were trained on
+    kept = state.variables
+    summary.update(valid_error=history[-1]["valid_error"], best_epoch=int(state.epoch),
+                   on_all=True)
+  checkpoint.save(out / CLASSIFIER_NAME, kept, metadata={
       "kind": "classifier", "input": "[v, q(h2|v)]", "hidden_sizes": list(module.hidden_sizes),
       "n_classes": module.n_classes, "dropout": args.dropout,
       "input_dropout": args.input_dropout, "valid_error": summary["valid_error"],
-      "best_epoch": summary["best_epoch"], "source": source})
+      "best_epoch": summary["best_epoch"], "on_all": bool(args.finetune_on_all),
+      "source": source})
   return summary

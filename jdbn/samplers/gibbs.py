@@ -21,6 +21,8 @@ matrix product per block update).
 Keys: ``step`` splits its key into one key per group of the schedule (a group of several blocks
 splits its key again, one per block), so an RBM sweep draws ``h`` with ``split(key)[0]`` and
 ``v`` with ``split(key)[1]``; ``chain`` gives sweep ``t`` the key ``split(key, n_steps)[t]``.
+On CPUs ``chain`` compiles a large state's sweeps as one loop iteration per group and draws
+Threefry keys through an unrolled hash (:func:`_loop_per_group`); the samples are the same.
 """
 
 from __future__ import annotations
