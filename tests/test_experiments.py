@@ -30,7 +30,7 @@ def _parse(step: str) -> None:
     from jdbn import cli
     cli.build_parser().parse_args(argv[1:])
   else:
-    assert argv[0] in ("mkdir", "cp"), step
+    assert argv[0] in ("mkdir", "cp", "rm"), step
 
 
 def test_registry_is_the_readme_table_and_every_command_parses():
