@@ -170,8 +170,8 @@ def _group_update(key, model, items, group, clamp, mean_field) -> tuple[tuple, d
 
 
 #: The state size (elements over all blocks and chains) from which :func:`chain` loops per
-#: group on CPUs; below it a conditional per group update costs more than it saves (a 784 x 500
-#: RBM: 0.6x at 1 chain, 1.6x at 10 chains).
+#: group on CPUs; below it the conditional per group update costs more than it saves (a single
+#: 784 x 500 RBM chain slows down, ten chains speed up: benchmarks/HISTORY.md, 2026-12-06).
 PER_GROUP_MIN_SIZE = 8192
 
 
@@ -182,9 +182,9 @@ def _loop_per_group(state) -> bool:
   next group's field reads it several times: four shifted reads on a lattice). XLA:CPU drops
   ``optimization_barrier``, so on CPUs a large state's draw is made a loop-carried value
   instead, which XLA cannot fuse through, and the keys draw through the unrolled Threefry hash
-  (:mod:`jdbn.samplers._threefry`: the same numbers). That made 256 x 256 Ising sweeps about 4x
-  and 784 x 500 RBM sweeps at 100 chains about 1.5x faster, with the same samples. Elsewhere
-  the barrier in :func:`_update` holds, and one iteration per sweep saves the loop's overhead.
+  (:mod:`jdbn.samplers._threefry`: the same numbers), so the samples are unchanged; for the
+  speed-ups see ``benchmarks/results/thrml_peer.md`` and ``gibbs_throughput.md``. Elsewhere the
+  barrier in :func:`_update` holds, and one iteration per sweep saves the loop's overhead.
   """
   size = sum(int(np.prod(np.shape(x))) for x in state)
   return jax.default_backend() == "cpu" and size >= PER_GROUP_MIN_SIZE
