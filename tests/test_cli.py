@@ -539,6 +539,32 @@ def test_train_dbm_finetune_on_all_keeps_the_last_epoch(dbm_dir, tmp_path, capsy
     np.testing.assert_array_equal(a, b)
 
 
+def test_train_dbm_finetunes_on_the_intensities_of_binarized_data(tmp_path, capsys):
+  """A DBM trained on thresholded images: its network is fine-tuned and evaluated on the grey
+  levels (the paper's fine-tuning), unless ``--finetune-input binarized``; the folder remembers
+  which."""
+  from jdbn import data
+  from jdbn.cli.dbm_run import load_dbm
+  from jdbn.cli.dbn_run import load_classifier
+  from jdbn.train import classifier_dbm
+  from jdbn.train import finetune as F
+  out = tmp_path / "thr"
+  argv = (*DBM, "--binarize", "threshold", "--epochs", 1, "--finetune-epochs", 1)
+  code, _, err = _run(capsys, *argv, "--out", out)
+  assert code == 0, err
+  assert checkpoint.read_metadata(out / "classifier.npz")["finetune_input"] == "intensities"
+  code, text, err = _run(capsys, "evaluate", out, "--n-chains", 10, "--n-betas", 100)
+  assert code == 0, err
+  printed = float(text.split("fine-tuned network's classification error:")[1].split()[0])
+  model, _, _ = load_dbm(out)
+  test = data.load("digits", "test", None)
+  module, variables = load_classifier(out)
+  grey = F.error_rate(module, variables, classifier_dbm.features(model, test.x), test.y)
+  assert printed == pytest.approx(grey, abs=1e-4)
+  code, _, err = _run(capsys, *argv[:-1], 2, "--finetune-input", "binarized", "--out", out)
+  assert code == 2 and "--finetune-input 'intensities' there, 'binarized' here" in err
+
+
 def test_evaluate_and_sample_a_dbm_run(dbm_dir, tmp_path, capsys):
   out, _ = dbm_dir
   code, text, err = _run(capsys, "evaluate", out, "--n-chains", 20, "--n-betas", 300)

@@ -219,6 +219,9 @@ def cmd_train_dbm(args) -> int:
     metrics["finetune"] = {"history": checkpoint.read_metadata(out / FINETUNE_NAME)["history"]}
   if args.finetune_epochs:
     y, y_valid = np.asarray(train_ds.y), np.asarray(valid_ds.y)
+    if args.finetune_input == "intensities":
+      x, v = (apply_preprocess(None, np.asarray(d.x), dict(spec, binarize="none"))
+              for d in (train_ds, valid_ds))
     metrics["finetune"] = finetune(k_ft, model, (x, y), (v, y_valid), args, out,
                                    source={"joint_epochs": len(history)})
     ft = metrics["finetune"]

@@ -20,7 +20,7 @@ __all__ = ["FINETUNE_SETTINGS", "add_finetune_arguments", "finetune", "finetune_
 
 #: The fine-tuning stage's own settings, checked against its checkpoint.
 FINETUNE_SETTINGS = ("finetune_lr", "finetune_schedule", "dropout", "input_dropout", "max_norm",
-                     "finetune_on_all")
+                     "finetune_on_all", "finetune_input")
 
 
 def add_finetune_arguments(p) -> None:
@@ -44,6 +44,10 @@ def add_finetune_arguments(p) -> None:
                  "--finetune-epochs epochs and keep the last epoch's network (no early "
                  "stopping: choose the epochs on a run without this; the validation error "
                  "printed is then on images it trains on)")
+  g.add_argument("--finetune-input", choices=("intensities", "binarized"), default="intensities",
+                 help="the images the network reads (and q(h2|v) is computed from): the pixel "
+                 "intensities, as the paper's fine-tuning does, or the images as --binarize made "
+                 "them for the DBM (the same when --binarize none)")
 
 
 def finetune_settings(args) -> dict:
@@ -59,7 +63,8 @@ def finetune(key, model, train, valid, args, out: pathlib.Path, source: dict) ->
   Args:
     key: PRNG key.
     model: the (uncentered) :class:`~jdbn.models.dbm.DBM`.
-    train, valid: ``(x [n, n_visible], y [n])`` of the training and validation splits.
+    train, valid: ``(x [n, n_visible], y [n])`` of the training and validation splits, as
+      ``--finetune-input`` chose them.
     args: the parsed ``train dbm`` arguments.
     out: the run folder.
     source: what the network was made from (``{"joint_epochs": ...}``), saved with it.
@@ -109,5 +114,5 @@ def finetune(key, model, train, valid, args, out: pathlib.Path, source: dict) ->
       "n_classes": module.n_classes, "dropout": args.dropout,
       "input_dropout": args.input_dropout, "valid_error": summary["valid_error"],
       "best_epoch": summary["best_epoch"], "on_all": bool(args.finetune_on_all),
-      "source": source})
+      "finetune_input": args.finetune_input, "source": source})
   return summary

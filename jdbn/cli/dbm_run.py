@@ -185,8 +185,8 @@ def cmd_evaluate_dbm(args) -> int:
   result = _bound(k_ais, model, xb, base, args, user.get("settings", {}))
   folder = pathlib.Path(args.checkpoint)
   if folder.is_dir() and (folder / CLASSIFIER_NAME).is_file():
-    result["finetuned_error"] = _finetuned_error(folder, model, binarize(k_x, x, spec.get(
-        "binarize", "none")), y, user.get("settings", {}))
+    result["finetuned_error"] = _finetuned_error(folder, model, x, k_x, spec, y,
+                                                 user.get("settings", {}))
   return 0
 
 
@@ -222,14 +222,20 @@ def _bound(key, model, xb: np.ndarray, base: np.ndarray, args, settings: dict) -
   return r
 
 
-def _finetuned_error(folder: pathlib.Path, model, x: np.ndarray, y: np.ndarray,
+def _finetuned_error(folder: pathlib.Path, model, x: np.ndarray, key, spec: dict, y: np.ndarray,
                      settings: dict) -> Optional[float]:
-  """The test error of the run's fine-tuned network, on ``[x, q(h2 | x)]``; None (said) when the
-  DBM has been trained further since it was fine-tuned, so that its ``q`` is not the network's."""
+  """The test error of the run's fine-tuned network, on ``[x, q(h2 | x)]`` with ``x`` the
+  intensities or, as ``spec`` binarizes them (``key``), the images that the network was
+  fine-tuned on; None (said) when the DBM has been trained further since it was fine-tuned, so
+  that its ``q`` is not the network's."""
   from jdbn import checkpoint
   from jdbn.train import classifier_dbm
   from jdbn.train import finetune as F
-  source = checkpoint.read_metadata(folder / CLASSIFIER_NAME).get("source", {})
+  meta = checkpoint.read_metadata(folder / CLASSIFIER_NAME)
+  source = meta.get("source", {})
+  # Networks saved before --finetune-input existed were fine-tuned on the binarized images.
+  if meta.get("finetune_input", "binarized") == "binarized":
+    x = binarize(key, x, spec.get("binarize", "none"))
   ckpt = folder / CHECKPOINT_NAME
   epochs = checkpoint.read_metadata(ckpt).get("epoch", 0) if ckpt.is_file() else 0
   if source.get("joint_epochs", epochs) != epochs:
