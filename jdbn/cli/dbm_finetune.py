@@ -84,7 +84,7 @@ def finetune(key, model, train, valid, args, out: pathlib.Path, source: dict) ->
   module, variables = classifier_dbm.from_dbm(
       model, key=jax.random.fold_in(key, 1), n_classes=N_CLASSES, dropout_rate=args.dropout,
       input_dropout_rate=args.input_dropout)
-  decay = (args.finetune_epochs * (len(x) // args.batch_size)
+  decay = (args.finetune_epochs * (len(feats) // args.batch_size)  # the images it trains on
            if args.finetune_schedule == "cosine" else None)
   optimizer = F.optimizer(args.finetune_lr, decay_steps=decay, max_norm_value=args.max_norm)
 
@@ -93,7 +93,6 @@ def finetune(key, model, train, valid, args, out: pathlib.Path, source: dict) ->
       print(f"fine-tuning epoch {epoch}: loss {row['loss']:.4f}, validation error "
             f"{row['valid_error']:.4f}", flush=True)
 
-  # Resumed from finetune.npz unless the DBM under it has been trained further since.
   state, history = F.fit(jax.random.fold_in(key, 0), module, variables, (feats, y),
                          (feats_valid, y_valid), optimizer, epochs=args.finetune_epochs,
                          batch_size=args.batch_size,
