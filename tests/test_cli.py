@@ -565,6 +565,31 @@ def test_train_dbm_finetunes_on_the_intensities_of_binarized_data(tmp_path, caps
   assert code == 2 and "--finetune-input 'intensities' there, 'binarized' here" in err
 
 
+def test_train_and_evaluate_a_dbm_with_a_label_block(dbm_dir, tmp_path, capsys):
+  """``--labels``: the 64-16-8 DBM gets 10 label units on top, pretrained with the last RBM, the
+  positive phase clamps them; training prints the label block's validation error and evaluate
+  its test error; a folder trained without labels refuses to resume with them."""
+  from jdbn.cli.dbm_run import load_dbm
+  from jdbn.models import dbm as D
+  out = tmp_path / "labels"
+  code, text, err = _run(capsys, *DBM, "--labels", "--epochs", 2, "--finetune-epochs", 1,
+                         "--out", out)
+  assert code == 0, err
+  model, _, _ = load_dbm(out)
+  assert model.sizes == (64, 16, 8, 10) and D.has_label_block(model)
+  assert checkpoint.load_params(out / "pretrained.npz").sizes == (64, 16, 8, 10)
+  valid = float(text.split("label block's validation error:")[1].split()[0])
+  assert valid < 0.9  # chance is 0.9: two epochs of a 16-8 DBM already beat it
+  assert json.loads((out / "metrics.json").read_text())["label_valid_error"] == pytest.approx(
+      valid, abs=1e-6)
+  code, text, err = _run(capsys, "evaluate", out, "--n-chains", 10, "--n-betas", 100)
+  assert code == 0, err
+  test_error = float(text.split("label block's classification error:")[1].split()[0])
+  assert 0 <= test_error < 0.9 and "fine-tuned network's classification error" in text
+  code, _, err = _run(capsys, *DBM, "--labels", "--epochs", 3, "--out", dbm_dir[0])
+  assert code == 2 and "--labels False there, True here" in err
+
+
 def test_evaluate_and_sample_a_dbm_run(dbm_dir, tmp_path, capsys):
   out, _ = dbm_dir
   code, text, err = _run(capsys, "evaluate", out, "--n-chains", 20, "--n-betas", 300)

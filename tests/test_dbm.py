@@ -277,6 +277,49 @@ def test_greedy_pretraining_composes_a_dbm_that_fits_the_data():
     P.pretrain(jax.random.key(0), x[:, :5], (6, 4, 3), epochs=1, progress=False)
 
 
+def test_labelled_pretraining_composes_the_label_block_and_classifies_exactly():
+  """The paper's MNIST model in miniature: the last RBM reads ``[h1, one_hot(y)]``, its label
+  rows become the DBM's top layer; the composed DBM's exact ``p(y | v)`` (by enumeration) names
+  each clean prototype's class, and the label units' top-down field is not doubled."""
+  import optax  # pylint: disable=import-outside-toplevel
+  from jdbn.models import dbm_labels  # pylint: disable=import-outside-toplevel
+  from jdbn.train import dbm_pretrain as P  # pylint: disable=import-outside-toplevel
+  protos = np.array([[1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1], [1, 0, 1, 0, 1, 0]], np.float32)
+  rng = np.random.default_rng(31)
+  y = rng.integers(0, 3, 600)
+  x = np.abs(protos[y] - (rng.random((600, 6)) < 0.05)).astype(np.float32)
+  model, histories = P.pretrain(jax.random.key(32), x, (6, 4, 3), epochs=(50, 50), batch_size=20,
+                                optimizer=optax.sgd(0.1, momentum=0.5), labels=y, n_classes=3,
+                                progress=False)
+  assert model.sizes == (6, 4, 3, 3) and isinstance(model.units[-1], U.Softmax)
+  assert [len(h) for h in histories] == [50, 50]
+  # exact p(v, y) by enumerating every joint state (6 + 4 + 3 binary units, 3 labels)
+  joint, p = base.enumerate_states(model), base.exact_probs(model)
+  v_states = model.units[0].states(6)
+  table = np.zeros((64, 3))
+  np.add.at(table, (np.argmax(np.all(joint[0][:, None] == v_states[None], -1), 1),
+                    np.argmax(joint[3], -1)), p)
+  exact = np.argmax(table[np.argmax(np.all(x[:, None] == v_states[None], -1), 1)], -1)
+  assert np.mean(exact == y) > 0.8  # chance 1/3; protos 0 and 2 differ in two pixels
+  for c, proto in enumerate(protos):
+    assert np.argmax(table[np.argmax(np.all(proto == v_states, -1))]) == c
+  assert np.mean(np.asarray(dbm_labels.classify(model, jnp.asarray(x))) == exact) > 0.9
+  # the last RBM's field into [h1, labels]: doubled for h1, single for the labels
+  rbm = P.R.init(jax.random.key(33), 7, 3, U.Joint(((U.Bernoulli(), 4), (U.Softmax(3), 3))))
+  h = jnp.ones((2, 3))
+  field = P.ScaledRBM(rbm, 1.0, 2.0, 3).field((None, h), 0)
+  np.testing.assert_allclose(field[:, :4], 2 * h @ rbm.W[:4].T, rtol=1e-6)
+  np.testing.assert_allclose(field[:, 4:], h @ rbm.W[4:].T, rtol=1e-6)
+  composed = P.compose([P.R.init(jax.random.key(34), 6, 4), rbm], n_labels=3)
+  np.testing.assert_array_equal(composed.weights[2], rbm.W[4:].T)
+  np.testing.assert_array_equal(composed.biases[3], rbm.b[4:])
+  with pytest.raises(ValueError, match="at least two hidden layers"):
+    P.pretrain(jax.random.key(0), x, (6, 4), epochs=1, labels=y, progress=False)
+  with pytest.raises(ValueError, match=r"lie in \[0, 3\)"):
+    P.pretrain(jax.random.key(0), x, (6, 4, 3), epochs=1, labels=y + 1, n_classes=3,
+               progress=False)
+
+
 def test_variational_bound_estimate_with_ais_matches_the_exact_bound():
   model = _dbm((6, 4, 3), 26, scale=1.5)
   v, exact = _exact_log_p_v(model)
@@ -331,3 +374,21 @@ def test_dbm_network_starts_as_the_mean_field_update_and_trains():
   with pytest.raises(ValueError, match="one hidden layer"):
     CD.from_dbm(_dbm((6, 5), 0), key=jax.random.key(0))
   assert CD.check_features(model, feats) is None and "10 wide" in CD.check_features(model, x)
+
+
+def test_dbm_network_leaves_a_label_block_out():
+  """A DBM with a label block on top: the network's hidden layers are the DBM's hidden layers,
+  its features come from mean-field with the labels free, and its first layer is still ``h1``'s
+  mean-field update."""
+  from jdbn.train import classifier_dbm as CD  # pylint: disable=import-outside-toplevel
+  labelled = _dbm((6, 5, 4, 3), 34, units=(U.Bernoulli(),) * 3 + (U.Softmax(3),))
+  x = (np.random.default_rng(35).random((50, 6)) < 0.5).astype(np.float32)
+  feats = CD.features(labelled, x, tol=1e-7)
+  q = dbm.mean_field(labelled, jnp.asarray(x), tol=1e-7).states
+  np.testing.assert_allclose(feats[:, 6:], q[2], atol=1e-6)
+  module, variables = CD.from_dbm(labelled, key=jax.random.key(36), n_classes=10)
+  assert module.hidden_sizes == (5, 4) and variables["params"]["output"]["kernel"].shape == (4, 10)
+  _, hidden = module.apply(variables, feats, return_hidden=True)
+  np.testing.assert_allclose(hidden[0], q[1], atol=1e-5)
+  with pytest.raises(ValueError, match="one hidden layer.*label block"):
+    CD.features(_dbm((6, 5, 3), 0, units=(U.Bernoulli(),) * 2 + (U.Softmax(3),)), x)

@@ -133,11 +133,11 @@ def settings_diff(old: dict, new: dict) -> list:
   """Settings of a run to resume that differ from the saved ones, as ``--flag`` messages.
 
   A setting missing from an older checkpoint counts as what those runs did (``--prng``
-  threefry2x32, no ``--center``, no ``--finetune-on-all``, ``--finetune-input binarized``), so
-  run folders written before the setting existed still resume.
+  threefry2x32, no ``--center``, no ``--labels``, no ``--finetune-on-all``, ``--finetune-input
+  binarized``), so run folders written before the setting existed still resume.
   """
-  defaults = {"prng": "threefry2x32", "center": False, "finetune_on_all": False,
-              "finetune_input": "binarized"}
+  defaults = {"prng": "threefry2x32", "center": False, "labels": False,
+              "finetune_on_all": False, "finetune_input": "binarized"}
   return [f"--{k.replace('_', '-')} {old.get(k, defaults.get(k))!r} there, {v!r} here"
           for k, v in new.items() if old.get(k, defaults.get(k)) != v]
 

@@ -31,7 +31,8 @@ from jdbn.cli.common import (CLIError, add_seed, apply_preprocess, apply_preset,
                              split_train, writable_folder)
 from jdbn.cli.dbm_finetune import add_finetune_arguments, finetune, finetune_settings
 from jdbn.cli.dbm_run import (CHECKPOINT_NAME, CLASSIFIER_NAME, COMMAND, FINETUNE_NAME,
-                              METRICS_NAME, PRETRAINED_NAME, save_pictures)
+                              METRICS_NAME, PRETRAINED_NAME, label_error, save_pictures)
+from jdbn.cli.dbn_run import N_CLASSES
 
 __all__ = ["PRESETS", "add_train_dbm", "cmd_train_dbm", "hidden_sizes"]
 
@@ -50,7 +51,7 @@ PRESETS = {
 # Settings that define a run: a rerun with the same --out must repeat them to resume.
 _RUN_SETTINGS = ("dataset", "hidden", "pretrain_epochs", "pretrain_lr", "pretrain_k", "lr",
                  "lr_final", "momentum", "weight_decay", "n_chains", "k", "mf_tol", "mf_max_iter",
-                 "batch_size", "binarize", "n_valid", "seed", "prng", "center")
+                 "batch_size", "binarize", "n_valid", "seed", "prng", "center", "labels")
 _CHANGEABLE = "only --epochs, --finetune-epochs, --patience and --sample-steps may change"
 
 
@@ -85,8 +86,7 @@ def add_train_dbm(sub) -> None:
       "--epochs or --finetune-epochs) to resume.")
   p.add_argument("--dataset", choices=("digits", "mnist"), default="digits")
   p.add_argument("--data-dir", help="folder of the MNIST IDX files (default: $JDBN_MNIST_DIR)")
-  p.add_argument("--hidden", type=hidden_sizes, default=None,
-                 help="hidden layer sizes, bottom up (" + preset_help("hidden", PRESETS) + ")")
+  _add_model_arguments(p)
   p.add_argument("--pretrain-epochs", type=non_negative_int, default=None,
                  help="epochs per pretrained RBM; 0: no pretraining, joint training starts from "
                  "small random weights (" + preset_help("pretrain_epochs", PRESETS) + ")")
@@ -105,12 +105,6 @@ def add_train_dbm(sub) -> None:
                  help=preset_help("momentum", PRESETS))
   p.add_argument("--weight-decay", type=non_negative_float, default=None,
                  help="on the weights only (" + preset_help("weight_decay", PRESETS) + ")")
-  p.add_argument("--center", action="store_true",
-                 help="train the centered DBM jointly (Melchior et al. 2016): offsets at running "
-                 "means of the layers' mean-field states; the same model, a better-conditioned "
-                 "gradient that trains without pretraining")
-  p.add_argument("--offset-rate", type=positive_float, default=0.01,
-                 help="--center: the offsets' running-mean rate, in (0, 1]")
   p.add_argument("--n-chains", type=positive_int, default=100, help="persistent chains")
   p.add_argument("-k", type=positive_int, default=5, help="Gibbs sweeps per joint update")
   p.add_argument("--mf-tol", type=non_negative_float, default=1e-6,
@@ -130,6 +124,24 @@ def add_train_dbm(sub) -> None:
   p.add_argument("--out", required=True, help="run folder")
   p.add_argument("--no-progress", action="store_true", help="no progress bars")
   p.set_defaults(func=cmd_train_dbm)
+
+
+def _add_model_arguments(p) -> None:
+  """The ``train dbm`` arguments that shape the model: its layers, label block and centering."""
+  p.add_argument("--hidden", type=hidden_sizes, default=None,
+                 help="hidden layer sizes, bottom up (" + preset_help("hidden", PRESETS) + ")")
+  p.add_argument("--labels", action="store_true",
+                 help=f"the paper's MNIST model: a label block of {N_CLASSES} units (one softmax "
+                 "group) on top of the last hidden layer; pretraining's last RBM reads [h, "
+                 "labels], joint training clamps the labels in the positive phase and the chains "
+                 "run free over them, and the label block classifies (its validation error is "
+                 "printed, its test error by `jdbn evaluate`)")
+  p.add_argument("--center", action="store_true",
+                 help="train the centered DBM jointly (Melchior et al. 2016): offsets at running "
+                 "means of the layers' mean-field states; the same model, a better-conditioned "
+                 "gradient that trains without pretraining")
+  p.add_argument("--offset-rate", type=positive_float, default=0.01,
+                 help="--center: the offsets' running-mean rate, in (0, 1]")
 
 
 # --------------------------------------------------------------------------- checks
@@ -210,15 +222,19 @@ def cmd_train_dbm(args) -> int:
           "image_shape": list(ds.image_shape), "preprocess": spec,
           "settings": _settings(args, _RUN_SETTINGS), "data_dir": resolved_data_dir(args)}
   t0 = time.perf_counter()
-  model, pre_history = _pretrain(k_pre, x, args, out, user)
+  y, y_valid = np.asarray(train_ds.y), np.asarray(valid_ds.y)
+  model, pre_history = _pretrain(k_pre, x, y, args, out, user)
   metrics = {"pretrain": pre_history, "user": user}
-  state, history = _joint(k_joint, model, x, v, args, out, metrics)
+  state, history = _joint(k_joint, model, x, y, v, args, out, metrics)
   model = state.params.uncentered()  # a centered DBM as the DBM it equals, from here on
   metrics.update(epochs_completed=len(history), history=history)
+  if args.labels:
+    metrics["label_valid_error"] = label_error(model, v, y_valid, args.mf_tol)
+    print(f"label block's validation error: {metrics['label_valid_error']:.4f} (class bounds, "
+          f"{len(v)} images)")
   if not args.finetune_epochs and (out / FINETUNE_NAME).is_file():  # keep the earlier record
     metrics["finetune"] = {"history": checkpoint.read_metadata(out / FINETUNE_NAME)["history"]}
   if args.finetune_epochs:
-    y, y_valid = np.asarray(train_ds.y), np.asarray(valid_ds.y)
     if args.finetune_input == "intensities":
       x, v = (apply_preprocess(None, np.asarray(d.x), dict(spec, binarize="none"))
               for d in (train_ds, valid_ds))
@@ -259,19 +275,22 @@ def _diverged(stage: str, err):
                           history=err.history, checkpoint=err.checkpoint)
 
 
-def _pretrain(key, x: np.ndarray, args, out: pathlib.Path, user: dict):
+def _pretrain(key, x: np.ndarray, y: np.ndarray, args, out: pathlib.Path, user: dict):
   """The pretrained DBM from ``pretrained.npz``, or greedy pretraining saved there: ``(model,
   the RBMs' epoch rows)``. ``--pretrain-epochs 0``: a fresh DBM, ``N(0, 0.01^2)`` weights and
   the data's log-odds as visible biases (:func:`jdbn.models.dbm.init`), not saved (the key
-  makes it again)."""
+  makes it again). With ``--labels`` the DBM has a label block on top, pretrained on ``y``."""
   from jdbn import checkpoint
+  from jdbn import units as U
   from jdbn.models import dbm as D
   from jdbn.train import TrainingDiverged, dbm_pretrain
   path = out / PRETRAINED_NAME
   sizes = (x.shape[1], *args.hidden)
   if not args.pretrain_epochs:
-    print(f"no pretraining: joint training starts from a fresh DBM {'-'.join(map(str, sizes))}")
-    return D.init(key, sizes, data=x), []
+    full = sizes + ((N_CLASSES,) if args.labels else ())
+    print(f"no pretraining: joint training starts from a fresh DBM {'-'.join(map(str, full))}")
+    units = (U.Bernoulli(),) * len(sizes) + ((U.Softmax(N_CLASSES),) if args.labels else ())
+    return D.init(key, full, units, data=x), []
   if path.is_file():
     model, meta = checkpoint.restore(path)
     print(f"pretrained DBM {'-'.join(map(str, model.sizes))} from {path}")
@@ -282,7 +301,8 @@ def _pretrain(key, x: np.ndarray, args, out: pathlib.Path, user: dict):
     model, history = dbm_pretrain.pretrain(
         key, x, sizes, epochs=args.pretrain_epochs, batch_size=args.batch_size,
         optimizer=_optimizer(args.pretrain_lr, args.momentum, args.weight_decay),
-        k=args.pretrain_k, progress=not args.no_progress)
+        k=args.pretrain_k, labels=y if args.labels else None, n_classes=N_CLASSES,
+        progress=not args.no_progress)
   except TrainingDiverged as err:
     raise _diverged("pretraining", err) from err
   checkpoint.save(path, model, metadata={"user": {**user, "stage": "pretrain"},
@@ -290,11 +310,13 @@ def _pretrain(key, x: np.ndarray, args, out: pathlib.Path, user: dict):
   return model, history
 
 
-def _joint(key, model, x: np.ndarray, v: np.ndarray, args, out: pathlib.Path, metrics: dict):
+def _joint(key, model, x: np.ndarray, y: np.ndarray, v: np.ndarray, args, out: pathlib.Path,
+           metrics: dict):
   """Joint training from the pretrained ``model`` (centered on ``x`` with ``--center``) through
   :func:`jdbn.train.loop.fit`, resumed from ``checkpoint.npz``: epoch ``e`` uses
-  ``fold_in(key_epochs, e)``. ``(state, history)``; ``state.params`` is a
-  :class:`~jdbn.models.centered.CenteredDBM` with ``--center``."""
+  ``fold_in(key_epochs, e)``; with ``--labels`` the positive phase clamps ``y`` as well.
+  ``(state, history)``; ``state.params`` is a :class:`~jdbn.models.centered.CenteredDBM` with
+  ``--center``."""
   import jax
   import jax.numpy as jnp
   from jdbn import checkpoint
@@ -309,7 +331,7 @@ def _joint(key, model, x: np.ndarray, v: np.ndarray, args, out: pathlib.Path, me
   if ckpt.is_file():
     tree, meta = checkpoint.restore(ckpt, like={"state": state})
     state, start, history = tree["state"], int(meta["epoch"]), list(meta["history"])
-  data = jnp.asarray(x)
+  data = (jnp.asarray(x), jnp.asarray(y)) if args.labels else jnp.asarray(x)
 
   def epoch_fn(e, s):
     s, info = trainer.epoch(jax.random.fold_in(k_epochs, e), s, data, args.batch_size)
@@ -347,7 +369,7 @@ def _joint_trainer(args, n_examples: int):
   opt = _optimizer(optax.linear_schedule(args.lr, args.lr_final, n_updates), args.momentum,
                    args.weight_decay)
   common = {"n_chains": args.n_chains, "k": args.k, "tol": args.mf_tol,
-            "max_iter": args.mf_max_iter}
+            "max_iter": args.mf_max_iter, "labels": args.labels}
   if args.center:
     return T.centered(opt, offset_rate=args.offset_rate, **common)
   return T.pcd(opt, **common)

@@ -29,7 +29,7 @@ from jdbn.cli.common import (CLIError, apply_preprocess, betas_schedule, binariz
 from jdbn.cli.dbn_run import CLASSIFIER_NAME, load_classifier
 
 __all__ = ["COMMAND", "PRETRAINED_NAME", "CHECKPOINT_NAME", "FINETUNE_NAME", "CLASSIFIER_NAME",
-           "METRICS_NAME", "is_dbm", "load_dbm", "visible_samples", "save_pictures",
+           "METRICS_NAME", "is_dbm", "label_error", "load_dbm", "visible_samples", "save_pictures",
            "cmd_evaluate_dbm", "cmd_sample_dbm"]
 
 COMMAND = "train dbm"  # the "command" in a DBM run's checkpoint metadata
@@ -156,9 +156,11 @@ def cmd_sample_dbm(args) -> int:
 
 def cmd_evaluate_dbm(args) -> int:
   """``jdbn evaluate`` on a DBM run: AIS log Z (exact too when small), the test set's variational
-  lower bound on ``log p(v)`` over AIS's +-3 s.e. interval, how often mean-field met its tolerance
-  and the fine-tuned network's test error (if the run was fine-tuned)."""
+  lower bound on ``log p(v)`` over AIS's +-3 s.e. interval, how often mean-field met its
+  tolerance, the label block's test error (``--labels``) and the fine-tuned network's (if the run
+  was fine-tuned)."""
   import jax
+  from jdbn.models import dbm as D
   model, user, path = load_dbm(args.checkpoint)
   name = args.dataset or user.get("dataset")
   data_dir = data_dir_for(args.data_dir, name, user)
@@ -183,11 +185,26 @@ def cmd_evaluate_dbm(args) -> int:
   base = apply_preprocess(None, np.asarray(load_dataset(name, "train", data_dir).x),
                           {"binarize": base_mode})
   result = _bound(k_ais, model, xb, base, args, user.get("settings", {}))
+  if D.has_label_block(model):
+    xl = binarize(k_x, x, spec.get("binarize", "none"))  # the images as the DBM was trained on
+    result["label_error"] = err = label_error(model, xl, y, user.get("settings", {}).get(
+        "mf_tol", 1e-6))
+    print(f"label block's classification error: {err:.4f} ({round(err * len(x))} of {len(x)}; "
+          f"the class with the largest variational bound)")
   folder = pathlib.Path(args.checkpoint)
   if folder.is_dir() and (folder / CLASSIFIER_NAME).is_file():
     result["finetuned_error"] = _finetuned_error(folder, model, x, k_x, spec, y,
                                                  user.get("settings", {}))
   return 0
+
+
+def label_error(model, x: np.ndarray, y: np.ndarray, tol: float, batch_size: int = 1000) -> float:
+  """The error rate of ``model``'s label block on ``(x, y)``: the class whose clamped mean-field
+  gives the largest variational bound (:func:`jdbn.models.dbm_labels.classify`), in batches."""
+  from jdbn.models import dbm_labels
+  pred = np.concatenate([np.asarray(dbm_labels.classify(model, x[i:i + batch_size], tol=tol))
+                         for i in range(0, len(x), batch_size)])
+  return float(np.mean(pred != np.asarray(y)))
 
 
 def _bound(key, model, xb: np.ndarray, base: np.ndarray, args, settings: dict) -> dict:

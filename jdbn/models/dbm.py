@@ -40,8 +40,8 @@ from jdbn.samplers import gibbs as G
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
-__all__ = ["DBM", "MeanField", "bottom_up", "entropy", "exact_log_z", "free_energy", "init",
-           "label_states", "lower_bound", "mean_field"]
+__all__ = ["DBM", "MeanField", "bottom_up", "entropy", "exact_log_z", "free_energy",
+           "has_label_block", "init", "label_states", "lower_bound", "mean_field"]
 
 
 @struct.dataclass
@@ -208,6 +208,13 @@ def _check_data(model: DBM, v) -> Array:
   return v
 
 
+def has_label_block(model: DBM) -> bool:
+  """Whether ``model``'s top layer is a label block (one :class:`~jdbn.units.Softmax` group above
+  at least one hidden layer; see :func:`label_states`)."""
+  top = model.units[-1]
+  return len(model.sizes) >= 3 and isinstance(top, U.Softmax) and top.group_size == model.sizes[-1]
+
+
 def label_states(model: DBM, labels: jax.typing.ArrayLike, batch_shape: Sequence[int]) -> Array:
   """The label block's states for ``labels``: ``-> [*batch_shape, n_classes]`` one-hot rows.
 
@@ -220,7 +227,7 @@ def label_states(model: DBM, labels: jax.typing.ArrayLike, batch_shape: Sequence
     ValueError: no label block; labels of another shape or dtype, out of range, not one-hot, NaN.
   """
   n, top, batch_shape = model.sizes[-1], model.units[-1], tuple(batch_shape)
-  if len(model.sizes) < 3 or not isinstance(top, U.Softmax) or top.group_size != n:
+  if not has_label_block(model):
     raise ValueError(f"labels need a label block: a top layer of one Softmax group above at least "
                      f"one hidden layer, got sizes {model.sizes} with {type(top).__name__} on top")
   labels = jnp.asarray(labels)

@@ -14,11 +14,16 @@ the generic trainer (:func:`jdbn.train.contrastive.trainer`) and any Optax optim
 previous layer's mean activations computed with that layer's doubled recognition input, as the
 paper's code does. :func:`compose` builds the DBM: the first RBM's visible biases, every RBM's
 hidden biases, the weights (halved for middle layers).
+
+With ``labels`` (the paper's MNIST model, ``784-500-1000`` with 10 label units on top), the last
+RBM reads ``[h_{L-1}, one_hot(y)]`` (a :class:`jdbn.units.Joint` visible layer) and the composed
+DBM gets the label block as its top layer, coupled to ``h_L`` by the label part of that RBM's
+weights. The label units have one neighbour in the DBM, so their top-down input is not doubled.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +31,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from jdbn import units as U
 from jdbn.models import base
 from jdbn.models import dbm as D
 from jdbn.models import rbm as R
@@ -35,6 +41,7 @@ from jdbn.train import loop
 from jdbn.train import phases as PH
 
 Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
 
 
 @struct.dataclass
@@ -47,6 +54,7 @@ class ScaledRBM(base.BlockModel):
   rbm: R.RBM
   up: float = struct.field(pytree_node=False, default=1.0)
   down: float = struct.field(pytree_node=False, default=1.0)
+  n_unscaled: int = struct.field(pytree_node=False, default=0)  # last visible units, not scaled
 
   @property
   def blocks(self):
@@ -63,7 +71,11 @@ class ScaledRBM(base.BlockModel):
     return self.rbm.log_sigma(i)
 
   def field(self, states, i):
-    return (self.up if i == 1 else self.down) * self.rbm.field(states, i)
+    f = self.rbm.field(states, i)
+    if i == 1 or not self.n_unscaled:
+      return (self.up if i == 1 else self.down) * f
+    n = f.shape[-1] - self.n_unscaled
+    return jnp.concatenate([self.down * f[..., :n], f[..., n:]], axis=-1)
 
   def energy(self, states):
     return self.rbm.energy(states)
@@ -100,15 +112,28 @@ def scales(n_layers: int, layer: int) -> tuple[float, float]:
   return (2.0 if not last else 1.0), (2.0 if not first else 1.0)
 
 
-def compose(rbms: Sequence[R.RBM]) -> D.DBM:
+def compose(rbms: Sequence[R.RBM], n_labels: int = 0) -> D.DBM:
   """The DBM of pretrained RBMs: weights (middle ones halved), visible biases of the first RBM,
-  hidden biases of each RBM."""
+  hidden biases of each RBM. With ``n_labels``, the last RBM's last ``n_labels`` visible units
+  (a :class:`jdbn.units.Joint` label part, at least two RBMs) become the DBM's top layer, with
+  their visible biases and the transposed label rows of its weights."""
   n = len(rbms)
-  weights = tuple(r.W * (0.5 if 0 < l < n - 1 else 1.0) for l, r in enumerate(rbms))
-  biases = (rbms[0].b,) + tuple(r.c for r in rbms)
-  log_sigmas = (rbms[0].log_sigma_v,) + tuple(r.log_sigma_h for r in rbms)
-  units = (rbms[0].visible,) + tuple(r.hidden for r in rbms)
-  return D.DBM(weights, biases, log_sigmas, units)
+  weights = [r.W * (0.5 if 0 < l < n - 1 else 1.0) for l, r in enumerate(rbms)]
+  biases = [rbms[0].b] + [r.c for r in rbms]
+  log_sigmas = [rbms[0].log_sigma_v] + [r.log_sigma_h for r in rbms]
+  units = [rbms[0].visible] + [r.hidden for r in rbms]
+  if n_labels:
+    top = rbms[-1]
+    if n < 2 or not isinstance(top.visible, U.Joint) or top.visible.parts[-1][1] != n_labels:
+      raise ValueError(f"n_labels={n_labels} needs at least two RBMs, the last with a Joint "
+                       f"visible layer whose last part has {n_labels} units")
+    k = top.W.shape[0] - n_labels
+    weights[-1], w_labels = weights[-1][:k], weights[-1][k:].T
+    weights.append(w_labels)
+    biases.append(top.b[k:])
+    log_sigmas.append(None)
+    units.append(top.visible.parts[-1][0])
+  return D.DBM(tuple(weights), tuple(biases), tuple(log_sigmas), tuple(units))
 
 
 def pretrain(key: Array,
@@ -121,8 +146,11 @@ def pretrain(key: Array,
                               Callable[[int], optax.GradientTransformation]] = None,
              k: int = 1,
              weight_scale: float = 0.01,
+             labels: Optional[ArrayLike] = None,
+             n_classes: int = 10,
              progress: bool = True) -> tuple[D.DBM, list[list[dict]]]:
-  """Greedy pretraining of a DBM of layer sizes ``sizes`` (Bernoulli units) on ``data``.
+  """Greedy pretraining of a DBM of layer sizes ``sizes`` (Bernoulli units) on ``data``, with a
+  label block on top when ``labels`` are given.
 
   Args:
     key: PRNG key (layer ``l`` uses ``fold_in(key, l)``).
@@ -134,11 +162,40 @@ def pretrain(key: Array,
       momentum 0.5.
     k: CD-k sweeps.
     weight_scale: initial weight scale of each RBM.
+    labels: optional ``[n]`` int class indices in ``[0, n_classes)``: the last RBM reads
+      ``[h, one_hot(labels)]`` and the DBM's top layer is a label block of ``n_classes`` units
+      (needs at least two hidden layers).
+    n_classes: the label block's size.
     progress: tqdm bars.
 
   Returns:
-    ``(dbm, histories)``: the composed :class:`~jdbn.models.dbm.DBM` and each RBM's epoch rows.
+    ``(dbm, histories)``: the composed :class:`~jdbn.models.dbm.DBM` (sizes ``sizes``, then
+    ``n_classes`` with labels) and each RBM's epoch rows.
   """
+  sizes, data, per_layer = _check(data, sizes, epochs)
+  one_hot = None if labels is None else _one_hot(labels, data.shape[0], sizes, n_classes)
+  make = optimizer if callable(optimizer) and not isinstance(
+      optimizer, optax.GradientTransformation) else (lambda layer: optimizer or
+                                                     optax.sgd(0.05, momentum=0.5))
+  rbms, histories, x = [], [], data
+  for layer in range(len(sizes) - 1):
+    k_layer = jax.random.fold_in(key, layer)
+    top_labels = one_hot is not None and layer == len(sizes) - 2
+    if top_labels:
+      x = jnp.concatenate([x, one_hot], axis=-1)
+    model = _layer_rbm(jax.random.fold_in(k_layer, 0), sizes, layer, x, weight_scale,
+                       n_classes if top_labels else 0)
+    model, history = _train_layer(k_layer, model, x, per_layer[layer], batch_size, make(layer),
+                                  k, f"dbm rbm {layer + 1}" if progress else False)
+    rbms.append(model.rbm)
+    histories.append(history)
+    if layer < len(sizes) - 2:
+      x = _recognise(model, x, batch_size)
+  return compose(rbms, n_classes if one_hot is not None else 0), histories
+
+
+def _check(data, sizes, epochs) -> tuple[tuple, Array, list]:
+  """``(sizes, data, epochs per RBM)`` checked; ValueError for what does not fit."""
   sizes = tuple(int(s) for s in sizes)
   if len(sizes) < 2:
     raise ValueError(f"a DBM needs at least two layers, got sizes {sizes}")
@@ -148,22 +205,35 @@ def pretrain(key: Array,
   per_layer = [epochs] * (len(sizes) - 1) if isinstance(epochs, int) else list(epochs)
   if len(per_layer) != len(sizes) - 1:
     raise ValueError(f"epochs must be an int or one per RBM ({len(sizes) - 1}), got {epochs!r}")
-  make = optimizer if callable(optimizer) and not isinstance(
-      optimizer, optax.GradientTransformation) else (lambda layer: optimizer or
-                                                     optax.sgd(0.05, momentum=0.5))
-  rbms, histories, x = [], [], data
-  for layer in range(len(sizes) - 1):
-    up, down = scales(len(sizes), layer)
-    k_layer = jax.random.fold_in(key, layer)
-    rbm = R.init(jax.random.fold_in(k_layer, 0), sizes[layer], sizes[layer + 1],
-                 weight_scale=weight_scale, data=np.asarray(x) if layer == 0 else None)
-    model, history = _train_layer(k_layer, ScaledRBM(rbm, up, down), x, per_layer[layer],
-                                  batch_size, make(layer), k,
-                                  f"dbm rbm {layer + 1}" if progress else False)
-    rbms.append(model.rbm)
-    histories.append(history)
-    x = _recognise(model, x, batch_size)
-  return compose(rbms), histories
+  return sizes, data, per_layer
+
+
+def _layer_rbm(key, sizes: tuple, layer: int, x: Array, weight_scale: float,
+               n_labels: int) -> ScaledRBM:
+  """The fresh :class:`ScaledRBM` between layers ``layer`` and ``layer + 1``, its visible layer
+  joined by ``n_labels`` label units (the last RBM, with labels)."""
+  up, down = scales(len(sizes), layer)
+  visible, n_vis = U.Bernoulli(), sizes[layer]
+  if n_labels:
+    visible = U.Joint(((U.Bernoulli(), n_vis), (U.Softmax(n_labels), n_labels)))
+    n_vis += n_labels
+  rbm = R.init(key, n_vis, sizes[layer + 1], visible, weight_scale=weight_scale,
+               data=np.asarray(x) if layer == 0 else None)
+  return ScaledRBM(rbm, up, down, n_labels)
+
+
+def _one_hot(labels: ArrayLike, n: int, sizes: tuple, n_classes: int) -> Array:
+  """Checked ``[n]`` class indices as one-hot rows ``[n, n_classes]``."""
+  if len(sizes) < 3:
+    raise ValueError(f"a label block sits above at least two hidden layers here (the last RBM "
+                     f"reads [h, labels]); got sizes {sizes}")
+  y = np.asarray(labels)
+  if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+    raise ValueError(f"labels must be [{n}] int class indices, got {y.dtype} of shape {y.shape}")
+  if y.size and not (0 <= y.min() and y.max() < n_classes):
+    raise ValueError(f"labels must lie in [0, {n_classes}), got values from {y.min()} to "
+                     f"{y.max()}")
+  return jax.nn.one_hot(jnp.asarray(y), n_classes, dtype=jnp.float32)
 
 
 def _train_layer(key, model, x, epochs, batch_size, optimizer, k, progress):
