@@ -586,6 +586,11 @@ def test_train_and_evaluate_a_dbm_with_a_label_block(dbm_dir, tmp_path, capsys):
   assert code == 0, err
   test_error = float(text.split("label block's classification error:")[1].split()[0])
   assert 0 <= test_error < 0.9 and "fine-tuned network's classification error" in text
+  png = tmp_path / "rows.png"
+  code, text, err = _run(capsys, "sample", out, "--n-samples", 20, "--n-steps", 5, "--out", png)
+  assert code == 0 and "20 samples" in text and "a row per class" in text, err
+  width, height = _png(png)
+  assert height > 4 * width  # 10 rows (one per class) of 2
   code, _, err = _run(capsys, *DBM, "--labels", "--epochs", 3, "--out", dbm_dir[0])
   assert code == 2 and "--labels False there, True here" in err
 

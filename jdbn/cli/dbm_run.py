@@ -88,10 +88,27 @@ def load_dbm(text: str):
 # --------------------------------------------------------------------------- samples, pictures
 
 
-def visible_samples(key, model, n_samples: int, n_steps: int) -> np.ndarray:
+def class_rows(model, n_samples: int) -> Optional[np.ndarray]:
+  """The clamped classes of ``n_samples`` chains of a DBM with a label block: ``n_samples //
+  n_classes`` (at least one) of each class in turn, a row per class; None without a label
+  block."""
+  from jdbn.models import dbm as D
+  if not D.has_label_block(model):
+    return None
+  n = model.sizes[-1]
+  return np.repeat(np.arange(n, dtype=np.int32), max(1, n_samples // n))
+
+
+def visible_samples(key, model, n_samples: int, n_steps: int,
+                    labels: Optional[np.ndarray] = None) -> np.ndarray:
   """``E[v | h1]`` after ``n_steps`` even/odd Gibbs sweeps of ``n_samples`` chains started from
-  the base rates, as the persistent chains of training start: ``[n, n_visible]``."""
-  return np.asarray(_sample_fn()(key, model, n_samples=n_samples, n_steps=n_steps))
+  the base rates, as the persistent chains of training start: ``[n, n_visible]``. With
+  ``labels`` (``[n_samples]`` classes), the label block is clamped at them."""
+  if labels is None:
+    return np.asarray(_sample_fn()(key, model, None, n_samples=n_samples, n_steps=n_steps))
+  from jdbn.models import dbm as D
+  y = D.label_states(model, np.asarray(labels, np.int32), (n_samples,))
+  return np.asarray(_sample_fn()(key, model, y, n_samples=n_samples, n_steps=n_steps))
 
 
 @functools.cache
@@ -101,10 +118,14 @@ def _sample_fn():
   from jdbn.samplers import gibbs
 
   @functools.partial(jax.jit, static_argnames=("n_samples", "n_steps"))
-  def run(key, model, n_samples, n_steps):
+  def run(key, model, y, n_samples, n_steps):
     key_init, key_run = jax.random.split(key)
     state = gibbs.init_random(key_init, model, n_samples)
-    state, _ = gibbs.chain(key_run, model, state, n_steps)
+    clamp = None
+    if y is not None:  # the label block (the top layer) held at the given classes
+      state = (*state[:-1], y)
+      clamp = {len(state) - 1: True}
+    state, _ = gibbs.chain(key_run, model, state, n_steps, clamp=clamp)
     return base.conditional_mean(model, state, 0)
 
   return run
@@ -113,13 +134,17 @@ def _sample_fn():
 def save_pictures(out: pathlib.Path, key, model, image_shape, spec: dict,
                   n_steps: int) -> dict:
   """``filters.png`` (the first layer's weights) and ``samples.png`` (100 chains' ``E[v | h1]``
-  after ``n_steps`` sweeps) in ``out``."""
+  after ``n_steps`` sweeps; a row per class with a label block) in ``out``."""
   from jdbn import viz
   zoom = zoom_for(image_shape)
   paths = {"filters": viz.save_filters(out / "filters.png", np.asarray(model.weights[0]),
                                        image_shape, max_filters=100, zoom=zoom)}
-  v = to_image(visible_samples(key, model, 100, n_steps), spec)
-  paths["samples"] = viz.save_grid(out / "samples.png", v, image_shape, scale=None, zoom=zoom)
+  labels = class_rows(model, 100)
+  v = to_image(visible_samples(key, model, 100 if labels is None else len(labels), n_steps,
+                               labels), spec)
+  cols = {} if labels is None else {"n_cols": len(labels) // model.sizes[-1]}
+  paths["samples"] = viz.save_grid(out / "samples.png", v, image_shape, scale=None, zoom=zoom,
+                                   **cols)
   return paths
 
 
@@ -138,16 +163,21 @@ def _image_shape(model, user: dict, given) -> tuple[int, int]:
 
 
 def cmd_sample_dbm(args) -> int:
-  """``jdbn sample`` on a DBM run: a PNG of ``E[v | h1]`` after ``--n-steps`` Gibbs sweeps."""
+  """``jdbn sample`` on a DBM run: a PNG of ``E[v | h1]`` after ``--n-steps`` Gibbs sweeps; a
+  DBM with a label block draws a row per class, its labels clamped."""
   from jdbn import viz
   writable_file(args.out)
   model, user, _ = load_dbm(args.checkpoint)
   shape = _image_shape(model, user, args.image_shape)
-  v = visible_samples(make_key(args), model, args.n_samples, args.n_steps)
+  labels = class_rows(model, args.n_samples)
+  n = args.n_samples if labels is None else len(labels)
+  v = visible_samples(make_key(args), model, n, args.n_steps, labels)
+  cols = {} if labels is None else {"n_cols": n // model.sizes[-1]}
   out = viz.save_grid(args.out, to_image(v, user.get("preprocess", {})), shape, scale=None,
-                      zoom=zoom_for(shape))
-  print(f"{args.n_samples} samples of the DBM {'-'.join(map(str, model.sizes))} after "
-        f"{args.n_steps} Gibbs sweeps: {out}")
+                      zoom=zoom_for(shape), **cols)
+  rows = "" if labels is None else ", a row per class with its label clamped"
+  print(f"{n} samples of the DBM {'-'.join(map(str, model.sizes))} after {args.n_steps} Gibbs "
+        f"sweeps{rows}: {out}")
   return 0
 
 
