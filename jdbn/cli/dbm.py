@@ -229,9 +229,10 @@ def cmd_train_dbm(args) -> int:
   model = state.params.uncentered()  # a centered DBM as the DBM it equals, from here on
   metrics.update(epochs_completed=len(history), history=history)
   if args.labels:
-    metrics["label_valid_error"] = label_error(model, v, y_valid, args.mf_tol)
-    print(f"label block's validation error: {metrics['label_valid_error']:.4f} (class bounds, "
-          f"{len(v)} images)")
+    grey = apply_preprocess(None, np.asarray(valid_ds.x), dict(spec, binarize="none"))
+    metrics["label_valid_error"] = label_error(model, grey, y_valid, args.mf_tol)
+    print(f"label block's validation error: {metrics['label_valid_error']:.4f} (class bounds on "
+          f"the grey levels of {len(v)} images)")
   if not args.finetune_epochs and (out / FINETUNE_NAME).is_file():  # keep the earlier record
     metrics["finetune"] = {"history": checkpoint.read_metadata(out / FINETUNE_NAME)["history"]}
   if args.finetune_epochs:

@@ -216,11 +216,10 @@ def cmd_evaluate_dbm(args) -> int:
                           {"binarize": base_mode})
   result = _bound(k_ais, model, xb, base, args, user.get("settings", {}))
   if D.has_label_block(model):
-    xl = binarize(k_x, x, spec.get("binarize", "none"))  # the images as the DBM was trained on
-    result["label_error"] = err = label_error(model, xl, y, user.get("settings", {}).get(
+    result["label_error"] = err = label_error(model, x, y, user.get("settings", {}).get(
         "mf_tol", 1e-6))
     print(f"label block's classification error: {err:.4f} ({round(err * len(x))} of {len(x)}; "
-          f"the class with the largest variational bound)")
+          f"the class with the largest variational bound, on the grey levels)")
   folder = pathlib.Path(args.checkpoint)
   if folder.is_dir() and (folder / CLASSIFIER_NAME).is_file():
     result["finetuned_error"] = _finetuned_error(folder, model, x, k_x, spec, y,
@@ -230,7 +229,8 @@ def cmd_evaluate_dbm(args) -> int:
 
 def label_error(model, x: np.ndarray, y: np.ndarray, tol: float, batch_size: int = 1000) -> float:
   """The error rate of ``model``'s label block on ``(x, y)``: the class whose clamped mean-field
-  gives the largest variational bound (:func:`jdbn.models.dbm_labels.classify`), in batches."""
+  gives the largest variational bound (:func:`jdbn.models.dbm_labels.classify`), in batches.
+  ``x`` may be grey levels in [0, 1]: mean-field then reads them as the visible units' means."""
   from jdbn.models import dbm_labels
   pred = np.concatenate([np.asarray(dbm_labels.classify(model, x[i:i + batch_size], tol=tol))
                          for i in range(0, len(x), batch_size)])
