@@ -278,3 +278,21 @@ def test_class_clamped_samples_have_the_exact_class_conditional_means():
              for c in range(3)]
   assert max(differs) > 0.05  # the classes' means differ, so clamping is what made them match
   assert dbm_run.class_rows(dbm.init(jax.random.key(0), (6, 4, 3)), 10) is None
+
+
+def test_labelled_log_z_by_class_matches_enumeration():
+  """``Z = sum_c exp(b_c) Z_c`` with the label clamped (exact), and the variational bound's AIS
+  of a labelled DBM (run class by class) within its interval of the exact ``log Z``."""
+  from jdbn import likelihood as L  # pylint: disable=import-outside-toplevel
+  from jdbn.likelihood import dbm as LD  # pylint: disable=import-outside-toplevel
+  model = _labelled(5, scale=1.5)
+  exact = float(dbm.exact_log_z(model))
+  by_class = [float(model.biases[-1][c] + dbm.exact_log_z(LD.class_conditioned(model, c)))
+              for c in range(3)]
+  np.testing.assert_allclose(np.logaddexp.reduce(by_class), exact, rtol=1e-5)
+  v = jnp.asarray((np.random.default_rng(8).random((40, 6)) < 0.5).astype(np.float32))
+  est = L.variational_bound(jax.random.key(9), model, v, n_chains=300,
+                            betas=np.linspace(0, 1, 1001))
+  assert est.ais.log_w.shape == (300,)
+  assert float(est.ais.log_z_lower) <= exact <= float(est.ais.log_z_upper)
+  assert abs(float(est.ais.log_z) - exact) < 0.1

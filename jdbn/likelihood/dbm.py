@@ -11,6 +11,12 @@ sample size of 1). The
 paper's figure for a 784-500-1000 DBM on MNIST is -84.62 nats. AIS's ``log Z`` is unbiased in
 ``Z``, so it errs low and the bound it gives errs high; the ±3 standard-error bounds of ``log Z``
 turn into the interval reported here.
+
+A DBM with a label block (the paper's MNIST model) is annealed class by class: ``Z = sum_c
+exp(b_c) Z_c``, with ``Z_c`` the partition function of the DBM below the labels with the label
+``c`` clamped (its top hidden layer's biases shifted by the label's weights). Annealed with the
+labels as states, the runs keep whichever class they fall into early, and a 784-500-1000-10 DBM's
+1,000 runs had an effective sample size of 1.6; each ``Z_c`` has one class and no such modes.
 """
 
 from __future__ import annotations
@@ -65,6 +71,31 @@ def _unnormalised(model: D.DBM, v: Array, tol: float, max_iter: int):
   return D.lower_bound(model, res.states, 0.0), res.converged
 
 
+def class_conditioned(model: D.DBM, c: int) -> D.DBM:
+  """The DBM below ``model``'s label block with the label clamped at class ``c``: the top hidden
+  layer's biases shifted by the label's weights. ``Z = sum_c exp(b_c) Z(class_conditioned(c))``
+  with ``b`` the label block's biases."""
+  w, b = model.weights, model.biases
+  top = b[-2] + w[-1][:, c]
+  return D.DBM(w[:-1], (*b[:-2], top), model.log_sigmas[:-1], model.units[:-1])
+
+
+def _ais_by_class(key: Array, model: D.DBM, n_chains: int, betas, base) -> annealing.AISResult:
+  """``log Z`` of a labelled DBM as ``logsumexp_c(b_c + log Z_c)``, each ``Z_c`` by AIS with
+  ``ceil(n_chains / n_classes)`` runs. The pooled result's weights are the runs' ``exp(b_c) Z0_c
+  w_i`` times ``n_classes``, so that their mean is the estimate of ``Z`` and its standard error
+  (which counts the spread between classes too) is conservative."""
+  n_classes = model.sizes[-1]
+  per_class = -(-n_chains // n_classes)
+  log_w = []
+  for c in range(n_classes):
+    sub = class_conditioned(model, c)
+    res = annealing.ais_model(jax.random.fold_in(key, c), sub, n_chains=per_class, betas=betas,
+                              base_biases=base[:-1], summed=sub.schedule[1])
+    log_w.append(res.log_w + res.log_z_base + model.biases[-1][c] + np.log(n_classes))
+  return annealing.summarise(jnp.concatenate(log_w), jnp.zeros(()))
+
+
 def variational_bound(key: Array, model: D.DBM, data: Array, *,
                       base_data: Optional[Array] = None, n_chains: int = 100,
                       betas: Optional[Array] = None, tol: float = 1e-6, max_iter: int = 100,
@@ -79,7 +110,7 @@ def variational_bound(key: Array, model: D.DBM, data: Array, *,
     base_data: data for the AIS base rates of the visible layer (the training set; default
       ``data``).
     n_chains, betas: AIS runs and schedule (default 100 runs, Salakhutdinov & Murray's 14,500
-      temperatures).
+      temperatures); with a label block, ``ceil(n_chains / n_classes)`` runs per class.
     tol, max_iter: mean-field stopping change and sweep cap.
     batch_size: examples per mean-field batch.
 
@@ -95,8 +126,11 @@ def variational_bound(key: Array, model: D.DBM, data: Array, *,
                      f"{tuple(data.shape)}")
   base = _odd_base_rates(model, data if base_data is None else base_data, tol, max_iter,
                          batch_size)
-  res = annealing.ais_model(key, model, n_chains=n_chains, betas=betas, base_biases=base,
-                            summed=model.schedule[1])
+  if D.has_label_block(model):
+    res = _ais_by_class(key, model, n_chains, betas, base)
+  else:
+    res = annealing.ais_model(key, model, n_chains=n_chains, betas=betas, base_biases=base,
+                              summed=model.schedule[1])
   parts, ok = [], []
   for start in range(0, data.shape[0], batch_size):
     bound, converged = _unnormalised(model, data[start:start + batch_size], float(tol),
