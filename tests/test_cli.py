@@ -582,8 +582,11 @@ def test_train_and_evaluate_a_dbm_with_a_label_block(dbm_dir, tmp_path, capsys):
   assert valid < 0.9  # chance is 0.9: two epochs of a 16-8 DBM already beat it
   assert json.loads((out / "metrics.json").read_text())["label_valid_error"] == pytest.approx(
       valid, abs=1e-6)
-  code, text, err = _run(capsys, "evaluate", out, "--n-chains", 10, "--n-betas", 100)
+  code, text, err = _run(capsys, "evaluate", out, "--n-chains", 50, "--n-betas", 300)
   assert code == 0, err
+  # h1 (16 units) and the labels enumerated: the class-by-class AIS is close to the exact log Z
+  ais = float(text.split("log Z (AIS, 50 chains, 5 per class, 300 betas):")[1].split()[0])
+  assert abs(ais - float(text.split("log Z (exact):")[1].split()[0])) < 0.5
   test_error = float(text.split("label block's classification error:")[1].split()[0])
   assert 0 <= test_error < 0.9 and "fine-tuned network's classification error" in text
   png = tmp_path / "rows.png"

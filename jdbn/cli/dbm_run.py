@@ -18,6 +18,7 @@ recognised by the ``"command": "train dbm"`` of its checkpoints' metadata.
 from __future__ import annotations
 
 import functools
+import math
 import pathlib
 import time
 from typing import Any, Optional
@@ -252,10 +253,13 @@ def _bound(key, model, xb: np.ndarray, base: np.ndarray, args, settings: dict) -
                        "bound_upper": float(est.upper),
                        "mean_field_converged": float(est.mean_field_converged),
                        "seconds": time.perf_counter() - t0}
-  print(f"log Z (AIS, {args.n_chains} chains, {len(betas):,} betas): {fmt(r['log_z'])}  "
+  runs = (f"{args.n_chains} chains, {-(-args.n_chains // model.sizes[-1])} per class"
+          if D.has_label_block(model) else f"{args.n_chains} chains")
+  print(f"log Z (AIS, {runs}, {len(betas):,} betas): {fmt(r['log_z'])}  "
         f"[{fmt(r['log_z_lower'])}, {fmt(r['log_z_upper'])}] (+-3 s.e.; ESS {r['ess']:.1f} of "
         f"{args.n_chains}; {r['seconds']:.1f} s)")
-  odd_states = 2.0**sum(model.sizes[l] for l in model.schedule[0])
+  odd_states = math.prod(model.units[l].n_states(model.sizes[l]) if model.units[l].enumerable
+                         else _MAX_EXACT_STATES + 1 for l in model.schedule[0])
   if odd_states <= _MAX_EXACT_STATES:
     r["log_z_exact"] = float(D.exact_log_z(model))
     print(f"log Z (exact):     {fmt(r['log_z_exact'])}")
