@@ -167,10 +167,41 @@ def test_prng_choice_is_deterministic_and_kept_on_resume(run_dir, tmp_path, caps
   assert code == 2 and "--prng 'philox4x32' there, 'threefry2x32' here" in err
 
 
-def test_evaluate_reports_ais_and_exact(run_dir, capsys):
-  code, text, _ = _run(capsys, "evaluate", run_dir, "--n-chains", 20, "--n-betas", 300,
-                       "--max-examples", 100)
+def test_betas_schedule_thins_and_subdivides():
+  full = cli.betas_schedule(None)
+  assert len(full) == 14501 and full[0] == 0 and full[-1] == 1
+  thin = cli.betas_schedule(1000)
+  assert len(thin) == 1000 and thin[0] == 0 and thin[-1] == 1 and np.all(np.diff(thin) > 0)
+  fine = cli.betas_schedule(4 * 14500 + 1)  # four steps for each of the default's
+  assert np.all(np.diff(fine) > 0)
+  np.testing.assert_allclose(fine[::4], full, atol=1e-7)
+  # The subdivided steps are even: a quarter of the default's step in each of its three ranges.
+  steps = np.diff(fine.astype(np.float64))
+  np.testing.assert_allclose([steps[:2000].mean(), steps[3000:4000].mean(), steps[50000:].mean()],
+                             [2.5e-4, 2.5e-5, 2.5e-6], rtol=1e-3)
+  with pytest.raises(cli.CLIError, match="at least 2"):
+    cli.betas_schedule(1)
+
+
+def test_ais_warning_below_a_tenth_of_the_runs(capsys):
+  from jdbn.cli import common
+  assert common.ais_warning(50.0, 100) is None and common.ais_warning(10.0, 100) is None
+  assert common.ais_warning(float("nan"), 100) is None
+  text = common.ais_warning(9.9, 100)
+  assert "9.9 of 100 runs" in text and "--n-betas" in text
+  common.warn(text)
+  common.warn(None)
+  out, err = capsys.readouterr()
+  assert out == "" and err == f"jdbn: warning: {text}\n"
+
+
+def test_evaluate_reports_ais_and_exact(run_dir, capsys, monkeypatch):
+  from jdbn.cli import common
+  monkeypatch.setattr(common, "AIS_MIN_ESS_FRACTION", 1.01)  # any ESS (at most the runs) warns
+  code, text, err = _run(capsys, "evaluate", run_dir, "--n-chains", 20, "--n-betas", 300,
+                         "--max-examples", 100)
   assert code == 0, text
+  assert "warning: AIS effective sample size" in err and "of 20 runs" in err
   numbers = {}
   for line in text.splitlines():
     head, _, rest = line.partition(":")

@@ -14,6 +14,7 @@ import functools
 import math
 import os
 import pathlib
+import sys
 import tempfile
 from typing import Any, Optional
 
@@ -341,15 +342,43 @@ def writable_file(text: str, what: str = "--out") -> pathlib.Path:
 
 
 def betas_schedule(n_betas: Optional[int]) -> np.ndarray:
-  """Salakhutdinov & Murray's 14,501 inverse temperatures, thinned evenly to ``n_betas``."""
+  """Salakhutdinov & Murray's 14,501 inverse temperatures, resampled evenly to ``n_betas``.
+
+  Fewer thins that schedule; more subdivides each of its steps, so the dense end near
+  ``beta = 1`` stays dense (four times the default puts four steps where it had one).
+  """
   from jdbn import likelihood
   full = np.asarray(likelihood.default_betas(), np.float64)
-  if n_betas is None or n_betas >= len(full):
+  if n_betas is None or n_betas == len(full):
     return full.astype(np.float32)
   if n_betas < 2:
     raise CLIError(f"--n-betas must be at least 2, got {n_betas}")
   idx = np.linspace(0, len(full) - 1, n_betas)
   return np.interp(idx, np.arange(len(full)), full).astype(np.float32)
+
+
+AIS_MIN_ESS_FRACTION = 0.1
+
+
+def ais_warning(ess: float, n_runs: int) -> Optional[str]:
+  """A caution when a few AIS runs carry the estimate (an ESS below a tenth of the runs), else
+  ``None``.
+
+  Such a log Z is usually low (the weights' heavy tail is unseen), which makes a likelihood or
+  bound built on it too high. The text says how to check it: a finer schedule or more runs should
+  leave the estimate where it is.
+  """
+  if not math.isfinite(ess) or ess >= AIS_MIN_ESS_FRACTION * n_runs:
+    return None
+  return (f"AIS effective sample size {ess:.1f} of {n_runs} runs: a few runs carry the estimate, "
+          f"so log Z may be low and the likelihood high. Check that it holds with a finer schedule "
+          f"(--n-betas above 14501) or more runs (--n-chains).")
+
+
+def warn(text: Optional[str]) -> None:
+  """Print ``text``, if any, as a warning on stderr."""
+  if text:
+    print(f"{PROG}: warning: {text}", file=sys.stderr)
 
 
 def fmt(x: float, digits: int = 3) -> str:

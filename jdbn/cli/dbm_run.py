@@ -25,8 +25,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from jdbn.cli.common import (CLIError, apply_preprocess, betas_schedule, binarize, data_dir_for,
-                             fmt, load_dataset, make_key, to_image, writable_file, zoom_for)
+from jdbn.cli.common import (CLIError, ais_warning, apply_preprocess, betas_schedule, binarize,
+                             data_dir_for, fmt, load_dataset, make_key, to_image, warn,
+                             writable_file, zoom_for)
 from jdbn.cli.dbn_run import CLASSIFIER_NAME, load_classifier
 
 __all__ = ["COMMAND", "PRETRAINED_NAME", "CHECKPOINT_NAME", "FINETUNE_NAME", "CLASSIFIER_NAME",
@@ -258,6 +259,7 @@ def _bound(key, model, xb: np.ndarray, base: np.ndarray, args, settings: dict) -
   print(f"log Z (AIS, {runs}, {len(betas):,} betas): {fmt(r['log_z'])}  "
         f"[{fmt(r['log_z_lower'])}, {fmt(r['log_z_upper'])}] (+-3 s.e.; ESS {r['ess']:.1f} of "
         f"{args.n_chains}; {r['seconds']:.1f} s)")
+  warn(ais_warning(r["ess"], args.n_chains))
   odd_states = math.prod(model.units[l].n_states(model.sizes[l]) if model.units[l].enumerable
                          else _MAX_EXACT_STATES + 1 for l in model.schedule[0])
   if odd_states <= _MAX_EXACT_STATES:

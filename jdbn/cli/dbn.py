@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from jdbn.cli.common import (CLIError, add_seed, betas_schedule, binarize, data_dir_for, fmt,
-                             labels_list, load_dataset, make_key, positive_int, writable_file)
+from jdbn.cli.common import (CLIError, add_seed, ais_warning, betas_schedule, binarize,
+                             data_dir_for, fmt, labels_list, load_dataset, make_key, positive_int,
+                             warn, writable_file)
 from jdbn.cli.dbn_run import (CLASSIFIER_NAME, FINETUNE_NAME, MODEL_NAME, N_CLASSES, UPDOWN_NAME,
                               generative_error, image_shape, is_dbn, load_classifier, load_model,
                               resolve_model, save_sheet)
@@ -174,12 +175,15 @@ def _likelihood_bound(k_ais, k_bound, model, xb: np.ndarray, train, args) -> dic
   shift = float(res.log_z) - np.array([float(res.log_z_upper), float(res.log_z_lower)])
   result = {"log_z": float(res.log_z), "log_z_lower": float(res.log_z_lower),
             "log_z_upper": float(res.log_z_upper), "ais_n_betas": int(len(betas)),
+            "ais_ess": float(res.ess),
             "ais_n_chains": args.n_chains, "log_likelihood_bound": mean,
             "log_likelihood_bound_interval": [mean + shift[0], mean + shift[1]],
             "seconds": time.perf_counter() - t0}
   print(f"top RBM log Z (AIS, {args.n_chains} chains, {len(betas):,} betas): "
         f"{fmt(float(res.log_z))} [{fmt(float(res.log_z_lower))}, "
-        f"{fmt(float(res.log_z_upper))}]")
+        f"{fmt(float(res.log_z_upper))}] (+-3 s.e.; ESS {result['ais_ess']:.1f} of "
+        f"{args.n_chains})")
+  warn(ais_warning(result["ais_ess"], args.n_chains))
   print(f"log-likelihood lower bound (Salakhutdinov & Murray 2008): {fmt(mean)} "
         f"nats/example [{fmt(mean + shift[0])}, {fmt(mean + shift[1])}] over the AIS "
         f"interval, {result['seconds']:.1f} s")

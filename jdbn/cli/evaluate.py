@@ -16,8 +16,8 @@ from typing import Any, Optional
 import numpy as np
 
 from jdbn.cli import dbm_run, dbn
-from jdbn.cli.common import (CLIError, add_seed, apply_preprocess, betas_schedule, data_dir_for,
-                             fmt, load_dataset, make_key, positive_int)
+from jdbn.cli.common import (CLIError, add_seed, ais_warning, apply_preprocess, betas_schedule,
+                             data_dir_for, fmt, load_dataset, make_key, positive_int, warn)
 from jdbn.cli.rbm import load_model, resolve_checkpoint
 
 
@@ -36,7 +36,7 @@ def add_evaluate(sub) -> None:
   g = p.add_mutually_exclusive_group()
   g.add_argument("--n-betas", type=positive_int, default=None,
                  help="inverse temperatures (default 14501, Salakhutdinov & Murray's schedule; "
-                 "fewer: that schedule thinned)")
+                 "fewer thins it, more subdivides its steps)")
   g.add_argument("--quick", action="store_true", help="1000 betas (a rough estimate, seconds)")
   p.add_argument("--max-examples", type=positive_int, default=None,
                  help="score only the first this many examples")
@@ -86,6 +86,7 @@ def print_evaluation(r: dict) -> None:
   print(f"log Z (AIS, {r['ais_n_chains']} chains, {r['ais_n_betas']:,} betas): "
         f"{fmt(r['log_z'])}  [{fmt(r['log_z_lower'])}, {fmt(r['log_z_upper'])}] "
         f"(+-3 s.e.; ESS {r['ais_ess']:.1f} of {r['ais_n_chains']}; {r['ais_seconds']:.1f} s)")
+  warn(ais_warning(r["ais_ess"], r["ais_n_chains"]))
   if "log_z_exact" in r:
     print(f"log Z (exact):     {fmt(r['log_z_exact'])}")
   print(f"log-likelihood (AIS): {fmt(r['log_likelihood'])} nats/example  "
