@@ -81,6 +81,26 @@ def probability(text: str) -> float:
   return value
 
 
+def add_finetune_group(p: argparse.ArgumentParser, title: str, model: str):
+  """The back-propagation fine-tuning arguments that ``train dbn`` and ``train dbm`` share, as an
+  argument group titled ``title`` (returned, for a command's own additions)."""
+  g = p.add_argument_group(title)
+  g.add_argument("--finetune-epochs", type=int, default=0,
+                 help=f"epochs of back-propagation fine-tuning of the network made from the {model} "
+                 "(0: none)")
+  g.add_argument("--finetune-lr", type=positive_float, default=0.1,
+                 help="SGD learning rate (momentum 0.9)")
+  g.add_argument("--finetune-schedule", choices=("constant", "cosine"), default="constant",
+                 help="cosine: the rate decays to 0 over --finetune-epochs")
+  g.add_argument("--dropout", type=probability, default=0.0, help="hidden-unit dropout")
+  g.add_argument("--input-dropout", type=probability, default=0.0, help="input dropout")
+  g.add_argument("--max-norm", type=positive_float, default=None,
+                 help="bound on the norm of each unit's incoming weights")
+  g.add_argument("--patience", type=positive_int, default=None,
+                 help="stop after this many epochs without a lower validation error")
+  return g
+
+
 def image_shape(text: str) -> tuple[int, int]:
   try:
     h, w = (int(t) for t in text.lower().split("x"))
@@ -342,11 +362,8 @@ def writable_file(text: str, what: str = "--out") -> pathlib.Path:
 
 
 def betas_schedule(n_betas: Optional[int]) -> np.ndarray:
-  """Salakhutdinov & Murray's 14,501 inverse temperatures, resampled evenly to ``n_betas``.
-
-  Fewer thins that schedule; more subdivides each of its steps, so the dense end near
-  ``beta = 1`` stays dense (four times the default puts four steps where it had one).
-  """
+  """Salakhutdinov & Murray's 14,501 inverse temperatures resampled to ``n_betas``: fewer thins
+  them, more subdivides each of their steps (the dense end near ``beta = 1`` stays dense)."""
   from jdbn import likelihood
   full = np.asarray(likelihood.default_betas(), np.float64)
   if n_betas is None or n_betas == len(full):
@@ -362,12 +379,8 @@ AIS_MIN_ESS_FRACTION = 0.1
 
 def ais_warning(ess: float, n_runs: int) -> Optional[str]:
   """A caution when a few AIS runs carry the estimate (an ESS below a tenth of the runs), else
-  ``None``.
-
-  Such a log Z is usually low (the weights' heavy tail is unseen), which makes a likelihood or
-  bound built on it too high. The text says how to check it: a finer schedule or more runs should
-  leave the estimate where it is.
-  """
+  ``None``. Such a log Z is usually low (the weights' heavy tail is unseen), and a likelihood or
+  bound built on it high; a finer schedule or more runs should leave a sound one where it is."""
   if not math.isfinite(ess) or ess >= AIS_MIN_ESS_FRACTION * n_runs:
     return None
   return (f"AIS effective sample size {ess:.1f} of {n_runs} runs: a few runs carry the estimate, "

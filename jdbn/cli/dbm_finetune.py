@@ -12,7 +12,7 @@ import pathlib
 
 import numpy as np
 
-from jdbn.cli.common import positive_float, positive_int, probability
+from jdbn.cli.common import add_finetune_group
 from jdbn.cli.dbm_run import CLASSIFIER_NAME, FINETUNE_NAME
 from jdbn.cli.dbn_run import N_CLASSES
 
@@ -25,20 +25,7 @@ FINETUNE_SETTINGS = ("finetune_lr", "finetune_schedule", "dropout", "input_dropo
 
 def add_finetune_arguments(p) -> None:
   """The ``train dbm`` arguments of the fine-tuning stage, as their own group."""
-  g = p.add_argument_group("discriminative fine-tuning (at least two hidden layers)")
-  g.add_argument("--finetune-epochs", type=int, default=0,
-                 help="epochs of back-propagation fine-tuning of the network made from the DBM "
-                 "(0: none)")
-  g.add_argument("--finetune-lr", type=positive_float, default=0.1,
-                 help="SGD learning rate (momentum 0.9)")
-  g.add_argument("--finetune-schedule", choices=("constant", "cosine"), default="constant",
-                 help="cosine: the rate decays to 0 over --finetune-epochs")
-  g.add_argument("--dropout", type=probability, default=0.0, help="hidden-unit dropout")
-  g.add_argument("--input-dropout", type=probability, default=0.0, help="input dropout")
-  g.add_argument("--max-norm", type=positive_float, default=None,
-                 help="bound on the norm of each unit's incoming weights")
-  g.add_argument("--patience", type=positive_int, default=None,
-                 help="stop after this many epochs without a lower validation error")
+  g = add_finetune_group(p, "discriminative fine-tuning (at least two hidden layers)", "DBM")
   g.add_argument("--finetune-on-all", action="store_true",
                  help="fine-tune on the training and validation images together for exactly "
                  "--finetune-epochs epochs and keep the last epoch's network (no early "

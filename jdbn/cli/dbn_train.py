@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from jdbn.cli.common import (CLIError, add_seed, binarize, load_dataset, make_key, make_trainer,
-                             non_negative_float, positive_float, positive_int, probability,
-                             resolved_data_dir, settings_diff, sizes, split_train,
+from jdbn.cli.common import (CLIError, add_finetune_group, add_seed, binarize, load_dataset,
+                             make_key, make_trainer, non_negative_float, positive_float,
+                             positive_int, resolved_data_dir, settings_diff, sizes, split_train,
                              writable_folder)
 from jdbn.cli.dbn_run import (CLASSIFIER_NAME, FINETUNE_NAME, MODEL_NAME, N_CLASSES, UPDOWN_NAME,
                               generative_error, save_sheet)
@@ -50,7 +50,7 @@ def add_train_dbn(sub) -> None:
       "--updown-epochs or --finetune-epochs) to resume.")
   _add_pretrain_arguments(p)
   _add_updown_arguments(p)
-  _add_finetune_arguments(p)
+  add_finetune_group(p, "discriminative fine-tuning (needs the labels)", "DBN")
   p.add_argument("--sample-steps", type=positive_int, default=1000)
   add_seed(p)
   p.add_argument("--out", required=True, help="run folder")
@@ -97,23 +97,6 @@ def _add_updown_arguments(p) -> None:
   p.add_argument("--updown-balanced", action="store_true",
                  help="up-down on class-balanced mini-batches, the same number of every class in "
                  "each (HOT 2006 used 10 of each digit); --batch-size a multiple of the classes")
-
-
-def _add_finetune_arguments(p) -> None:
-  g = p.add_argument_group("discriminative fine-tuning (needs the labels)")
-  g.add_argument("--finetune-epochs", type=int, default=0,
-                 help="epochs of back-propagation fine-tuning of the network made from the DBN "
-                 "(0: none)")
-  g.add_argument("--finetune-lr", type=positive_float, default=0.1,
-                 help="SGD learning rate (momentum 0.9)")
-  g.add_argument("--finetune-schedule", choices=("constant", "cosine"), default="constant",
-                 help="cosine: the rate decays to 0 over --finetune-epochs")
-  g.add_argument("--dropout", type=probability, default=0.0, help="hidden-unit dropout")
-  g.add_argument("--input-dropout", type=probability, default=0.0, help="input dropout")
-  g.add_argument("--max-norm", type=positive_float, default=None,
-                 help="bound on the norm of each unit's incoming weights")
-  g.add_argument("--patience", type=positive_int, default=None,
-                 help="stop after this many epochs without a lower validation error")
 
 
 # --------------------------------------------------------------------------- checks
