@@ -133,7 +133,7 @@ ROWS: dict[str, Row] = {
         seeds=(0,), result="the run folder's metrics.json; the evaluation is printed",
         ours="1.23% fine-tuned, 2.28% by the label block; the AIS log Z is under-annealed "
         "(+13 nats with 4x the temperatures on one class), so no bound yet; 120 joint epochs "
-        "(2026-12-06)"),
+        "(2026-12-06). Resumed to 300 joint epochs (benchmarks/HISTORY.md): 1.15% and 1.85%"),
     "dbm_centering": Row(
         paper="Montavon & Müller 2012; Melchior, Fischer & Wiskott 2016: a centered DBM trains "
         "without greedy pretraining (issue 26); plain and centered 784-500-500 DBMs from the "
