@@ -102,17 +102,20 @@ def test_fields_are_minus_the_energy_gradient(name):
 @pytest.mark.parametrize("name", ["binary pooled", "pooled 3x3 blocks", "gaussian pooled"])
 def test_matrix_product_fields_equal_xla_convolutions(name, monkeypatch):
   """The fields as matrix products over patches (the default for small inputs) equal
-  ``lax.conv_general_dilated``'s (forced by ``GEMM_MAX_BYTES = 0``), values and gradients in the
-  filters, with extra leading axes; the patches are the images' ``r x r`` windows."""
+  ``lax.conv_general_dilated``'s (forced by ``GEMM_MAX_BYTES = 0``), values and gradients in every
+  parameter and in ``v`` (the products' own VJP), with extra leading axes; the patches are the images' ``r x r`` windows."""
   m = MODELS[name]()
   v, h = _states(m, 6, 1)
   v, h = v.reshape(2, 3, -1), h.reshape(2, 3, -1)
   loss = lambda p: jnp.sum(jnp.sin(conv.hidden_field(p, v))) + jnp.sum(
       jnp.cos(conv.visible_field(p, h)))
-  gemm = (conv.hidden_field(m, v), conv.visible_field(m, h), jax.grad(loss)(m).W)
+  in_v = lambda v: jnp.sum(jnp.sin(conv.hidden_field(m, v)))
+  both = lambda: (conv.hidden_field(m, v), conv.visible_field(m, h), jax.grad(in_v)(v),
+                  *jax.tree.leaves(jax.grad(loss)(m)))
+  gemm = both()
   monkeypatch.setattr(conv, "GEMM_MAX_BYTES", 0)
-  xla = (conv.hidden_field(m, v), conv.visible_field(m, h), jax.grad(loss)(m).W)
-  for a, b in zip(gemm, xla):
+  xla = both()
+  for a, b in zip(gemm, xla, strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
   x = np.asarray(conv.images(m, v[0]))
   r, (mh, mw) = m.filter_size, m.map_shape

@@ -180,8 +180,7 @@ def hidden_field(model: ConvRBM, v: ArrayLike) -> Array:
   v = _flat(model, v, model.n_visible, "v")
   x, lead = _as_batch(model.visible.scaled(v, model.log_sigma(0)), model.image_shape)
   if _use_gemm(model, x.shape[0]):
-    out = jnp.einsum("kq,nqm->nkm", model.W.reshape(model.n_filters, -1),
-                     patches(x, model.filter_size))
+    out = _im2col.correlate(model.W.reshape(model.n_filters, -1), patches(x, model.filter_size))
   else:
     out = jax.lax.conv_general_dilated(x, model.W, (1, 1), "VALID", dimension_numbers=_DIMS)
   return out.reshape(lead + (model.n_hidden,))
