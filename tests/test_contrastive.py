@@ -272,14 +272,18 @@ def test_generic_trainer_fits_a_three_layer_block_model():
   model = dbm.init(jax.random.key(0), (6, 4, 3), weight_scale=0.1)
   phases = contrastive.Phases(contrastive.clamped(10), contrastive.persistent(1, 50),
                               contrastive.energy_score)
-  trainer = contrastive.trainer(optax.sgd(0.1, momentum=0.5), phases)
+  # The rate decays to 0 as in the DBM trainer: at a constant 0.1 the persistent chains stop
+  # mixing between the two modes once the model is sharp, and the likelihood oscillates by nats
+  # from epoch to epoch, so the last epoch's value would be chance.
+  trainer = contrastive.trainer(optax.sgd(optax.linear_schedule(0.1, 0.0, 300), momentum=0.5),
+                                phases)
   state = trainer.init(jax.random.key(1), model)
   before = exact_ll(model)
   for e in range(30):
     state, info = trainer.epoch(jax.random.key(e), state, x, batch_size=20)
   after = exact_ll(state.params)
   assert np.isfinite(float(info.loss))
-  assert after > before + 1.0, (before, after)
+  assert after > before + 2.0, (before, after)  # from 6 ln 2 to near the data's -1.9 nats
 
 
 def test_fast_pcd_with_fast_rate_zero_is_pcd_update_for_update():
