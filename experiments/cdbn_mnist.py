@@ -10,12 +10,12 @@ Ranganath & Ng 2009, section 4.2 and table 3: 0.82% test error with 60,000 label
    the run folder and reloaded when the same command runs again.
 2. **Features**: the pooling units' probabilities of both layers, joined
    (:func:`jdbn.models.cdbn.features`), for all 60,000 training and 10,000 test images.
-3. **Linear classifier**: softmax regression (:func:`jdbn.train.cdbn.fit_linear`, Optax Adam with
-   an L2 cost on the weights) with 60,000 labels and with 1,000 labels (``label_subsets`` random
-   class-balanced subsets, one seed each; the paper used an SVM, the same model class). The L2
-   cost is chosen from ``l2_grid`` with the run's own labels only: on the last 10,000 of the
-   60,000 (then refitted on all of them), and on a 200-image split of each 1,000. The same
-   classifier on raw pixels is the baseline.
+3. **Linear classifier** (:func:`jdbn.train.cdbn.fit_linear`, Optax Adam with an L2 cost on the
+   weights) with 60,000 labels and with 1,000 labels (``label_subsets`` random class-balanced
+   subsets, one seed each): softmax regression or the one-vs-rest L2-loss SVM (the paper used a
+   linear SVM). The loss (``losses``) and the L2 cost (``l2_grid``) are chosen together with the
+   run's own labels only: on the last 10,000 of the 60,000 (then refitted on all of them), and on
+   a 200-image split of each 1,000. The same classifier on raw pixels is the baseline.
 4. **Pictures**: layer 1's filters, and layer 2's drawn in pixel space
    (:func:`jdbn.models.cdbn.pixel_filters`: sums of layer 1's filters weighted by layer 2's).
 
@@ -61,13 +61,14 @@ LAYERS = (dict(n_filters=24, filter_size=11, pool=2, hidden_bias=-1.0, lr=1e-3, 
                weight_decay=1e-3, sparsity_target=0.02, sparsity_cost=300.0, epochs=2))
 FULL = dict(layers=LAYERS, n_unsup=30_000, batch_size=50, n_train=60_000, n_test=10_000,
             n_valid=10_000, labels_small=1000, label_subsets=5,
-            l2_grid=(0.0, 1e-5, 1e-4, 1e-3, 1e-2), clf_lr=1e-3, clf_epochs=50, clf_batch=100,
+            losses=("softmax", "squared_hinge"), l2_grid=(0.0, 1e-5, 1e-4, 1e-3, 1e-2),
+            clf_lr=1e-3, clf_epochs=50, clf_batch=100,
             clf_epochs_small=300, clf_batch_small=50, chunk=2000, seed=0)
 #: ``--quick``: tiny layers on a few hundred images, one epoch each (a smoke run, not a result)
 QUICK = dict(FULL, layers=(dict(LAYERS[0], n_filters=4, epochs=1),
                            dict(LAYERS[1], n_filters=3, epochs=1)),
              n_unsup=200, n_train=600, n_test=200, n_valid=200, labels_small=100,
-             label_subsets=2, l2_grid=(1e-4, 1e-3), clf_epochs=3, clf_epochs_small=10,
+             label_subsets=2, l2_grid=(1e-3,), clf_epochs=3, clf_epochs_small=10,
              chunk=200)
 
 
@@ -137,26 +138,27 @@ def _chunked(fn, model, x, chunk: int) -> jax.Array:
 # --------------------------------------------------------------------------- classification
 
 
-def _fit(key, x, y, l2: float, cfg: dict, small: bool) -> TD.Linear:
+def _fit(key, x, y, loss: str, l2: float, cfg: dict, small: bool) -> TD.Linear:
   opt = optax.chain(optax.add_decayed_weights(l2, mask=TD.Linear(True, False)),
                     optax.adam(cfg["clf_lr"]))
   return TD.fit_linear(key, x, y, 10, opt,
                        epochs=cfg["clf_epochs_small" if small else "clf_epochs"],
                        batch_size=min(x.shape[0], cfg["clf_batch_small" if small
-                                                      else "clf_batch"]))
+                                                      else "clf_batch"]), loss=loss)
 
 
 def classify(key, x, y, x_test, y_test, n_valid: int, cfg: dict, small: bool) -> dict:
-  """The L2 cost of ``l2_grid`` with the lowest error on the last ``n_valid`` of ``x``, then the
-  classifier refitted on all of ``x`` with it: its test error and the validation errors."""
+  """The (loss, L2 cost) of ``losses`` x ``l2_grid`` with the lowest error on the last
+  ``n_valid`` of ``x`` (the first in the grid on a tie), then the classifier refitted on all of
+  ``x`` with it: its test error and the validation errors."""
   k_sel, k_fit = jax.random.split(key)
   fit_x, fit_y, val_x, val_y = x[:-n_valid], y[:-n_valid], x[-n_valid:], y[-n_valid:]
-  valid = {l2: TD.error_rate(_fit(k_sel, fit_x, fit_y, l2, cfg, small), val_x, val_y)
-           for l2 in cfg["l2_grid"]}
+  valid = {(loss, l2): TD.error_rate(_fit(k_sel, fit_x, fit_y, loss, l2, cfg, small), val_x, val_y)
+           for loss in cfg["losses"] for l2 in cfg["l2_grid"]}
   best = min(valid, key=valid.get)
-  final = _fit(k_fit, x, y, best, cfg, small)
-  return {"test_error": TD.error_rate(final, x_test, y_test), "l2": best,
-          "valid_error_per_l2": {f"{k:g}": v for k, v in valid.items()},
+  final = _fit(k_fit, x, y, *best, cfg, small)
+  return {"test_error": TD.error_rate(final, x_test, y_test), "loss": best[0], "l2": best[1],
+          "valid_error": {f"{loss} l2={l2:g}": v for (loss, l2), v in valid.items()},
           "train_error": TD.error_rate(final, x, y)}
 
 
@@ -220,7 +222,10 @@ def markdown(res: dict) -> str:
       f"{l1['pool']}; {l2['n_filters']} of {l2['filter_size']}x{l2['filter_size']}, pooling "
       f"{l2['pool']}; CD-1 with sparsity target {l1['sparsity_target']}, "
       f"{l1['epochs']} + {l2['epochs']} epochs on the first {cfg['n_unsup']:,} training images; "
-      f"{res['n_features']} features.", "",
+      f"{res['n_features']} features. Classifier chosen on the last {cfg['n_valid']:,} training "
+      f"images among {', '.join(cfg.get('losses', ['softmax']))} x L2 "
+      f"{', '.join(f'{c:g}' for c in cfg['l2_grid'])}: {ev['all'].get('loss', 'softmax')}, L2 "
+      f"{ev['all']['l2']:g}.", "",
       "| labels | CDBN features | raw pixels | paper (Lee et al. 2009) |", "|---|---|---|---|",
       f"| 60,000 | {100 * ev['all']['test_error']:.2f}% | {100 * px['all']['test_error']:.2f}% "
       "| 0.82% |",
@@ -239,6 +244,8 @@ def parser() -> argparse.ArgumentParser:
   ap.add_argument("--epochs", help="epochs per layer, e.g. 2,2")
   ap.add_argument("--lr", help="SGD rate per layer, e.g. 1e-3,1e-3")
   ap.add_argument("--sparsity-cost", type=float, help="the sparsity penalty's cost, every layer")
+  ap.add_argument("--losses", help="classifier losses to choose from on the validation split, "
+                  f"comma-separated among {','.join(TD.LOSSES)} (default both)")
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--no-progress", action="store_true")
   return ap
@@ -254,6 +261,12 @@ def config(args) -> dict:
   if args.lr:
     rates = [float(r) for r in args.lr.split(",")]
     cfg["layers"] = tuple(dict(layer, lr=r) for layer, r in zip(cfg["layers"], rates))
+  if args.losses:
+    losses = tuple(args.losses.split(","))
+    unknown = sorted(set(losses) - set(TD.LOSSES))
+    if unknown:
+      raise SystemExit(f"--losses: unknown {unknown}; choose among {sorted(TD.LOSSES)}")
+    cfg["losses"] = losses
   if args.sparsity_cost is not None:
     cfg["layers"] = tuple(dict(layer, sparsity_cost=args.sparsity_cost) for layer in cfg["layers"])
   return cfg

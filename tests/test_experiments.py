@@ -289,7 +289,7 @@ def test_updown_curves_plots_run_folders(tmp_path, monkeypatch):
 
 def test_cdbn_mnist_quick_run(mnist_dir):
   """cdbn_mnist --quick: a tiny two-layer CDBN, its features and the pixels classified with
-  all labels and with balanced subsets, every L2 cost tried; writes nothing."""
+  all labels and with balanced subsets, every loss and L2 cost tried; writes nothing."""
   from experiments import cdbn_mnist
   before = _snapshot()
   res = cdbn_mnist.main(["--quick", "--data-dir", str(mnist_dir), "--no-progress"])
@@ -298,7 +298,8 @@ def test_cdbn_mnist_quick_run(mnist_dir):
   assert res["n_features"] == k1 * 9 * 9 + k2 * 2 * 2
   for arm in ("cdbn", "pixels"):
     assert 0 <= res[arm]["all"]["test_error"] <= 1
-    assert len(res[arm]["all"]["valid_error_per_l2"]) == len(cfg["l2_grid"])
+    assert len(res[arm]["all"]["valid_error"]) == len(cfg["losses"]) * len(cfg["l2_grid"])
+    assert res[arm]["all"]["loss"] in cfg["losses"]
     runs = res[arm]["small"]["runs"]
     assert [r["subset_seed"] for r in runs] == list(range(cfg["label_subsets"]))
     assert res[arm]["small"]["mean"] == pytest.approx(np.mean([r["test_error"] for r in runs]))

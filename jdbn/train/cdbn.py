@@ -4,9 +4,10 @@ features, both with Optax.
 :func:`greedy` trains layer 1 on the images with any contrastive trainer (e.g.
 :func:`jdbn.train.conv.cd`), computes its pooling units' probabilities
 (:func:`jdbn.models.cdbn.up`) and trains layer 2 on them, and so on (Hinton, Osindero & Teh 2006;
-Lee et al. 2009, section 3.4). :func:`fit_linear` trains ``softmax(x W + b)`` by cross-entropy
-over mini-batches in one ``lax.scan`` per epoch, the classifier of Lee et al.'s MNIST table
-(they used an SVM; a linear softmax is the same model class).
+Lee et al. 2009, section 3.4). :func:`fit_linear` trains a linear classifier ``x W + b`` over
+mini-batches in one ``lax.scan`` per epoch, by softmax cross-entropy or by the one-vs-rest squared
+hinge loss of a linear L2-loss SVM (LIBLINEAR's default, the classifier family of Lee et al.'s
+MNIST table).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from jdbn.models import conv as C
 
 Array = jax.Array
 
-__all__ = ["greedy", "Linear", "fit_linear", "predict", "error_rate"]
+__all__ = ["greedy", "Linear", "LOSSES", "linear_loss", "fit_linear", "predict", "error_rate"]
 
 
 def greedy(key: Array, layers: Sequence[C.ConvRBM], trainers: Sequence[Any], data: Array, *,
@@ -63,22 +64,41 @@ def greedy(key: Array, layers: Sequence[C.ConvRBM], trainers: Sequence[Any], dat
 
 
 class Linear(NamedTuple):
-  """A softmax classifier ``p(y | x) = softmax(x W + b)``: ``W [n_features, n_classes]``."""
+  """A linear classifier with scores ``x W + b``: ``W [n_features, n_classes]``, ``b
+  [n_classes]``; the class is the highest score (for softmax, ``p(y | x) = softmax(x W + b)``)."""
   W: Array
   b: Array
 
 
-def _loss(params: Linear, x, y):
-  logits = x @ params.W + params.b
-  return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+def _softmax(scores: Array, y: Array) -> Array:
+  return optax.softmax_cross_entropy_with_integer_labels(scores, y)
+
+
+def _squared_hinge(scores: Array, y: Array) -> Array:
+  """One-vs-rest L2-loss SVM: ``sum_c max(0, 1 - t_c s_c)^2`` with ``t_c = +1`` for the true
+  class and ``-1`` for the others."""
+  signs = 2.0 * jax.nn.one_hot(y, scores.shape[-1], dtype=scores.dtype) - 1.0
+  return jnp.sum(optax.losses.hinge_loss(scores, signs) ** 2, axis=-1)
+
+
+#: The losses of :func:`fit_linear`, per example: ``(scores [n, c], labels [n]) -> [n]``.
+LOSSES = {"softmax": _softmax, "squared_hinge": _squared_hinge}
+
+
+def linear_loss(params: Linear, x: Array, y: Array, loss: str = "softmax") -> Array:
+  """The mean of ``LOSSES[loss]`` over the rows of ``x [n, d]`` with integer labels ``y [n]``."""
+  return jnp.mean(LOSSES[loss](x @ params.W + params.b, y))
 
 
 def fit_linear(key: Array, x: Array, y: Array, n_classes: int,
                optimizer: optax.GradientTransformation, *, epochs: int,
-               batch_size: int) -> Linear:
+               batch_size: int, loss: str = "softmax") -> Linear:
   """Trains :class:`Linear` on features ``x [n, d]`` and integer labels ``y [n]`` by mini-batch
-  cross-entropy (shuffled by ``key`` each epoch; a remainder that does not fill a batch is
-  skipped); each epoch is one ``lax.scan`` inside one ``jit``."""
+  ``loss`` (a key of :data:`LOSSES`; shuffled by ``key`` each epoch; a remainder that does not
+  fill a batch is skipped); each epoch is one ``lax.scan`` inside one ``jit``. Regularise through
+  ``optimizer`` (e.g. ``optax.add_decayed_weights``)."""
+  if loss not in LOSSES:
+    raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
   x, y = jnp.asarray(x), jnp.asarray(y, jnp.int32)
   if x.ndim != 2 or y.shape != x.shape[:1]:
     raise ValueError(f"x must be [n, d] and y [n], got {tuple(x.shape)} and {tuple(y.shape)}")
@@ -95,7 +115,7 @@ def fit_linear(key: Array, x: Array, y: Array, n_classes: int,
 
     def step(carry, i):
       params, opt_state = carry
-      grads = jax.grad(_loss)(params, x[i], y[i])
+      grads = jax.grad(lambda p: linear_loss(p, x[i], y[i], loss))(params)
       updates, opt_state = optimizer.update(grads, opt_state, params)
       return (optax.apply_updates(params, updates), opt_state), None
 
