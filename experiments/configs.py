@@ -120,7 +120,8 @@ ROWS: dict[str, Row] = {
         seeds=(0,), result="the run folder's metrics.json; the evaluation is printed",
         ours="-85.14 nats (1,000 AIS chains, ESS 9.5), 1.22% with the DBN's dropout recipe on "
         "the grey levels (1.60% on the binarised images, 1.81% with early stopping, 2.08% "
-        "without dropout), after 18% of the paper's updates, no label block (2026-12-06)"),
+        "without dropout), after 18% of the paper's updates, no label block (2026-12-06). At 300 joint "
+        "epochs with --epochs 300 and the same recipe (benchmarks/HISTORY.md): 1.03%, -86.30 nats"),
     "sh2009_dbm_labels": Row(
         paper="Salakhutdinov & Hinton 2009: the 784-500-1000 DBM with 10 label units on h2, as "
         "their code trains it",
